@@ -1,0 +1,107 @@
+"""Exact kernels and their random-feature estimates K̂(x, y) = φ(x)ᵀφ(y).
+
+All exact kernels here are functions of the inner product xᵀy and the squared norms ‖x‖², ‖y‖²
+(theory.md §1, §3, §6), so each has a pair form (inputs (…, d) and (…, d) → (…)) and a Gram form
+(inputs (…, L, d) and (…, M, d) → (…, L, M)) that share one formula:
+
+* ``softmax``: SM(x, y) = exp(xᵀy) (Performers, Eq. 6);
+* ``gaussian``: exp(−‖x − y‖²/2);
+* ``smreg``: SMREG(x, y) = Λ ₀F₁(; d/2; d‖x + y‖²/4), Λ = exp(−(‖x‖² + ‖y‖²)/2) (theory.md §6;
+  the mean of positive features with √d-normed rows); host float64 via scipy, not differentiable;
+* ``arccos``: the order-1 arc-cosine kernel (‖x‖‖y‖/2π)(sin θ + (π − θ) cos θ) (Cho & Saul 2009),
+  the mean of ReLU features with Gaussian rows.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .backends import backend_of, namespace, resolve_target
+from .special import log_hyp0f1
+from .validation import check_array, check_choice, check_same_d
+
+KERNELS = ("softmax", "gaussian", "smreg", "arccos")
+
+
+def _from_inner(name, inner, sq_x, sq_y, d):
+    xp = namespace(inner)
+    if name == "softmax":
+        return xp.exp(inner)
+    if name == "gaussian":
+        return xp.exp(-(sq_x + sq_y - 2 * inner) / 2)
+    if name == "arccos":
+        norms = xp.sqrt(sq_x * sq_y)
+        safe = xp.where(norms > 0, norms, xp.ones_like(norms))
+        cos = xp.clip(inner / safe, -1.0, 1.0)
+        theta = xp.acos(cos)
+        value = norms / (2 * math.pi) * (xp.sqrt(1 - cos * cos) + (math.pi - theta) * cos)
+        return xp.where(norms > 0, value, xp.zeros_like(value))
+    host = [np.asarray(_to_host(a), dtype=np.float64) for a in (inner, sq_x, sq_y)]
+    sq_sum = host[1] + host[2] + 2 * host[0]
+    value = np.exp(-(host[1] + host[2]) / 2 + log_hyp0f1(d / 2, d * np.maximum(sq_sum, 0) / 4))
+    target = resolve_target(like=inner)
+    return target.asarray(value)
+
+
+def _to_host(a):
+    if backend_of(a) == "torch":
+        return a.detach().cpu().numpy()
+    return np.asarray(a)
+
+
+def exact(name, x, y):
+    """Kernel ``name`` on pairs: x, y (…, d) broadcasting over leading dims → (…)."""
+    check_choice(name, "kernel", KERNELS)
+    check_array(x, "x")
+    check_array(y, "y")
+    check_same_d(x, y, "x", "y")
+    xp = namespace(x, y)
+    inner = xp.sum(x * y, axis=-1)
+    return _from_inner(name, inner, xp.sum(x * x, axis=-1), xp.sum(y * y, axis=-1), x.shape[-1])
+
+
+def exact_gram(name, x, y):
+    """Kernel ``name`` between every row pair: x (…, L, d), y (…, M, d) → (…, L, M)."""
+    check_choice(name, "kernel", KERNELS)
+    check_array(x, "x", min_ndim=2)
+    check_array(y, "y", min_ndim=2)
+    check_same_d(x, y, "x", "y")
+    xp = namespace(x, y)
+    inner = xp.matmul(x, xp.matrix_transpose(y))
+    sq_x = xp.sum(x * x, axis=-1)[..., :, None]
+    sq_y = xp.sum(y * y, axis=-1)[..., None, :]
+    return _from_inner(name, inner, sq_x, sq_y, x.shape[-1])
+
+
+def softmax(x, y):
+    """SM(x, y) = exp(xᵀy) on pairs (…, d) → (…)."""
+    return exact("softmax", x, y)
+
+
+def gaussian(x, y):
+    """exp(−‖x − y‖²/2) on pairs (…, d) → (…)."""
+    return exact("gaussian", x, y)
+
+
+def smreg(x, y):
+    """SMREG(x, y) = Λ ₀F₁(; d/2; d‖x + y‖²/4) on pairs (…, d) → (…) (theory.md §6)."""
+    return exact("smreg", x, y)
+
+
+def arccos(x, y):
+    """Order-1 arc-cosine kernel (‖x‖‖y‖/2π)(sin θ + (π − θ) cos θ) on pairs (…, d) → (…)."""
+    return exact("arccos", x, y)
+
+
+def estimate(phi_x, phi_y):
+    """K̂(x, y) = φ(x)ᵀφ(y) on pairs of feature rows: (…, r) and (…, r) → (…)."""
+    xp = namespace(phi_x, phi_y)
+    return xp.sum(phi_x * phi_y, axis=-1)
+
+
+def estimate_gram(phi_x, phi_y):
+    """Â = φ(X) φ(Y)ᵀ: features (…, L, r) and (…, M, r) → (…, L, M)."""
+    xp = namespace(phi_x, phi_y)
+    return xp.matmul(phi_x, xp.matrix_transpose(phi_y))

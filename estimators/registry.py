@@ -1,0 +1,119 @@
+"""One table of every estimator: studies, statistical tests and benchmarks iterate it.
+
+A row names a feature map, a projection law and the kernel its expectation equals. Adding an
+estimator means adding one row here (plus its feature/projection code and its theory in
+``estimators.theory``); nothing else needs editing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import features as feature_maps
+from . import kernels, projections
+from .backends import namespace
+from .validation import check_choice
+
+
+@dataclass(frozen=True)
+class Estimator:
+    """A random-feature kernel estimator K̂(x, y) = φ(x)ᵀφ(y) with φ built from W.
+
+    Attributes
+    ----------
+    name : str
+        Registry key, ``<feature>-<projection>[-<variant>]``.
+    feature : str
+        Feature map in :data:`estimators.features.FEATURES`.
+    projection : str
+        ``"iid"`` or ``"orthogonal"`` (block-orthogonal, Haar blocks).
+    norms : str
+        Row norms of W: ``"chi"`` (rows marginally N(0, I)) or ``"fixed"`` (√d).
+    kernel : str
+        The kernel E[K̂] equals, in :data:`estimators.kernels.KERNELS`.
+    description : str
+        One line for tables and legends, with the source.
+    """
+
+    name: str
+    feature: str
+    projection: str
+    norms: str
+    kernel: str
+    description: str
+
+    @property
+    def features_per_projection(self) -> int:
+        """r/m: 2 for trig and hyperbolic, 1 otherwise."""
+        return feature_maps.features_per_projection(self.feature)
+
+    def draw(self, m, d, **kwargs):
+        """Projection W (*batch_shape, m, d); keywords as in :mod:`estimators.projections`."""
+        if self.projection == "iid":
+            W = projections.iid(m, d, **kwargs)
+            if self.norms == "fixed":
+                xp = namespace(W)
+                W = W * (d**0.5 / xp.linalg.vector_norm(W, axis=-1, keepdims=True))
+            return W
+        return projections.orthogonal(m, d, norms=self.norms, **kwargs)
+
+    def features(self, x, W, **kwargs):
+        """φ(x) (…, L, r) for inputs (…, L, d); keywords as in :mod:`estimators.features`."""
+        return feature_maps.feature_map(self.feature)(x, W, **kwargs)
+
+    def estimate(self, x, y, W):
+        """K̂(x, y) for pairs x, y (…, d) → (…); W (m, d) or (…, m, d) broadcasting."""
+        phi_x = self.features(x[..., None, :], W)
+        phi_y = self.features(y[..., None, :], W)
+        return kernels.estimate(phi_x, phi_y)[..., 0]
+
+    def estimate_gram(self, x, y, W):
+        """Â (…, L, M) for x (…, L, d), y (…, M, d)."""
+        return kernels.estimate_gram(self.features(x, W), self.features(y, W))
+
+    def exact(self, x, y):
+        """The kernel this estimator is unbiased for, on pairs (…, d) → (…)."""
+        return kernels.exact(self.kernel, x, y)
+
+    def theory_mean(self, x, y):
+        """E[K̂(x, y)] from :func:`estimators.theory.mean` (float64 numpy)."""
+        from . import theory
+
+        return theory.mean(self.name, x, y)
+
+    def theory_mse(self, x, y, m):
+        """MSE of K̂(x, y) with m projections from :func:`estimators.theory.mse`."""
+        from . import theory
+
+        return theory.mse(self.name, x, y, m)
+
+
+_ROWS = [
+    Estimator("trig-iid", "trig", "iid", "chi", "softmax", "SM^trig_m, iid Gaussian ω (Perf. §2.3)"),
+    Estimator("trig-ort", "trig", "orthogonal", "chi", "softmax", "SM^trig_m, block-ORF (Perf. §2.4)"),
+    Estimator("positive-iid", "positive", "iid", "chi", "softmax", "SM^+_m, PRF iid (Perf. Lemma 1)"),
+    Estimator("positive-ort", "positive", "orthogonal", "chi", "softmax", "SM^+_m, PRF + ORF (FAVOR+)"),
+    Estimator("hyperbolic-iid", "hyperbolic", "iid", "chi", "softmax", "SM^hyp+_m, iid (Lemma 1)"),
+    Estimator("hyperbolic-ort", "hyperbolic", "orthogonal", "chi", "softmax", "SM^hyp+_m, block-ORF"),
+    Estimator("positive-iid-fixed", "positive", "iid", "fixed", "smreg", "SMREG^+_m, ω ~ U(√d S) iid"),
+    Estimator("positive-ort-fixed", "positive", "orthogonal", "fixed", "smreg", "SMREG^ort+_m (√d norms)"),
+    Estimator("relu-iid", "generalized", "iid", "chi", "arccos", "ReLU(Wx), iid (arc-cosine kernel)"),
+    Estimator("relu-ort", "generalized", "orthogonal", "chi", "arccos", "ReLU(Wx), block-ORF"),
+]
+_REGISTRY = {row.name: row for row in _ROWS}
+
+
+def names() -> list[str]:
+    """Registry keys in table order."""
+    return list(_REGISTRY)
+
+
+def get(name: str) -> Estimator:
+    """The registry row ``name``; ``ValueError`` listing the known names otherwise."""
+    check_choice(name, "estimator", _REGISTRY)
+    return _REGISTRY[name]
+
+
+def rows() -> list[Estimator]:
+    """Every registry row in table order."""
+    return list(_ROWS)
