@@ -55,10 +55,9 @@ def device_name(x) -> str:
     if backend == "torch":
         return "cuda" if x.is_cuda else x.device.type
     if backend == "jax":
-        devices = getattr(x, "devices", None)
-        if devices is None:  # a tracer inside jit: placement is decided outside
+        if is_tracer(x):  # inside jit: placement is decided outside
             return "cpu"
-        platform = next(iter(devices())).platform
+        platform = next(iter(x.devices())).platform
         return "cuda" if platform == "gpu" else platform
     return "cpu"
 
