@@ -1,0 +1,164 @@
+"""Command line: ``python -m studies list | run NAME... | all | audit ...``.
+
+Examples::
+
+    python -m studies list
+    python -m studies all                                   # quick preset, numpy, CPU
+    python -m studies run mse_vs_features orthogonal_gain --backend torch --preset paper
+    python -m studies all --executor dask-local --workers 8
+    python -m studies.smreg --seed 3                        # one study as its own module
+
+Options of ``run`` and ``all``: ``--backend numpy|torch|jax``, ``--device cpu|cuda|tpu``, ``--dtype``,
+``--rng portable|native``, ``--preset quick|paper``, ``--seed``, ``--out`` (default ``results``),
+``--executor local|serial|dask-local|dask://host:port``, ``--workers``, ``--no-plot``, ``--quiet``.
+``audit`` hands its arguments to ``studies.audit.main``. Bad arguments print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+import time
+
+from estimators.backends import BACKENDS, DTYPES
+
+from . import discover
+from .runner import DEFAULT_OUT, PRESETS, RNG_PATHS, Context, check_executor_spec, make_executor, run_studies
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A bad command line: reported in one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(message)
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", choices=BACKENDS, default="numpy", help="array library (default numpy)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda (or gpu) or tpu (default cpu)")
+    parser.add_argument("--dtype", choices=DTYPES, default="float64", help="compute dtype (default float64)")
+    parser.add_argument(
+        "--rng",
+        choices=RNG_PATHS,
+        default="portable",
+        help="portable host draws (default) or native device draws",
+    )
+    parser.add_argument("--preset", choices=PRESETS, default="quick", help="quick (default) or paper scale")
+    parser.add_argument("--seed", type=_seed, default=0, help="root seed (default 0)")
+    parser.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
+    parser.add_argument("--executor", default="local", help="local, serial, dask-local or dask://host:port")
+    parser.add_argument(
+        "--workers", type=_positive, default=None, help="worker processes (default: cores, <= 4)"
+    )
+    parser.add_argument("--no-plot", action="store_true", help="write records and CSV only")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seed must be a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"seed must be a non-negative integer, got {text!r}")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m studies", description="Regenerate favor-bench's studies and plots.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{list,run,all,audit}")
+    commands.add_parser("list", help="list the studies and what each verifies")
+    run = commands.add_parser("run", help="run the named studies")
+    run.add_argument("names", nargs="+", metavar="NAME", help="study names (see `list`)")
+    _add_run_options(run)
+    _add_run_options(commands.add_parser("all", help="run every study"))
+    commands.add_parser(
+        "audit", help="audit an implementation (python -m studies audit --help)", add_help=False
+    )
+    return parser
+
+
+def _list(studies) -> int:
+    width = max(map(len, studies), default=0)
+    for name, study in studies.items():
+        print(f"{name:<{width}}  {study.claim}")
+    return 0
+
+
+def _audit(argv) -> int:
+    if importlib.util.find_spec("studies.audit") is None:
+        raise UsageError("audit is not available (studies.audit is not installed)")
+    module = importlib.import_module("studies.audit")
+    if not hasattr(module, "main"):
+        raise UsageError("audit is not available (studies.audit has no main)")
+    return module.main(list(argv)) or 0
+
+
+def _run(args, studies) -> int:
+    names = list(studies) if args.command == "all" else args.names
+    unknown = [name for name in names if name not in studies]
+    if unknown:
+        raise UsageError(f"unknown study {unknown[0]!r}; choose from {', '.join(studies)}")
+    try:
+        context = Context(args.backend, args.device, args.dtype, args.rng, args.seed, args.preset)
+        context.target  # noqa: B018 (checks that the backend, device and dtype exist here)
+        check_executor_spec(args.executor)
+    except (TypeError, ValueError) as error:
+        raise UsageError(str(error)) from None
+    started = time.perf_counter()
+    with make_executor(args.executor, args.workers) as (executor, description):
+        results = run_studies(
+            [studies[name] for name in dict.fromkeys(names)],
+            context,
+            out=args.out,
+            executor=executor,
+            executor_name=description,
+            progress=not args.quiet,
+            plot=not args.no_plot,
+        )
+    for name, rows in results.items():
+        print(f"{name}: {len(rows)} rows -> {args.out}/{name}/")
+    wall = time.perf_counter() - started
+    print(f"done in {wall:.1f} s ({context.backend}, {context.device}, {context.preset})")
+    return 0
+
+
+def main(argv=None) -> int:
+    """Entry point; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv[:1] == ["audit"]:
+            return _audit(argv[1:])
+        args = build_parser().parse_args(argv)
+        studies = discover()
+        if args.command == "list":
+            return _list(studies)
+        return _run(args, studies)
+    except UsageError as error:
+        print(f"python -m studies: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def main_for(name: str) -> int:
+    """``python -m studies.NAME [options]``: run one study with the ``run`` options."""
+    return main(["run", name, *sys.argv[1:]])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

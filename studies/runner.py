@@ -1,0 +1,662 @@
+"""Run studies: cells, seeds, the executor seam, resumable records, summaries and metadata.
+
+A study (:class:`Study`) is a list of hashable cells and four pure functions. The runner
+
+* builds each :class:`Cell` from the study's parameter dicts and the run's :class:`Context`
+  (backend, device, dtype, RNG path, root seed, preset);
+* seeds every cell from ``SeedSequence(root_seed, spawn_key=cell.seed_key)``, a stable SHA-256 of the
+  study name and the cell's parameters (not Python's ``hash``, and not the backend), so a cell draws
+  the same numbers in a loop, a process pool or a cluster, and on numpy, torch and jax when the
+  portable RNG is used;
+* sends batches of cells through a ``concurrent.futures.Executor`` (local processes by default, a Dask
+  ``Client(...).get_executor(pure=False)`` on request, or in-process ``serial``);
+* appends each finished record to ``<out>/<study>/records.jsonl`` (one JSON line, flushed and fsynced),
+  skips cells whose record is already there on a rerun, and rewrites the file in cell order at the
+  end (temp file + rename), so the same seed gives byte-identical records;
+* writes the study's CSV summary, its plot (PNG + SVG) and ``meta.json`` (git commit, versions,
+  backend, device, dtype, seed, preset, wall time, cells). Wall times live only in ``meta.json``.
+
+Monte Carlo helpers (:func:`replicate_chunks`, :func:`error_moments`, :func:`merge_moments`) keep
+replicates vectorized in memory-bounded chunks and reduce them to mergeable moment sums.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import csv
+import hashlib
+import importlib
+import io
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from estimators.backends import Target, backend_of, native_rng, resolve_target
+
+PRESETS = ("quick", "paper")
+RNG_PATHS = ("portable", "native")
+DEFAULT_OUT = "results"
+ELEMENT_BUDGET = 1 << 22
+"""Default number of array elements one Monte Carlo chunk may hold (32 MiB in float64)."""
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where and how a run computes: shared by every cell of the run.
+
+    ``rng="portable"`` draws on the host (identical numbers on every backend, for theory checks);
+    ``"native"`` draws with the backend's own generator on the device (fast, streams differ).
+    """
+
+    backend: str = "numpy"
+    device: str = "cpu"
+    dtype: str = "float64"
+    rng: str = "portable"
+    seed: int = 0
+    preset: str = "quick"
+
+    def __post_init__(self):
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset must be one of {PRESETS}, got {self.preset!r}")
+        if self.rng not in RNG_PATHS:
+            raise ValueError(f"rng must be one of {RNG_PATHS}, got {self.rng!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+
+    @property
+    def target(self) -> Target:
+        """The checked :class:`~estimators.backends.Target` (raises if the backend/device is missing)."""
+        return resolve_target(backend=self.backend, device=self.device, dtype=self.dtype)
+
+
+def _canonical(value) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def _digest(value) -> str:
+    return hashlib.sha256(_canonical(value).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One unit of work: a study module, its parameters (sorted key/value pairs) and the run context."""
+
+    module: str
+    study: str
+    params: tuple
+    context: Context
+
+    @classmethod
+    def build(cls, module: str, study: str, params: dict, context: Context) -> Cell:
+        return cls(module, study, tuple(sorted(params.items())), context)
+
+    @property
+    def kwargs(self) -> dict:
+        """The parameters as a dict."""
+        return dict(self.params)
+
+    @property
+    def key(self) -> str:
+        """Stable identity of the cell's record: SHA-256 of study, parameters and context."""
+        return _digest([self.study, self.kwargs, asdict(self.context)])
+
+    @property
+    def seed_key(self) -> tuple[int, ...]:
+        """Spawn key from study and parameters only, so backends share the same portable draws."""
+        digest = hashlib.sha256(_canonical([self.study, self.kwargs]).encode()).digest()
+        return tuple(int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4))
+
+    def seed_sequence(self) -> np.random.SeedSequence:
+        """``SeedSequence(root_seed, spawn_key=seed_key)``."""
+        return np.random.SeedSequence(self.context.seed, spawn_key=self.seed_key)
+
+    def rng(self, stream: int = 0):
+        """Random source for this cell: portable (host numpy) or native to the target backend.
+
+        ``stream`` selects an independent child stream (for quantities that must not share draws).
+        """
+        sequence = np.random.SeedSequence(self.context.seed, spawn_key=(*self.seed_key, stream))
+        if self.context.rng == "native":
+            return native_rng(int(sequence.generate_state(1)[0]), self.context.target)
+        return np.random.Generator(np.random.PCG64(sequence))
+
+
+@dataclass(frozen=True)
+class Study:
+    """A study: its cells and the pure functions that compute, summarize and plot them.
+
+    Attributes
+    ----------
+    name : str
+        Module name under ``studies`` and output folder name.
+    title : str
+        Figure title.
+    claim : str
+        One sentence: what the plot verifies (used by ``list`` and the gallery).
+    cells : callable(preset) -> list of dict
+        Parameter dicts (JSON scalars only), one per cell.
+    compute : callable(cell) -> dict
+        Pure function of the cell: JSON-able values (lists of floats, ints, strings).
+    summarize : callable(records, context) -> list of dict
+        CSV rows built from the records (each a dict with ``params`` and ``values``).
+    plot : callable(rows, context, stem) -> None
+        Draw the rows; save ``stem.png`` and ``stem.svg`` (see :func:`studies.plotting.save`).
+    batch_size : int
+        Cells sent to a worker at once (batch small cells).
+    module : str
+        Importable module that defines ``STUDY`` (defaults to ``studies.<name>``).
+    """
+
+    name: str
+    title: str
+    claim: str
+    cells: Callable[[str], list[dict]]
+    compute: Callable[[Cell], dict]
+    summarize: Callable[[list[dict], Context], list[dict]]
+    plot: Callable[[list[dict], Context, Path], None]
+    batch_size: int = 1
+    module: str = ""
+
+    @property
+    def module_name(self) -> str:
+        return self.module or f"studies.{self.name}"
+
+    def make_cells(self, context: Context) -> list[Cell]:
+        """Every cell of this study for ``context``, in the study's order."""
+        cells = [Cell.build(self.module_name, self.name, p, context) for p in self.cells(context.preset)]
+        keys = [cell.key for cell in cells]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"study {self.name!r} lists the same cell twice")
+        return cells
+
+
+def study_of(cell: Cell) -> Study:
+    """The :class:`Study` a cell belongs to (imported from ``cell.module``)."""
+    return importlib.import_module(cell.module).STUDY
+
+
+def run_cell(cell: Cell) -> dict:
+    """Compute one cell: a pure, top-level, picklable function of the cell.
+
+    Returns the record ``{"key", "study", "params", "context", "values"}``; ``values`` is the study's
+    ``compute(cell)`` made JSON-safe (NaN or Inf raise ``ValueError``: never written silently).
+    """
+    values = jsonable(study_of(cell).compute(cell))
+    _canonical(values)
+    return {
+        "key": cell.key,
+        "study": cell.study,
+        "params": cell.kwargs,
+        "context": asdict(cell.context),
+        "values": values,
+    }
+
+
+def run_batch(cells: Sequence[Cell]) -> list[dict]:
+    """Compute several small cells in one task."""
+    return [run_cell(cell) for cell in cells]
+
+
+def jsonable(value):
+    """Nested numpy/torch/jax arrays and scalars as plain Python lists, floats, ints and strings."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (str, bool)) or value is None:
+        return value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    return host(value).tolist()
+
+
+def host(x) -> np.ndarray:
+    """Any backend's array as a float64 numpy array on the host."""
+    if not isinstance(x, np.ndarray) and backend_of(x) == "torch":
+        x = x.detach().cpu().double()
+    return np.asarray(x, dtype=np.float64)
+
+
+# ---------------------------------------------------------------- Monte Carlo helpers
+
+
+def replicate_chunks(total: int, per_replicate: int, budget: int = ELEMENT_BUDGET) -> list[int]:
+    """Split ``total`` replicates into chunk sizes whose arrays hold at most ``budget`` elements.
+
+    ``per_replicate`` is the number of elements one replicate needs (e.g. m·d for a projection).
+    """
+    size = max(1, min(total, budget // max(1, per_replicate)))
+    return [min(size, total - start) for start in range(0, total, size)]
+
+
+def error_moments(errors) -> dict:
+    """Sums over replicates (axis 0) of e, e², e⁴ and their count, as float64 host lists.
+
+    ``errors`` is (n, …) on any backend; the sums merge across chunks and cells with
+    :func:`merge_moments`, and give the mean error (bias) and the MSE with confidence intervals.
+    """
+    e = host(errors)
+    squared = e * e
+    return {
+        "n": int(e.shape[0]),
+        "s1": e.sum(axis=0).tolist(),
+        "s2": squared.sum(axis=0).tolist(),
+        "s4": (squared * squared).sum(axis=0).tolist(),
+    }
+
+
+def merge_moments(parts: Iterable[dict]) -> dict:
+    """Add moment sums from :func:`error_moments` (chunks of one cell, or cells of one point)."""
+    parts = list(parts)
+    if not parts:
+        raise ValueError("parts must hold at least one moment dict")
+    merged = {"n": sum(p["n"] for p in parts)}
+    for name in ("s1", "s2", "s4"):
+        merged[name] = np.sum([np.asarray(p[name], dtype=np.float64) for p in parts], axis=0)
+    return merged
+
+
+def moment_summary(moments: dict, z: float = 2.576) -> dict:
+    """Mean error and MSE with normal-approximation ``z`` confidence half-widths (default 99%).
+
+    bias = s1/n ± z·sd(e)/√n; MSE = s2/n ± z·sd(e²)/√n. Exponential features are heavy-tailed, so
+    these sample-based intervals are for display; hypothesis tests use the theoretical variance.
+    """
+    n = moments["n"]
+    mean = np.asarray(moments["s1"]) / n
+    mse = np.asarray(moments["s2"]) / n
+    var_e = np.maximum(mse - mean**2, 0.0) * n / max(n - 1, 1)
+    var_sq = np.maximum(np.asarray(moments["s4"]) / n - mse**2, 0.0) * n / max(n - 1, 1)
+    return {
+        "n": n,
+        "bias": mean,
+        "bias_ci": z * np.sqrt(var_e / n),
+        "mse": mse,
+        "mse_ci": z * np.sqrt(var_sq / n),
+    }
+
+
+def kernel_errors(
+    cell: Cell, row, m: int, x, y, reference, replicates: int, *, relative=True, draw=None
+) -> dict:
+    """Moment sums of K̂(x_p, y_p) − reference over ``replicates`` independent draws of W.
+
+    ``row`` is a registry :class:`~estimators.registry.Estimator`; ``x``, ``y`` are host (P, d) pairs
+    and ``reference`` (P,) the value each estimate is compared with (errors are K̂/reference − 1
+    when ``relative``). W (n, m, d) is drawn ``n`` replicates at a time on the run's backend and
+    device (``draw(m, d, n, rng, like)`` overrides ``row.draw``), so the P pairs of one replicate
+    share W. Returns :func:`merge_moments` of the (n, P) errors.
+    """
+    target = cell.context.target
+    xs, ys = target.asarray(np.asarray(x)), target.asarray(np.asarray(y))
+    d = xs.shape[-1]
+    rng = cell.rng()
+    reference = np.asarray(reference, dtype=np.float64)
+    parts = []
+    for n in replicate_chunks(replicates, m * (d + 2 * len(reference))):
+        if draw is None:
+            W = row.draw(m, d, batch_shape=(n,), seed=rng, like=xs)
+        else:
+            W = draw(m, d, n, rng, xs)
+        estimates = host(row.estimate(xs, ys, W[:, None]))
+        errors = estimates / reference - 1 if relative else estimates - reference
+        parts.append(error_moments(errors))
+    return merge_moments(parts)
+
+
+# ---------------------------------------------------------------- records and files
+
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write ``data`` to ``path`` through a temp file in the same folder and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = data.encode() if isinstance(data, str) else data
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(payload)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+
+
+def record_line(record: dict) -> str:
+    """One canonical JSONL line (sorted keys, no NaN)."""
+    return _canonical(record) + "\n"
+
+
+def read_records(path: Path) -> list[dict]:
+    """Records in ``path``; a torn last line (an interrupted write) is dropped, other bad lines raise."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    lines = path.read_text().splitlines()
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number == len(lines):
+                break
+            raise ValueError(f"{path}:{number} is not a JSON record") from None
+    return records
+
+
+class RecordLog:
+    """Append-only ``records.jsonl``: one flushed, fsynced line per finished cell."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._repair_torn_tail()
+        self.stream = open(self.path, "a", encoding="utf-8")
+
+    def _repair_torn_tail(self) -> None:
+        if self.path.exists() and self.path.stat().st_size:
+            text = self.path.read_text()
+            if not text.endswith("\n"):
+                write_atomic(self.path, text[: text.rfind("\n") + 1])
+
+    def append(self, record: dict) -> None:
+        self.stream.write(record_line(record))
+        self.stream.flush()
+        os.fsync(self.stream.fileno())
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+def canonical_records(path: Path, cells: Sequence[Cell]) -> list[dict]:
+    """Rewrite ``path`` with this run's records in cell order, then any other records; return ours.
+
+    Duplicates (a cell finished twice after an interrupted rewrite) keep the first copy.
+    """
+    by_key: dict[str, dict] = {}
+    for record in read_records(path):
+        by_key.setdefault(record["key"], record)
+    order = [cell.key for cell in cells]
+    missing = [key for key in order if key not in by_key]
+    if missing:
+        raise RuntimeError(f"{len(missing)} cells have no record in {path}")
+    ours = [by_key[key] for key in order]
+    others = [record for key, record in by_key.items() if key not in set(order)]
+    write_atomic(path, "".join(record_line(r) for r in [*ours, *others]))
+    return ours
+
+
+def write_csv(path: Path, rows: Sequence[dict]) -> None:
+    """Rows as CSV (header from the first row, floats in shortest round-trip form), atomically."""
+    if not rows:
+        raise ValueError(f"no rows to write to {path}")
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(
+            {k: repr(float(v)) if isinstance(v, (float, np.floating)) else v for k, v in row.items()}
+        )
+    write_atomic(path, buffer.getvalue())
+
+
+def read_csv(path: Path) -> list[dict]:
+    """CSV rows with numeric fields parsed back to floats."""
+    with open(path, newline="") as stream:
+        return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(stream)]
+
+
+def _number(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+# ---------------------------------------------------------------- metadata
+
+
+def git_commit() -> dict:
+    """``{"commit": sha or None, "dirty": bool or None}`` for the working tree holding this package."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": sha, "dirty": bool(status.strip())}
+
+
+def package_versions(backend: str) -> dict:
+    """Versions of the packages a result depends on (the backend's framework included)."""
+    from importlib import metadata
+
+    names = ["favor-bench", "numpy", "scipy", "matplotlib", "seaborn"]
+    if backend in ("torch", "jax"):
+        names.append(backend)
+    if backend == "jax":
+        names.append("jaxlib")
+    versions = {"python": platform.python_version()}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def meta_for(
+    study: Study, context: Context, cells: Sequence[Cell], computed: int, wall: float, executor: str
+):
+    """The ``meta.json`` dict of one study run."""
+    return {
+        "study": study.name,
+        "title": study.title,
+        "claim": study.claim,
+        **git_commit(),
+        "versions": package_versions(context.backend),
+        **asdict(context),
+        "executor": executor,
+        "platform": platform.platform(),
+        "cells": {"total": len(cells), "computed": computed, "reused": len(cells) - computed},
+        "wall_time_s": round(wall, 3),
+    }
+
+
+# ---------------------------------------------------------------- executors
+
+
+class SerialExecutor(concurrent.futures.Executor):
+    """Runs each task in the calling process at submit time (debugging, GPUs, tiny runs)."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        future = concurrent.futures.Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as error:
+            future.set_exception(error)
+        return future
+
+
+def _single_thread_env() -> None:
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
+
+
+def check_executor_spec(spec: str | None) -> None:
+    """Raise ``ValueError`` unless ``spec`` names an executor :func:`make_executor` knows."""
+    if spec in (None, "local", "serial", "dask-local"):
+        return
+    if isinstance(spec, str) and spec.startswith(("dask://", "tcp://")) and ":" in spec.split("://", 1)[1]:
+        return
+    raise ValueError(f"executor must be local, serial, dask-local or dask://host:port, got {spec!r}")
+
+
+@contextlib.contextmanager
+def make_executor(spec: str | None = None, workers: int | None = None):
+    """Yield ``(executor, description)`` for an executor spec, shutting it down afterwards.
+
+    ``None``/``"local"``: a ``ProcessPoolExecutor`` (spawned workers, one BLAS thread each);
+    ``"serial"``: in-process; ``"dask-local"``: a Dask ``LocalCluster``; ``"dask://host:port"`` or
+    ``"tcp://host:port"``: an existing Dask scheduler. Dask executors come from
+    ``Client(...).get_executor(pure=False)``.
+    """
+    check_executor_spec(spec)
+    workers = workers or min(os.cpu_count() or 1, 4)
+    if spec in (None, "local"):
+        import multiprocessing
+
+        _single_thread_env()
+        context = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            yield pool, f"local processes ({workers})"
+    elif spec == "serial":
+        yield SerialExecutor(), "serial"
+    elif spec == "dask-local" or spec.startswith(("dask://", "tcp://")):
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError as error:
+            raise ValueError("executor needs dask.distributed: pip install 'favor-bench[dask]'") from error
+        if spec == "dask-local":
+            _single_thread_env()
+            with LocalCluster(n_workers=workers, threads_per_worker=1) as cluster, Client(cluster) as client:
+                yield client.get_executor(pure=False), f"dask-local ({workers})"
+        else:
+            address = "tcp://" + spec.split("://", 1)[1]
+            with Client(address) as client:
+                yield client.get_executor(pure=False), f"dask {address}"
+
+
+# ---------------------------------------------------------------- running studies
+
+
+@dataclass
+class _Pending:
+    study: Study
+    cells: list[Cell]
+    log: RecordLog
+    done: set = field(default_factory=set)
+    computed: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+
+def _batches(cells: Sequence[Cell], size: int) -> list[list[Cell]]:
+    return [list(cells[i : i + size]) for i in range(0, len(cells), size)]
+
+
+def study_dir(out: Path, study: Study) -> Path:
+    return Path(out) / study.name
+
+
+def run_studies(
+    studies: Sequence[Study],
+    context: Context,
+    *,
+    out: Path | str = DEFAULT_OUT,
+    executor: concurrent.futures.Executor | None = None,
+    executor_name: str = "serial",
+    progress: bool = True,
+    plot: bool = True,
+) -> dict[str, list[dict]]:
+    """Run every cell of ``studies`` not already recorded under ``out``; write CSVs, plots and meta.
+
+    All studies' batches are in flight together. Returns ``{study name: CSV rows}``.
+    """
+    from tqdm import tqdm
+
+    executor = executor or SerialExecutor()
+    pending = {}
+    for study in studies:
+        cells = study.make_cells(context)
+        log = RecordLog(study_dir(out, study) / "records.jsonl")
+        done = {record["key"] for record in read_records(log.path)}
+        pending[study.name] = _Pending(study, cells, log, done)
+    todo = {
+        name: [cell for cell in state.cells if cell.key not in state.done] for name, state in pending.items()
+    }
+    total = sum(len(state.cells) for state in pending.values())
+    bar = tqdm(
+        total=total,
+        initial=total - sum(len(cells) for cells in todo.values()),
+        desc="studies",
+        unit="cell",
+        file=sys.stderr,
+        disable=not progress or None,
+    )
+    try:
+        futures = {}
+        for name, cells in todo.items():
+            for batch in _batches(cells, pending[name].study.batch_size):
+                futures[executor.submit(run_batch, batch)] = name
+        for future in concurrent.futures.as_completed(futures):
+            state = pending[futures[future]]
+            for record in future.result():
+                state.log.append(record)
+                state.computed += 1
+                bar.update(1)
+    finally:
+        bar.close()
+        for state in pending.values():
+            state.log.close()
+    return {
+        name: finish_study(
+            state.study, context, state.cells, Path(out), state.computed, state.started, executor_name, plot
+        )
+        for name, state in pending.items()
+    }
+
+
+def finish_study(study, context, cells, out, computed, started, executor_name, plot=True) -> list[dict]:
+    """Canonical records, CSV, plot and meta.json for one study; returns the CSV rows."""
+    folder = study_dir(out, study)
+    records = canonical_records(folder / "records.jsonl", cells)
+    rows = study.summarize(records, context)
+    write_csv(folder / f"{study.name}.csv", rows)
+    if plot:
+        study.plot(rows, context, folder / study.name)
+    meta = meta_for(study, context, cells, computed, time.perf_counter() - started, executor_name)
+    write_atomic(folder / "meta.json", json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return rows
+
+
+def chunk_cells(base: dict, replicates: int, chunk: int) -> list[dict]:
+    """Split ``replicates`` of one point into cells of at most ``chunk`` replicates (key ``chunk``)."""
+    count = math.ceil(replicates / chunk)
+    return [
+        {**base, "chunk": index, "replicates": min(chunk, replicates - index * chunk)}
+        for index in range(count)
+    ]
+
+
+def group_records(records: Iterable[dict], *names: str) -> dict[tuple, list[dict]]:
+    """Records grouped by the values of parameters ``names`` (chunks of one point merge), in order."""
+    groups: dict[tuple, list[dict]] = {}
+    for record in records:
+        groups.setdefault(tuple(record["params"][n] for n in names), []).append(record)
+    return groups
