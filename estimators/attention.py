@@ -1,0 +1,442 @@
+"""Softmax attention and its FAVOR random-feature estimate, bidirectional and causal.
+
+Shapes: queries ``q`` (…, L, d), keys ``k`` (…, M, d), values ``v`` (…, M, d_v), any leading
+batch/head dims (broadcasting); outputs (…, L, d_v) in the backend, device and dtype of ``q``.
+
+* :func:`exact`: ``Att = D⁻¹ A V`` with ``A = exp(Q Kᵀ/√d)`` and ``D = diag(A 1)`` (Performers
+  Eq. 1); causal: ``A → tril(A)`` (Eq. 2). Computed as a row-stable softmax.
+* :func:`favor`: ``Att^ = D̂⁻¹ (Q'((K')ᵀ V))``, ``D̂ = diag(Q'((K')ᵀ 1))`` (Eq. 4) with feature rows
+  ``Q'_i = φ(q_i d^{-1/4})``, ``K'_j = φ(k_j d^{-1/4})`` from the same projection W; causal by chunked
+  prefix sums (App. B.1, Eq. 11; :mod:`estimators.causal`). Memory O(L·(m + d) + m·d) per head.
+* :func:`favor_from_features`: the same algebra on precomputed features.
+
+Masks. ``key_padding_mask`` (…, M), boolean, True = keep: a removed key leaves numerator and
+denominator. A query with no visible key (every key removed, or in causal mode every key up to its
+position) gets a **zero** output row in both :func:`exact` and :func:`favor`.
+
+Stabilizers (theory.md §8). Features are computed in log space and shifted before exponentiation:
+
+* ``"auto"`` (default): each query row by its own largest log-amplitude; keys by one shift per
+  leading index (bidirectional) or, in causal mode, by the running maximum over the keys seen so far,
+  with the carried state rescaled (:mod:`estimators.causal`), so no output depends on a later position.
+  With ``eps = 0`` every shift cancels exactly in the normalized output.
+* ``"global"``: as the public Performer code, one key shift per leading index taken over the *whole*
+  sequence. Bidirectional this equals ``"auto"``; causal it **leaks the future** (a later outlier key
+  changes earlier outputs through underflow, and through ``eps``). Kept only to study that leak.
+* ``"none"``: no shift (overflows for large inputs).
+
+Shifts are constants for differentiation (stop-gradient; exact when ``eps = 0``, where the output
+does not depend on them). ``eps`` > 0 adds ``eps · m^{-1/2}`` to every shifted exponential feature as
+the public code does; it biases every output (towards the plain mean of the visible values) by an
+amount that depends on the shifts, so it defaults to 0.
+
+Denominators. If a visible row's D̂_i underflows to 0 or is not positive (trigonometric features can
+give D̂_i ≤ 0, Performers §2.3), ``denominator="raise"`` (default) raises :class:`DenominatorError`;
+``"zero"`` returns a zero row there; ``"raw"`` returns N̂_i / D̂_i as computed (possibly ±Inf/NaN, on
+request only). Inside ``jax.jit``/``jax.grad`` nothing can be raised, so ``"raise"`` acts as ``"zero"``.
+
+Precision: float16/bfloat16 inputs are computed and accumulated in float32 and returned in the
+input dtype.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import math
+
+import numpy as np
+
+from . import features as feature_maps
+from . import registry
+from .backends import backend_of, dtype_name, is_tracer, namespace
+from .causal import prefix_sums
+from .features import FeatureParts, assemble, feature_parts, row_shift
+from .validation import (
+    LOW_PRECISION,
+    check_array,
+    check_choice,
+    check_positive_int,
+    check_same_backend,
+    check_same_d,
+)
+
+STABILIZERS = ("auto", "global", "none")
+DENOMINATORS = ("raise", "zero", "raw")
+IMPLS = ("auto", "reference", "triton")
+DEFAULT_CHUNK_SIZE = 128
+
+
+class DenominatorError(FloatingPointError):
+    """A FAVOR denominator D̂_i of a row with visible keys underflowed, was not positive or not finite."""
+
+
+def exact(q, k, v, causal=False, key_padding_mask=None):
+    """Softmax attention ``softmax(q kᵀ/√d) v`` (Performers Eq. 1; causal: Eq. 2).
+
+    Parameters
+    ----------
+    q : array (…, L, d)
+    k : array (…, M, d)
+    v : array (…, M, d_v)
+    causal : bool
+        Query i sees keys j ≤ i (needs L == M).
+    key_padding_mask : bool array (…, M) or None
+        True keeps a key.
+
+    Returns
+    -------
+    array (…, L, d_v)
+        Row i is ``Σ_j w_ij v_j`` with ``w_ij = exp(q_iᵀk_j/√d − μ_i) / Σ_j' exp(q_iᵀk_j'/√d − μ_i)``
+        over visible keys (μ_i the row maximum, which cancels); zero if no key is visible.
+    """
+    _check_inputs(q, k, v, key_padding_mask, causal)
+    xp = namespace(q)
+    dtype = dtype_name(q)
+    q, k, v = (_work(xp, a) for a in (q, k, v))
+    logits = xp.matmul(q, xp.matrix_transpose(k)) / math.sqrt(q.shape[-1])
+    allowed = _allowed(xp, key_padding_mask, causal, logits.shape[-2], logits.shape[-1], q)
+    if allowed is not None:
+        logits = xp.where(allowed, logits, -math.inf)
+    row_max = _stop_gradient(xp.max(logits, axis=-1, keepdims=True))
+    weights = xp.exp(logits - xp.where(row_max > -math.inf, row_max, 0.0))
+    total = xp.sum(weights, axis=-1, keepdims=True)
+    out = xp.matmul(weights, v) / xp.where(total > 0, total, 1.0)
+    return _restore(xp, out, dtype)
+
+
+def favor(
+    q,
+    k,
+    v,
+    W,
+    feature="positive",
+    causal=False,
+    key_padding_mask=None,
+    *,
+    stabilizer="auto",
+    eps=0.0,
+    chunk_size=None,
+    impl="auto",
+    denominator="raise",
+    feature_options=None,
+):
+    """FAVOR attention: softmax attention with exp(q·k/√d) estimated by φ(q)ᵀφ(k) (Performers Eq. 4).
+
+    Parameters
+    ----------
+    q, k, v : arrays (…, L, d), (…, M, d), (…, M, d_v)
+    W : array (m, d) or (…, H, m, d)
+        Projection shared by all heads or one per head; the same W is used for q and k.
+    feature : str
+        A feature map in :data:`estimators.features.FEATURES` or a registry estimator name (its feature
+        map is used). Maps are applied with ``scale_inputs=True``, so ``φ(q)ᵀφ(k) ≈ exp(qᵀk/√d)``.
+    causal : bool
+        Query i sees keys j ≤ i (needs L == M); chunked prefix sums.
+    key_padding_mask : bool array (…, M) or None
+        True keeps a key.
+    stabilizer : {"auto", "global", "none"}
+        Log-space shifts (module docstring); ``"global"`` leaks the future in causal mode.
+    eps : float
+        Added to every shifted exponential feature (× m^{-1/2}); > 0 biases the output.
+    chunk_size : int or None
+        Causal chunk length C (default min(L, 128)); memory O(L·(m + d) + C² + m·d_v) per head.
+    impl : {"auto", "reference", "triton"}
+        ``"auto"`` uses :mod:`estimators.triton_favor` for CUDA torch tensors when Triton is importable,
+        the call uses the defaults it implements, and its ``supports`` accepts the call; otherwise the
+        reference path here. ``"triton"`` demands the kernel and raises ``ValueError`` if it cannot run.
+    denominator : {"raise", "zero", "raw"}
+        What a visible row with an underflowed or non-positive D̂_i gets (module docstring).
+    feature_options : dict or None
+        Extra keywords for :func:`estimators.features.feature_parts` (same for q and k).
+
+    Returns
+    -------
+    array (…, L, d_v)
+        ``D̂⁻¹ Q'((K')ᵀ V)`` (causal: ``D̃⁻¹ tril(Q'(K')ᵀ) V``); zero rows where no key is visible.
+    """
+    name = resolve_feature(feature)
+    check_choice(stabilizer, "stabilizer", STABILIZERS)
+    check_choice(denominator, "denominator", DENOMINATORS)
+    check_choice(impl, "impl", IMPLS)
+    eps = _check_eps(eps)
+    chunk_size = DEFAULT_CHUNK_SIZE if chunk_size is None else check_positive_int(chunk_size, "chunk_size")
+    options = dict(feature_options or {})
+    _check_inputs(q, k, v, key_padding_mask, causal)
+    _check_projection(W, q, k)
+    kernel = _triton_kernel(impl, (q, k, v, W, name, causal, key_padding_mask), stabilizer, eps, options)
+    if kernel is not None:
+        return kernel.favor_triton(q, k, v, W, feature=name, causal=causal)
+    query_parts = feature_parts(name, q, W, scale_inputs=True, **options)
+    key_parts = feature_parts(name, k, W, scale_inputs=True, **options)
+    query_shift = None if stabilizer == "none" else _query_shift(query_parts)
+    phi_q = assemble(query_parts, query_shift, eps, keep_float32=True)
+    keep = _keep(key_padding_mask)
+    log_scale = _key_log_scale(key_parts, keep, stabilizer, causal, phi_q)
+    return _favor_core(phi_q, key_parts, log_scale, keep, v, causal, eps, chunk_size, denominator)
+
+
+def favor_from_features(
+    q_features, k_features, v, causal=False, key_padding_mask=None, *, chunk_size=None, denominator="raise"
+):
+    """The FAVOR algebra on precomputed, unshifted features (Performers Eq. 4, App. B.1 Eq. 11).
+
+    Parameters
+    ----------
+    q_features : array (…, L, r)
+        Rows φ(q_i); any per-row factor cancels.
+    k_features : array (…, M, r)
+        Rows φ(k_j), used as given (no stabilizer).
+    v : array (…, M, d_v)
+    causal, key_padding_mask, chunk_size, denominator
+        As in :func:`favor`.
+
+    Returns
+    -------
+    array (…, L, d_v)
+        ``diag(Q'(K')ᵀ1)⁻¹ Q'((K')ᵀ V)``, causal with ``tril``; zero rows where no key is visible.
+    """
+    check_choice(denominator, "denominator", DENOMINATORS)
+    chunk_size = DEFAULT_CHUNK_SIZE if chunk_size is None else check_positive_int(chunk_size, "chunk_size")
+    _check_inputs(q_features, k_features, v, key_padding_mask, causal, ("q_features", "k_features", "v"))
+    xp = namespace(q_features)
+    dtype = dtype_name(q_features)
+    phi_q, phi_k = _work(xp, q_features), _work(xp, k_features)
+    key_parts = FeatureParts(None, phi_k, 1.0, dtype)
+    keep = _keep(key_padding_mask)
+    log_scale = xp.zeros((*phi_k.shape[:-1], 1), dtype=phi_k.dtype, device=_device(phi_k))
+    if keep is not None:
+        log_scale = xp.where(keep, log_scale, -math.inf)
+    return _favor_core(phi_q, key_parts, log_scale, keep, v, causal, 0.0, chunk_size, denominator)
+
+
+def resolve_feature(feature) -> str:
+    """The feature-map name for ``feature``: a name in FEATURES or a registry estimator name."""
+    if isinstance(feature, str) and feature in feature_maps.FEATURES:
+        return feature
+    if isinstance(feature, str) and feature in registry.names():
+        return registry.get(feature).feature
+    raise ValueError(
+        f"feature must be one of {tuple(feature_maps.FEATURES)} or a registry estimator "
+        f"{tuple(registry.names())}, got {feature!r}"
+    )
+
+
+def _favor_core(phi_q, key_parts, log_scale, keep, v, causal, eps, chunk_size, denominator):
+    xp = namespace(phi_q)
+    v = _work(xp, v)
+    if causal:
+        numerator, total = prefix_sums(phi_q, key_parts, log_scale, keep, v, eps=eps, chunk_size=chunk_size)
+        visible = None if keep is None else _seen_any(xp, keep)
+    else:
+        numerator, total = _bidirectional(phi_q, key_parts, log_scale, keep, v, eps)
+        visible = None if keep is None else xp.any(keep, axis=-2)
+    out = _normalize(xp, numerator, total, visible, denominator)
+    return _restore(xp, out, key_parts.dtype)
+
+
+def _bidirectional(phi_q, key_parts, log_scale, keep, v, eps):
+    """Numerators Q'((K')ᵀV) (…, L, d_v) and denominators Q'((K')ᵀ1) (…, L), one key shift."""
+    xp = namespace(phi_q)
+    shift = xp.max(log_scale, axis=-2, keepdims=True)
+    if keep is not None:
+        shift = xp.where(keep, shift, math.inf)
+    phi_k = assemble(key_parts, shift, eps, keep_float32=True)
+    if keep is not None:
+        phi_k = xp.where(keep, phi_k, 0.0)
+    key_values = xp.matmul(xp.matrix_transpose(phi_k), v)
+    key_sum = xp.matrix_transpose(xp.sum(phi_k, axis=-2, keepdims=True))
+    return xp.matmul(phi_q, key_values), xp.matmul(phi_q, key_sum)[..., 0]
+
+
+def _query_shift(parts):
+    if parts.log_amplitude is None:
+        return None
+    return _stop_gradient(row_shift(parts))
+
+
+def _key_log_scale(parts, keep, stabilizer, causal, like):
+    """ρ_j (…, M, 1): the per-key log scale whose (prefix) maximum shifts the keys; −∞ if removed."""
+    xp = namespace(like)
+    if parts.log_amplitude is None or stabilizer == "none":
+        rows = parts.factor if parts.log_amplitude is None else parts.log_amplitude
+        scale = xp.zeros((*rows.shape[:-1], 1), dtype=like.dtype, device=_device(like))
+    else:
+        scale = _stop_gradient(row_shift(parts))
+    if keep is not None:
+        scale = xp.where(keep, scale, -math.inf)
+    if causal and stabilizer == "global":
+        scale = xp.where(scale > -math.inf, xp.max(scale, axis=-2, keepdims=True), -math.inf)
+    return scale
+
+
+def _normalize(xp, numerator, total, visible, denominator):
+    """``numerator / total`` row by row, zero for rows without a visible key, guarded per ``denominator``."""
+    valid = (total > 0) & xp.isfinite(total)
+    needed = xp.ones_like(valid) if visible is None else visible
+    if denominator == "raise" and not is_tracer(total):
+        bad = needed & ~valid
+        if bool(xp.any(bad)):
+            raise DenominatorError(
+                f"{int(xp.sum(xp.astype(bad, xp.int64)))} attention row(s) have a FAVOR denominator "
+                "that underflowed, is not positive or not finite (trigonometric features can give "
+                "D̂ ≤ 0; huge-norm inputs can underflow); use positive features or smaller inputs, "
+                "or pass denominator='zero' or 'raw'"
+            )
+    if denominator == "raw":
+        return xp.where(needed[..., None], numerator / xp.where(needed, total, 1.0)[..., None], 0.0)
+    keep_row = (valid & needed)[..., None]
+    return xp.where(keep_row, numerator / xp.where(valid, total, 1.0)[..., None], 0.0)
+
+
+def _seen_any(xp, keep):
+    """(…, L): whether any key at positions ≤ i is kept."""
+    counts = xp.cumulative_sum(xp.astype(keep[..., 0], xp.int32), axis=-1)
+    return counts > 0
+
+
+def _keep(mask):
+    return None if mask is None else mask[..., :, None]
+
+
+def _allowed(xp, mask, causal, length, keys, like):
+    """Boolean (…, L, M) of visible (query, key) pairs, or None when all are visible."""
+    allowed = None
+    if causal:
+        index = xp.arange(length, device=_device(like))
+        allowed = index[:, None] >= index[None, :]
+    if mask is not None:
+        keep = mask[..., None, :]
+        allowed = keep if allowed is None else allowed & keep
+    return allowed
+
+
+def _work(xp, a):
+    """``a`` in its working dtype: float32 for half precision, else unchanged."""
+    return xp.astype(a, xp.float32) if dtype_name(a) in LOW_PRECISION else a
+
+
+def _restore(xp, out, dtype):
+    return xp.astype(out, getattr(xp, dtype)) if dtype in LOW_PRECISION else out
+
+
+def _stop_gradient(x):
+    backend = backend_of(x)
+    if backend == "torch":
+        return x.detach()
+    if backend == "jax":
+        import jax
+
+        return jax.lax.stop_gradient(x)
+    return x
+
+
+def _device(x):
+    from array_api_compat import device
+
+    return device(x)
+
+
+def _check_eps(eps):
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps < 0:
+        raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
+    return float(eps)
+
+
+def _check_inputs(q, k, v, mask, causal, names=("q", "k", "v")):
+    """Shapes (…, L, d), (…, M, d), (…, M, d_v), one backend and dtype, an optional (…, M) bool mask."""
+    for array, name in zip((q, k, v), names, strict=True):
+        check_array(array, name, min_ndim=2)
+    check_same_backend(dict(zip(names, (q, k, v), strict=True)))
+    check_same_d(q, k, *names[:2])
+    dtypes = {dtype_name(a) for a in (q, k, v)}
+    if len(dtypes) > 1:
+        raise TypeError(f"{', '.join(names)} must share one dtype, got {[dtype_name(a) for a in (q, k, v)]}")
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(
+            f"{names[1]} and {names[2]} must have the same length M, got shapes "
+            f"{tuple(k.shape)} and {tuple(v.shape)}"
+        )
+    if not isinstance(causal, bool):
+        raise TypeError(f"causal must be a bool, got {causal!r}")
+    if causal and q.shape[-2] != k.shape[-2]:
+        raise ValueError(
+            f"causal attention needs as many queries as keys (L == M), got L={q.shape[-2]}, M={k.shape[-2]}"
+        )
+    _check_broadcast({name: tuple(a.shape[:-2]) for name, a in zip(names, (q, k, v), strict=True)})
+    if mask is not None:
+        _check_mask(mask, k, q, names[1])
+
+
+def _check_mask(mask, k, q, key_name):
+    try:
+        backend = backend_of(mask)
+    except TypeError:
+        raise TypeError(f"key_padding_mask must be a boolean array, got {type(mask).__name__}") from None
+    if backend != backend_of(k):
+        raise TypeError(f"key_padding_mask is a {backend} array but {key_name} is a {backend_of(k)} array")
+    if dtype_name(mask) != "bool":
+        raise TypeError(f"key_padding_mask must have dtype bool (True = keep), got {dtype_name(mask)}")
+    if mask.ndim < 1 or mask.shape[-1] != k.shape[-2]:
+        raise ValueError(
+            f"key_padding_mask must have shape (..., M) with M={k.shape[-2]}, got {tuple(mask.shape)}"
+        )
+    _check_broadcast({"key_padding_mask": tuple(mask.shape[:-1]), "q": tuple(q.shape[:-2])})
+
+
+def _check_projection(W, q, k):
+    if W is None:
+        return
+    check_array(W, "W", min_ndim=2)
+    check_same_backend({"q": q, "W": W})
+    check_same_d(q, W, "q", "W")
+    _check_broadcast({"W": tuple(W.shape[:-2]), "q": tuple(q.shape[:-2]), "k": tuple(k.shape[:-2])})
+
+
+def _check_broadcast(shapes):
+    try:
+        np.broadcast_shapes(*shapes.values())
+    except ValueError:
+        described = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
+        raise ValueError(f"leading (batch/head) dimensions must broadcast, got {described}") from None
+
+
+def _triton_kernel(impl, call, stabilizer, eps, options):
+    """The Triton module if ``impl`` selects it for ``call``, else None (``"triton"``: ValueError)."""
+    if impl == "reference":
+        return None
+    reason = _triton_unavailable(call, stabilizer, eps, options)
+    if reason is None:
+        return importlib.import_module("estimators.triton_favor")
+    if impl == "triton":
+        raise ValueError(f"impl='triton' cannot run this call: {reason}; use impl='reference'")
+    return None
+
+
+def _triton_unavailable(call, stabilizer, eps, options):
+    q = call[0]
+    if backend_of(q) != "torch" or not q.is_cuda:
+        return "it needs CUDA torch tensors"
+    if stabilizer != "auto" or eps != 0 or options:
+        return "it implements only stabilizer='auto', eps=0 and no feature_options"
+    if importlib.util.find_spec("triton") is None:
+        return "triton is not installed"
+    try:
+        module = importlib.import_module("estimators.triton_favor")
+    except ImportError as error:
+        return f"estimators.triton_favor could not be imported ({error})"
+    if not module.supports(*call):
+        return "estimators.triton_favor.supports() rejects these inputs"
+    return None
+
+
+__all__ = [
+    "DENOMINATORS",
+    "IMPLS",
+    "STABILIZERS",
+    "DenominatorError",
+    "exact",
+    "favor",
+    "favor_from_features",
+    "resolve_feature",
+]
