@@ -30,12 +30,16 @@ Half-precision inputs are computed in float32 and returned in their own dtype.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
-from .backends import dtype_name, namespace
+import numpy as np
+
+from .backends import backend_of, dtype_name, is_tracer, namespace
 from .validation import LOW_PRECISION, check_array, check_choice, check_same_d
 
-FEATURES = ("trig", "positive", "hyperbolic", "generalized")
+FOLLOWUP_FEATURES = ("oprf", "gerf-trig", "saderf", "poisson", "geometric")
+FEATURES = ("trig", "positive", "hyperbolic", "generalized", *FOLLOWUP_FEATURES)
 STABILIZERS = (None, "row", "global")
 
 
@@ -59,15 +63,17 @@ def relu(u):
 
 
 def features_per_projection(name: str) -> int:
-    """r/m: 2 for trig and hyperbolic (two functions of each projection), else 1."""
+    """r/m: 2 for trig, hyperbolic and gerf-trig (two functions of each projection), else 1."""
     check_choice(name, "feature", FEATURES)
-    return 2 if name in ("trig", "hyperbolic") else 1
+    return 2 if name in ("trig", "hyperbolic", "gerf-trig") else 1
 
 
-def feature_parts(name, x, W, *, scale_inputs=False, f=relu, validate=True) -> FeatureParts:
+def feature_parts(name, x, W, *, scale_inputs=False, f=relu, validate=True, **options) -> FeatureParts:
     """Compute the parts of feature map ``name`` for ``x`` (…, L, d) and ``W`` (…, m, d).
 
-    ``W`` may be ``None`` only for ``generalized`` (deterministic features f(x)).
+    ``W`` may be ``None`` only for ``generalized`` (deterministic features f(x)). ``options`` are the
+    parameters of the follow-up maps (``A``, ``psi``, ``rate``, ``p``; see :func:`data_options`);
+    the four original maps take none.
     """
     check_choice(name, "feature", FEATURES)
     if validate:
@@ -77,12 +83,16 @@ def feature_parts(name, x, W, *, scale_inputs=False, f=relu, validate=True) -> F
             check_same_d(x, W)
     if W is None and name != "generalized":
         raise ValueError(f"W must be a projection (m, d) array for feature {name!r}, got None")
+    if options and name not in FOLLOWUP_FEATURES:
+        raise TypeError(f"feature {name!r} takes no options, got {sorted(options)}")
     xp = namespace(x)
     dtype = dtype_name(x)
     if dtype in LOW_PRECISION:
         x = xp.astype(x, xp.float32)
     if scale_inputs:
         x = x * x.shape[-1] ** -0.25
+    if name in FOLLOWUP_FEATURES:
+        return _FOLLOWUP_PARTS[name](x, xp.astype(W, x.dtype), dtype, **options)
     if W is None:
         return FeatureParts(None, f(x), 1.0, dtype)
     W = xp.astype(W, x.dtype)
@@ -143,8 +153,8 @@ def _shift_for(parts: FeatureParts, stabilizer):
     return row_shift(parts) if stabilizer == "row" else global_shift(parts)
 
 
-def _exponential_features(name, x, W, scale_inputs, stabilizer, eps=0.0):
-    parts = feature_parts(name, x, W, scale_inputs=scale_inputs)
+def _exponential_features(name, x, W, scale_inputs, stabilizer, eps=0.0, **options):
+    parts = feature_parts(name, x, W, scale_inputs=scale_inputs, **options)
     return assemble(parts, _shift_for(parts, stabilizer), eps)
 
 
@@ -185,21 +195,329 @@ def generalized(x, W=None, *, f=relu, eps=0.0, scale_inputs=False):
 def feature_map(name):
     """The public feature function for ``name`` (one of :data:`FEATURES`)."""
     check_choice(name, "feature", FEATURES)
-    return {"trig": trig, "positive": positive, "hyperbolic": hyperbolic}.get(name, generalized)
+    maps = {"trig": trig, "positive": positive, "hyperbolic": hyperbolic, "generalized": generalized}
+    return {**maps, **_FOLLOWUP_MAPS}[name]
+
+
+# --- Follow-up maps (theory.md §10): GERF/OPRF (FAVOR++), SADERF (FAVOR#), discretely-induced ---
+#
+# Each is unbiased for exp(xᵀy) for any fixed parameters shared by queries and keys; the defaults are
+# safe constants (A = 0, Ψ = 1, λ = 1, p = 1/2), not the optima. The variance-optimal parameters
+# depend on the query and key sets: :func:`data_options` computes them (per pair for one row each).
+
+GERF_TRIG_A = 0.05
+"""Default A of ``gerf-trig`` (the s = −1 GERF), the value of theory.md Appendix A's ``gerf`` check."""
+
+_PARAMETER_FLOOR = 1e-12
+
+
+def oprf(x, W, *, A=0.0, scale_inputs=False, stabilizer=None, eps=0.0):
+    """GERF with s = +1 (CRT, Likhosherstov et al. 2022; theory.md §10.2), (…, L, m).
+
+    ``φ(x) = m^{-1/2} D exp(A‖ω‖² + B ωᵀx − ‖x‖²/2)`` with ``B = √(1 − 4A)``, ``D = (1 − 4A)^{d/4}``;
+    unbiased for exp(xᵀy) for A < 1/4, finite variance for A < 1/8. ``A`` is a float or an array
+    broadcasting to (…, 1, 1); A = 0 (the default) is FAVOR+'s positive map, ``A = A*``
+    (:func:`optimal_gerf_A`, via :func:`data_options`) is OPRF, the FAVOR++ estimator.
+    """
+    return _exponential_features("oprf", x, W, scale_inputs, stabilizer, eps, A=A)
+
+
+def gerf_trig(x, W, *, A=GERF_TRIG_A, scale_inputs=False, stabilizer=None):
+    """GERF with s = −1, real part (theory.md §10.2), (…, L, 2m).
+
+    ``φ(x) = m^{-1/2} D e^{A‖ω‖²} e^{‖x‖²/2} [cos(B ωᵀx), sin(B ωᵀx)]``, ``B = √(1 − 4A)``,
+    ``D = (1 − 4A)^{d/4}``, so ``φ(x)ᵀφ(y) = (1/m) Σ D² e^{2A‖ω‖²} cos(B ωᵀ(x − y)) e^{(‖x‖²+‖y‖²)/2}``:
+    unbiased for exp(xᵀy) for A < 1/4 (A = 0 is the trigonometric map), finite variance for A < 1/8.
+    """
+    return _exponential_features("gerf-trig", x, W, scale_inputs, stabilizer, A=A)
+
+
+def saderf(x, W, *, psi=1.0, A=0.0, scale_inputs=False, stabilizer=None, eps=0.0):
+    """SADERF, the FAVOR# estimator (Likhosherstov et al. 2023; theory.md §10.3), (…, L, m).
+
+    OPRF applied to ``Ψx`` for queries and ``Ψ⁻¹y`` for keys, Ψ diagonal: ``(Ψx)ᵀ(Ψ⁻¹y) = xᵀy`` so the
+    estimate stays unbiased. Pass ``psi`` = Ψ's diagonal (…, 1, d) for queries and its reciprocal for
+    keys (:func:`data_options` returns both), and ``A`` as in :func:`oprf`. The defaults (Ψ = 1,
+    A = 0) give the positive map.
+    """
+    return _exponential_features("saderf", x, W, scale_inputs, stabilizer, eps, psi=psi, A=A)
+
+
+def poisson(x, W, *, rate=1.0, scale_inputs=False, stabilizer=None):
+    """Poisson discretely-induced features (CRT DIRFs; theory.md §10.2), (…, L, m).
+
+    ``W`` holds Uniform[0, 1) variates (m, d), turned into counts ``ω_il ~ Poisson(rate)`` by the
+    inverse CDF; ``φ(u) = m^{-1/2} e^{λd/2} Π_l (u_l/√λ)^{ω_l}``, unbiased for exp(xᵀy) (Taylor
+    series of each exp(x_l y_l)). Not positive in general (odd powers of negative coordinates).
+    ``rate`` λ > 0 is a float or an array broadcasting to (…, 1, 1); default 1, optimal λ* from
+    :func:`data_options`.
+    """
+    return _exponential_features("poisson", x, W, scale_inputs, stabilizer, rate=rate)
+
+
+def geometric(x, W, *, p=0.5, scale_inputs=False, stabilizer=None):
+    """Geometric discretely-induced features (CRT DIRFs; theory.md §10.2), (…, L, m).
+
+    ``W`` holds Uniform[0, 1) variates, turned into counts ``ω_il`` with P(k) = p(1 − p)^k;
+    ``φ(u) = m^{-1/2} p^{-d/2} Π_l u_l^{ω_l} (ω_l!)^{-1/2} (1 − p)^{-ω_l/2}``, unbiased for exp(xᵀy).
+    ``p`` in (0, 1) is a float or an array broadcasting to (…, 1, 1); default 1/2, the data rule in
+    :func:`data_options`.
+    """
+    return _exponential_features("geometric", x, W, scale_inputs, stabilizer, p=p)
+
+
+def optimal_gerf_A(rho, d):
+    """Variance-optimal GERF parameter (CRT; theory.md §10.2, claim 19), same shape as ``rho``.
+
+    ``A* = (d − 2ρ − √((2ρ + d)² + 8dρ)) / (16 d) ≤ 0`` minimizes
+    ``d log(1−4A) − (d/2) log(1−8A) + ρ/(1−8A)`` over A < 1/8, i.e. the s = +1 variance at
+    ``ρ = ‖x + y‖²``; with ρ from :func:`homogeneity_rho` it is the attention rule.
+    """
+    xp = namespace(rho)
+    return (d - 2 * rho - xp.sqrt((2 * rho + d) ** 2 + 8 * d * rho)) / (16 * d)
+
+
+def homogeneity_rho(queries, keys):
+    """ρ = mean_{i,j} ‖x_i + y_j‖² (…, 1, 1) in O((L + M) d) (CRT's homogeneity rule, theory.md §10.2).
+
+    ``= mean_i ‖x_i‖² + mean_j ‖y_j‖² + 2 x̄ᵀȳ`` for queries (…, L, d) and keys (…, M, d).
+    """
+    xp = namespace(queries, keys)
+    mean_sq = xp.mean(xp.sum(queries * queries, axis=-1), axis=-1) + xp.mean(
+        xp.sum(keys * keys, axis=-1), axis=-1
+    )
+    cross = xp.sum(xp.mean(queries, axis=-2) * xp.mean(keys, axis=-2), axis=-1)
+    return (mean_sq + 2 * cross)[..., None, None]
+
+
+def saderf_psi(queries, keys):
+    """Ψ* (…, 1, d) minimizing mean_{i,j} ‖Ψx_i + Ψ⁻¹y_j‖² (FAVOR#, theory.md §10.3, claim 24).
+
+    ``Ψ*_l = ((Σ_j y_jl² + τ) / (Σ_i x_il² + τ))^{1/4}`` with τ = 1e-12 keeping a coordinate that is
+    zero in every query or key finite (its contribution is then τ-small instead of exactly 0).
+    """
+    xp = namespace(queries, keys)
+    query_power = xp.sum(queries * queries, axis=-2, keepdims=True)
+    key_power = xp.sum(keys * keys, axis=-2, keepdims=True)
+    return ((key_power + _PARAMETER_FLOOR) / (query_power + _PARAMETER_FLOOR)) ** 0.25
+
+
+def data_options(name, queries, keys, *, scale_inputs=False):
+    """Per-side options ``(query_options, key_options)`` of feature ``name`` for these query/key sets.
+
+    queries (…, L, d), keys (…, M, d); every parameter has shape (…, 1, 1) or (…, 1, d). With one
+    row each (pairs) the rules are the exact per-pair optima; with sets they are the attention
+    (homogeneity) rules, all O((L + M) d):
+
+    * ``oprf``: ``A = A*(ρ)``, ρ = :func:`homogeneity_rho` (CRT);
+    * ``saderf``: Ψ = :func:`saderf_psi`, then ``A*`` at ρ(Ψ) for (Ψx, Ψ⁻¹y) (FAVOR#);
+    * ``poisson``: ``λ* = √(Σ_l S_l / d)``, S_l = mean_i x_il² · mean_j y_jl² (per pair the exact
+      variance minimizer, claim 22; floored at 1e-12);
+    * ``geometric``: ``p = 1 − q``, ``q = (√(S² + 4dS) − S)/(2d)``, S = Σ_l S_l: the minimizer of the
+      variance's second-order expansion log I₀(z) ≈ z²/4 (no closed-form optimum; floored at 1e-12);
+    * every other map: no options.
+    """
+    check_choice(name, "feature", FEATURES)
+    check_array(queries, "queries", min_ndim=2)
+    check_array(keys, "keys", min_ndim=2)
+    check_same_d(queries, keys, "queries", "keys")
+    if scale_inputs:
+        queries = queries * queries.shape[-1] ** -0.25
+        keys = keys * keys.shape[-1] ** -0.25
+    d = queries.shape[-1]
+    if name == "oprf":
+        options = {"A": optimal_gerf_A(homogeneity_rho(queries, keys), d)}
+        return options, options
+    if name == "saderf":
+        psi = saderf_psi(queries, keys)
+        A = optimal_gerf_A(homogeneity_rho(queries * psi, keys / psi), d)
+        return {"psi": psi, "A": A}, {"psi": 1 / psi, "A": A}
+    if name in ("poisson", "geometric"):
+        xp = namespace(queries, keys)
+        power = xp.mean(queries * queries, axis=-2) * xp.mean(keys * keys, axis=-2)
+        S = xp.sum(power, axis=-1)[..., None, None]
+        if name == "poisson":
+            options = {"rate": xp.sqrt(S / d) + _PARAMETER_FLOOR}
+        else:
+            options = {"p": 1 - ((xp.sqrt(S * S + 4 * d * S) - S) / (2 * d) + _PARAMETER_FLOOR)}
+        return options, options
+    return {}, {}
+
+
+def _as_parameter(value, name, like, low, high):
+    """``value`` (float or array) as a parameter of ``like``'s backend and dtype, checked in (low, high)."""
+    xp = namespace(like)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = float(value)
+    elif hasattr(value, "shape"):
+        value = xp.astype(xp.asarray(value), like.dtype)
+    else:
+        raise TypeError(f"{name} must be a float or an array, got {type(value).__name__}")
+    if not is_tracer(value):
+        inside = xp.all((xp.asarray(value) > low) & (xp.asarray(value) < high))
+        if not bool(inside):
+            raise ValueError(f"{name} must lie in ({low}, {high}), got {value}")
+    return value
+
+
+def _gerf_constants(A, d, like):
+    """(A, B, log D) of a GERF: B = √(1 − 4A), log D = (d/4) log(1 − 4A); A must be < 1/4."""
+    A = _as_parameter(A, "A", like, -math.inf, 0.25)
+    xp = namespace(like)
+    one_minus = 1 - 4 * A
+    if isinstance(one_minus, float):
+        return A, math.sqrt(one_minus), d / 4 * math.log(one_minus)
+    return A, xp.sqrt(one_minus), d / 4 * xp.log(one_minus)
+
+
+def _oprf_parts(x, W, dtype, *, A=0.0):
+    xp = namespace(x)
+    d, m = x.shape[-1], W.shape[-2]
+    A, B, log_d = _gerf_constants(A, d, x)
+    projected = xp.matmul(x, xp.matrix_transpose(W))
+    sq_w = xp.sum(W * W, axis=-1)[..., None, :]
+    half_sq_norm = xp.sum(x * x, axis=-1, keepdims=True) / 2
+    return FeatureParts(A * sq_w + B * projected - half_sq_norm + log_d, None, m**-0.5, dtype)
+
+
+def _gerf_trig_parts(x, W, dtype, *, A=GERF_TRIG_A):
+    xp = namespace(x)
+    d, m = x.shape[-1], W.shape[-2]
+    A, B, log_d = _gerf_constants(A, d, x)
+    projected = B * xp.matmul(x, xp.matrix_transpose(W))
+    sq_w = xp.sum(W * W, axis=-1)[..., None, :]
+    log_amplitude = A * sq_w + xp.sum(x * x, axis=-1, keepdims=True) / 2 + log_d
+    trig = xp.concat([xp.cos(projected), xp.sin(projected)], axis=-1)
+    return FeatureParts(xp.concat([log_amplitude, log_amplitude], axis=-1), trig, m**-0.5, dtype)
+
+
+def _saderf_parts(x, W, dtype, *, psi=1.0, A=0.0):
+    psi = _as_parameter(psi, "psi", x, 0.0, math.inf)
+    return _oprf_parts(x * psi, W, dtype, A=A)
+
+
+def _poisson_parts(x, W, dtype, *, rate=1.0):
+    xp = namespace(x)
+    _check_uniforms(W, "poisson")
+    rate = _as_parameter(rate, "rate", x, 0.0, math.inf)
+    counts = _poisson_counts(W, rate)
+    log_rate = math.log(rate) if isinstance(rate, float) else xp.log(rate)
+    log_weight = x.shape[-1] * rate / 2 - log_rate / 2 * xp.sum(counts, axis=-1)[..., None, :]
+    return _discrete_parts(x, counts, log_weight, dtype)
+
+
+def _geometric_parts(x, W, dtype, *, p=0.5):
+    xp = namespace(x)
+    _check_uniforms(W, "geometric")
+    p = _as_parameter(p, "p", x, 0.0, 1.0)
+    log_p = math.log(p) if isinstance(p, float) else xp.log(p)
+    log_q = math.log1p(-p) if isinstance(p, float) else xp.log1p(-p)
+    counts = xp.floor(xp.log1p(-W) / log_q)
+    per_row = log_q * xp.sum(counts, axis=-1) + xp.sum(_log_factorial(counts), axis=-1)
+    log_weight = -x.shape[-1] * log_p / 2 - per_row[..., None, :] / 2
+    return _discrete_parts(x, counts, log_weight, dtype)
+
+
+def _check_uniforms(W, name):
+    """Discrete maps read W as Uniform[0, 1) variates; anything else would give meaningless counts."""
+    if is_tracer(W):
+        return
+    xp = namespace(W)
+    if not bool(xp.all((W >= 0) & (W < 1))):
+        raise ValueError(f"W for feature {name!r} must hold Uniform[0, 1) variates (projections.uniform)")
+
+
+def _poisson_counts(uniforms, rate):
+    """Counts ω = #{k ≥ 0 : F_λ(k) ≤ U} ~ Poisson(λ) from uniforms (…, m, d) by the inverse CDF.
+
+    Summed up to k_max = ⌈λ + 12√λ + 24⌉ for the largest λ (64 inside ``jax.jit``, where λ cannot be
+    read), beyond which the Poisson tail is below 1e-15.
+    """
+    xp = namespace(uniforms)
+    largest = float(rate) if isinstance(rate, float) else None
+    if largest is None and not is_tracer(rate):
+        largest = float(xp.max(rate))
+    k_max = 64 if largest is None else math.ceil(largest + 12 * math.sqrt(largest) + 24)
+    mass = math.exp(-rate) if isinstance(rate, float) else xp.exp(-rate)
+    cdf = mass
+    counts = xp.zeros_like(uniforms)
+    for k in range(1, k_max + 1):
+        counts = counts + xp.astype(uniforms >= cdf, uniforms.dtype)
+        mass = mass * rate / k
+        cdf = cdf + mass
+    return counts
+
+
+def _discrete_parts(x, counts, log_weight, dtype):
+    """φ(u) = m^{-1/2} exp(log_weight) Π_l u_l^{ω_l}: log |·| by one matmul, signs and zeros by two.
+
+    A zero coordinate with ω_l > 0 makes the feature 0; with ω_l = 0 it contributes 0⁰ = 1.
+    """
+    xp = namespace(x)
+    counts_t = xp.matrix_transpose(counts)
+    is_zero = x == 0
+    log_abs = xp.log(xp.where(is_zero, xp.ones_like(x), xp.abs(x)))
+    zero_hits = xp.matmul(xp.astype(is_zero, x.dtype), counts_t)
+    negative_powers = xp.matmul(xp.astype(x < 0, x.dtype), counts_t)
+    sign = 1 - 2 * xp.remainder(negative_powers, 2.0)
+    factor = xp.where(zero_hits > 0, xp.zeros_like(sign), sign)
+    return FeatureParts(xp.matmul(log_abs, counts_t) + log_weight, factor, counts.shape[-2] ** -0.5, dtype)
+
+
+def _log_factorial(counts):
+    """log(k!) elementwise for integer-valued float arrays, on their own backend."""
+    backend = backend_of(counts)
+    if backend == "torch":
+        import torch
+
+        return torch.lgamma(counts + 1)
+    if backend == "jax":
+        from jax.scipy.special import gammaln
+
+        return gammaln(counts + 1)
+    from scipy.special import gammaln
+
+    return namespace(counts).asarray(gammaln(np.asarray(counts) + 1))
+
+
+_FOLLOWUP_PARTS = {
+    "oprf": _oprf_parts,
+    "gerf-trig": _gerf_trig_parts,
+    "saderf": _saderf_parts,
+    "poisson": _poisson_parts,
+    "geometric": _geometric_parts,
+}
+_FOLLOWUP_MAPS = {
+    "oprf": oprf,
+    "gerf-trig": gerf_trig,
+    "saderf": saderf,
+    "poisson": poisson,
+    "geometric": geometric,
+}
 
 
 __all__ = [
     "FEATURES",
+    "FOLLOWUP_FEATURES",
     "FeatureParts",
     "assemble",
+    "data_options",
     "feature_map",
     "feature_parts",
     "features_per_projection",
     "generalized",
+    "geometric",
+    "gerf_trig",
     "global_shift",
+    "homogeneity_rho",
     "hyperbolic",
+    "oprf",
+    "optimal_gerf_A",
+    "poisson",
     "positive",
     "relu",
     "row_shift",
+    "saderf",
+    "saderf_psi",
     "trig",
 ]

@@ -55,7 +55,9 @@ class Estimator:
                 xp = namespace(W)
                 W = W * (d**0.5 / xp.linalg.vector_norm(W, axis=-1, keepdims=True))
             return W
-        return projections.orthogonal(m, d, norms=self.norms, **kwargs)
+        if self.projection == "orthogonal":
+            return projections.orthogonal(m, d, norms=self.norms, **kwargs)
+        return projections.sampler(self.projection)(m, d, norms=self.norms, **kwargs)
 
     def features(self, x, W, **kwargs):
         """φ(x) (…, L, r) for inputs (…, L, d); keywords as in :mod:`estimators.features`."""
@@ -63,13 +65,16 @@ class Estimator:
 
     def estimate(self, x, y, W):
         """K̂(x, y) for pairs x, y (…, d) → (…); W (m, d) or (…, m, d) broadcasting."""
-        phi_x = self.features(x[..., None, :], W)
-        phi_y = self.features(y[..., None, :], W)
+        x, y = x[..., None, :], y[..., None, :]
+        x_options, y_options = feature_maps.data_options(self.feature, x, y)
+        phi_x = self.features(x, W, **x_options)
+        phi_y = self.features(y, W, **y_options)
         return kernels.estimate(phi_x, phi_y)[..., 0]
 
     def estimate_gram(self, x, y, W):
-        """Â (…, L, M) for x (…, L, d), y (…, M, d)."""
-        return kernels.estimate_gram(self.features(x, W), self.features(y, W))
+        """Â (…, L, M) for x (…, L, d), y (…, M, d); data-dependent options by the homogeneity rule."""
+        x_options, y_options = feature_maps.data_options(self.feature, x, y)
+        return kernels.estimate_gram(self.features(x, W, **x_options), self.features(y, W, **y_options))
 
     def exact(self, x, y):
         """The kernel this estimator is unbiased for, on pairs (…, d) → (…)."""
@@ -99,6 +104,25 @@ _ROWS = [
     Estimator("positive-ort-fixed", "positive", "orthogonal", "fixed", "smreg", "SMREG^ort+_m (√d norms)"),
     Estimator("relu-iid", "generalized", "iid", "chi", "arccos", "ReLU(Wx), iid (arc-cosine kernel)"),
     Estimator("relu-ort", "generalized", "orthogonal", "chi", "arccos", "ReLU(Wx), block-ORF"),
+    Estimator("oprf-iid", "oprf", "iid", "chi", "softmax", "OPRF (GERF s=+1, A*), iid (CRT 2022)"),
+    Estimator("oprf-ort", "oprf", "orthogonal", "chi", "softmax", "OPRF + block-ORF, FAVOR++ (CRT 2022)"),
+    Estimator("oprf-simplex", "oprf", "simplex", "chi", "softmax", "OPRF + simplex coupling"),
+    Estimator("gerf-trig-iid", "gerf-trig", "iid", "chi", "softmax", "GERF s=−1, A=0.05, iid (CRT 2022)"),
+    Estimator("saderf-iid", "saderf", "iid", "chi", "softmax", "SADERF (Ψ* then OPRF), iid (FAVOR#)"),
+    Estimator("saderf-ort", "saderf", "orthogonal", "chi", "softmax", "SADERF + block-ORF (FAVOR#)"),
+    Estimator(
+        "positive-simplex", "positive", "simplex", "chi", "softmax", "SimRF: PRF + simplex (Reid 2023)"
+    ),
+    Estimator(
+        "positive-sorf-chi", "positive", "sorf", "chi", "softmax", "PRF + SORF, χ(d) norms (≈unbiased)"
+    ),
+    Estimator(
+        "positive-sorf-fixed", "positive", "sorf", "fixed", "smreg", "PRF + SORF, √d norms (≈SMREG, biased)"
+    ),
+    Estimator("positive-qmc", "positive", "qmc", "chi", "softmax", "PRF + scrambled Sobol' RQMC"),
+    Estimator("positive-qmc-halton", "positive", "qmc-halton", "chi", "softmax", "PRF + scrambled Halton"),
+    Estimator("poisson-iid", "poisson", "uniform", "chi", "softmax", "Poisson DIRF, rate λ* (CRT 2022)"),
+    Estimator("geometric-iid", "geometric", "uniform", "chi", "softmax", "geometric DIRF (CRT 2022)"),
 ]
 _REGISTRY = {row.name: row for row in _ROWS}
 
