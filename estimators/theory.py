@@ -45,6 +45,11 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .theory_attention import DELTA_ROWS, DeltaMethod, attention_delta
+from .theory_bounds import BOUND_KERNELS, theorem4_features
+from .theory_bounds import theorem2_bound as _theorem2_bound
+from .theory_bounds import theorem2_gap as _theorem2_gap
+from .theory_bounds import theorem2_openreview_bound as _theorem2_openreview_bound
 from .theory_inputs import PairStats, as_output, check_dimension, host_float64, pair_stats
 from .theory_relu import (
     arccos_j1,
@@ -280,14 +285,50 @@ def exp_pair_gap(t, d):
     return as_output(np.exp(log_exp_pair_gap(t, d)))
 
 
+def _check_m(m) -> int:
+    if isinstance(m, bool) or not hasattr(m, "__index__") or int(m) < 1:
+        raise ValueError(f"m must be an integer >= 1, got {m!r}")
+    return int(m)
+
+
+def theorem2_bound(x, y, m, *, kernel="softmax"):
+    """Theorem 2 (Performers Eq. 10, camera-ready) upper bound on MSE(SM^ort+_m(x, y)), m ≤ d.
+
+    MSE(SM^+_m) − 2(m − 1)/(m(d + 2)) (SM − Λ)²; ``kernel="smreg"`` gives the SMREG analogue (fixed
+    √d norms; Theorem 6 with a₀ = 1). Compare with ``mse("positive-ort", x, y, m)`` (or
+    ``"positive-ort-fixed"``). x, y (…, d) → (…).
+    """
+    stats = pair_stats(x, y)
+    return as_output(_theorem2_bound(stats, _check_m(m), kernel))
+
+
+def theorem2_gap(x, y, m, *, kernel="softmax"):
+    """The gap term of :func:`theorem2_bound`, 2(m − 1)/(m(d + 2)) (SM − Λ)² ≥ 0; x, y (…, d) → (…)."""
+    stats = pair_stats(x, y)
+    return as_output(_theorem2_gap(stats, _check_m(m), kernel))
+
+
+def theorem2_openreview_bound(x, y, m):
+    """The OpenReview submission's (false) Theorem 2: MSE(SM^+_m) − (1 − 1/m)(2/(d + 2)) SM².
+
+    Kept only to show that it fails (e.g. at x = −y, where it is negative but the ORF MSE is 0).
+    """
+    stats = pair_stats(x, y)
+    return as_output(_theorem2_openreview_bound(stats, _check_m(m)))
+
+
 __all__ = [
+    "BOUND_KERNELS",
     "COUPLINGS",
+    "DELTA_ROWS",
     "ROW_THEORY",
+    "DeltaMethod",
     "ReluMoments",
     "RowTheory",
     "arccos",
     "arccos_j1",
     "arccos_j2",
+    "attention_delta",
     "block_pairs",
     "cos_pair_gap",
     "cos_pair_moment",
@@ -306,5 +347,9 @@ __all__ = [
     "smreg_ratio_series",
     "softmax",
     "theorem1_bounds",
+    "theorem2_bound",
+    "theorem2_gap",
+    "theorem2_openreview_bound",
+    "theorem4_features",
     "utility_ratio",
 ]

@@ -178,9 +178,11 @@ def _require_pairs(d: int) -> None:
 def utility_ratio(phi, length):
     """r(φ, l) = MSE_trig / MSE_+ for ‖x‖ = ‖y‖ = l at angle φ (Performers Fig. 2; theory.md §4).
 
-    r = (1 − e^{−2l²(1 − cos φ)})² / (2 e^{2l² cos φ} (e^{2l²(1 + cos φ)} − 1)), independent of m
-    (Lemma 2). ``length`` is l; broadcasts φ against l (l ≠ 0); +inf at φ = ±π (MSE_+ = 0 there),
-    0 at φ = 0.
+    From Lemma 2, with s = 2l²(1 − cos φ) and t = 2l²(1 + cos φ) (m cancels):
+    r = (1 − e^{−s})² / (2 e^{4l² cos φ} (1 − e^{−t})). (theory.md §4 prints the denominator as
+    2 e^{2l² cos φ}(e^{t} − 1), which is e^{2l²} times this one; its quoted values, e.g.
+    r(1.0) = 0.0218 at l = 1, match the form used here.) ``length`` is l ≠ 0; φ and l broadcast;
+    +inf at φ = ±π (MSE_+ = 0 there), 0 at φ = 0.
     """
     phi = host_float64(phi, "phi")
     length = host_float64(length, "length")
@@ -190,5 +192,5 @@ def utility_ratio(phi, length):
     cos = np.cos(phi)
     with np.errstate(divide="ignore"):
         numerator = 2 * np.log(-np.expm1(-2 * sq * (1 - cos)))
-        denominator = math.log(2.0) + 2 * sq * cos + log_expm1(np.maximum(2 * sq * (1 + cos), 0.0))
+        denominator = math.log(2.0) + 4 * sq * cos + np.log(-np.expm1(-2 * sq * (1 + cos)))
     return np.exp(numerator - denominator)
