@@ -110,14 +110,18 @@ def plot(rows, context, stem) -> None:
                 label=name,
                 **style,
             )
-        plotting.curve(ax, [], [], color="black", label="closed form (iid —, ORF - -)")
         first = next(r for r in rows if r["angle"] == angle)
         plotting.label(
             ax,
             f"‖x‖ = ‖y‖ = {NORM}, angle {angle / math.pi:.2f}π (d = {first['d']})",
             "number of projections m",
             "relative MSE  E[(K̂ − SM)²] / SM²",
+            legend=False,
         )
+    handles, labels = axes[0].get_legend_handles_labels()
+    handles.append(plotting.curve(axes[0], [], [], color="black")[0])
+    labels.append("closed form\n(iid —, ORF - -)")
+    fig.legend(handles, labels, loc="outside right center", fontsize="small")
     fig.suptitle("Lemma 2: MSE of trigonometric vs positive random features (99% CI over closed forms)")
     plotting.save(fig, stem)
 

@@ -6,7 +6,8 @@ estimates) over the exact block-orthogonal closed form of theory.md §5.2:
 * against m at d = 8 for positive, hyperbolic and trig features: below 1 for m ≤ d, and constant
   over full blocks m = k·d (the gain 1 + (d − 1)·Cov_ort/V1 does not grow with m);
 * against d at m = d for positive features, with the camera-ready Theorem 2 bound
-  MSE_ort ≤ MSE_iid − 2(m − 1)/(m(d + 2))·(SM − Λ)², Λ = exp(−(‖x‖² + ‖y‖²)/2) (Eq. 10);
+  MSE_ort ≤ MSE_iid − 2(m − 1)/(m(d + 2))·(SM − Λ)², Λ = exp(−(‖x‖² + ‖y‖²)/2) (Eq. 10;
+  :func:`estimators.theory.theorem2_bound`);
 * trig features at x = −y against s = ‖x − y‖² (d = m = 4): orthogonal is better for small s and
   slightly *worse* beyond s ≈ 9.5 (theory.md §5.3, claim 11).
 """
@@ -18,7 +19,7 @@ import sys
 
 import numpy as np
 
-from estimators import kernels, registry
+from estimators import kernels, registry, theory
 
 from . import plotting
 from .runner import Study, chunk_cells, group_records, kernel_errors, merge_moments, moment_summary
@@ -99,12 +100,6 @@ def compute(cell) -> dict:
     )
 
 
-def theorem2_gap(x, y, m: int, d: int):
-    """2(m − 1)/(m(d + 2))·(SM − Λ)², the guaranteed reduction of Theorem 2 (m ≤ d)."""
-    lam = np.exp(-(np.sum(x * x, -1) + np.sum(y * y, -1)) / 2)
-    return 2 * (m - 1) / (m * (d + 2)) * (kernels.softmax(x, y) - lam) ** 2
-
-
 def summarize(records, context) -> list[dict]:
     groups = group_records(records, "panel", "estimator", "d", "m")
     rows = []
@@ -121,7 +116,7 @@ def summarize(records, context) -> list[dict]:
         ratio_ci = ratio * np.sqrt((ort["mse_ci"] / ort["mse"]) ** 2 + (iid["mse_ci"] / iid["mse"]) ** 2)
         bound = np.full(len(ratio), np.nan)
         if feature == "positive" and m <= d:
-            bound = 1 - theorem2_gap(x, y, m, d) / theory_iid
+            bound = theory.theorem2_bound(x, y, m) / theory_iid
         for index in range(len(ratio)):
             rows.append(
                 {
@@ -152,6 +147,12 @@ def _theory_over_m(feature: str, d: int, ms):
         )
         for m in ms
     ]
+
+
+def _theorem2_ratio(d: int) -> float:
+    """Theorem 2's bound on MSE_ort / MSE_iid at m = d for the moderate pair."""
+    x, y = moderate_pair(d)
+    return float(theory.theorem2_bound(x, y, d)[0] / registry.get("positive-iid").theory_mse(x, y, d)[0])
 
 
 def _theory_trig_over_s(s_grid):
@@ -197,12 +198,7 @@ def plot(rows, context, stem) -> None:
         color=palette["positive"],
         label="closed form (§5.2)",
     )
-    bound = [
-        1
-        - theorem2_gap(*moderate_pair(d), d, d)[0]
-        / registry.get("positive-iid").theory_mse(*moderate_pair(d), d)[0]
-        for d in grid
-    ]
+    bound = [_theorem2_ratio(d) for d in grid]
     plotting.curve(ax_d, grid, bound, color="black", linestyle=":", label="Theorem 2 bound")
     plotting.points(
         ax_d,
