@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .special import log_hyp0f1
 from .theory_inputs import PairStats, host_float64
-from .theory_smreg import fixed_single_variance
+from .theory_smreg import fixed_single_variance, log_hyp0f1_accurate
 from .theory_softmax import log_expm1, log_lambda_sq, positive_single_variance
 
 BOUND_KERNELS = ("softmax", "smreg")
@@ -36,7 +35,7 @@ def theorem2_gap(p: PairStats, m: int, kernel: str = "softmax"):
     if kernel == "softmax":
         log_excess = log_expm1(p.t / 2)
     elif kernel == "smreg":
-        log_excess = log_expm1(log_hyp0f1(p.d / 2, p.d * p.t / 4))
+        log_excess = log_expm1(log_hyp0f1_accurate(p.d / 2, p.d * p.t / 4))
     else:
         raise ValueError(f"kernel must be one of {BOUND_KERNELS}, got {kernel!r}")
     return factor * np.exp(log_lambda_sq(p) + 2 * log_excess)

@@ -25,6 +25,23 @@ from .theory_inputs import PairStats, check_dimension, host_float64
 from .theory_softmax import _series_terms, log_lambda_sq
 
 _PAIR_SERIES_MAX_U = 50.0
+_SMALL_U = 8.0
+_SMALL_U_TERMS = 64
+
+
+def log_hyp0f1_accurate(b, u):
+    """log ₀F₁(; b; u) for u ≥ 0 with full relative accuracy also when u → 0 (log F ≈ u/b).
+
+    For u ≤ 8: log1p(Σ_{k≥1} u^k/((b)_k k!)) (64 positive terms); otherwise
+    :func:`estimators.special.log_hyp0f1`.
+    """
+    u = np.asarray(u, dtype=np.float64)
+    small = u <= _SMALL_U
+    k = np.arange(1, _SMALL_U_TERMS + 1, dtype=np.float64)
+    log_coeff = -np.cumsum(np.log(b + k - 1.0)) - special.gammaln(k + 1.0)
+    with np.errstate(divide="ignore"):
+        series = np.sum(np.exp(k * np.log(np.where(small, u, 1.0))[..., None] + log_coeff), axis=-1)
+    return np.where(small, np.log1p(series), log_hyp0f1(b, np.where(small, 2 * _SMALL_U, u)))
 
 
 def smreg_mean(p: PairStats):
@@ -77,12 +94,12 @@ def theorem1_bounds(d):
 def fixed_single_variance(p: PairStats):
     """V1 = Λ² (F(dt) − F(dt/4)²) for one √d-normed row (theory.md §6, [DER, NUM:smreg]).
 
-    Evaluated as Λ² F(u)² expm1(log F(4u) − 2 log F(u)); the log difference is ≈ t for small t, so
-    there is no cancellation.
+    Evaluated as Λ² F(u)² expm1(log F(4u) − 2 log F(u)) with :func:`log_hyp0f1_accurate`; the log
+    difference is ≈ t for small t, so there is no cancellation.
     """
     u = p.d * p.t / 4
-    log_fu = log_hyp0f1(p.d / 2, u)
-    excess = log_hyp0f1(p.d / 2, 4 * u) - 2 * log_fu
+    log_fu = log_hyp0f1_accurate(p.d / 2, u)
+    excess = log_hyp0f1_accurate(p.d / 2, 4 * u) - 2 * log_fu
     return np.exp(log_lambda_sq(p) + 2 * log_fu) * np.expm1(excess)
 
 
@@ -91,7 +108,7 @@ def fixed_pair_covariance(p: PairStats):
 
     For u = dt/4 ≤ 50 the difference F(2u) − F(u)² is summed as one power series in u whose
     coefficients are all ≤ 0 (:func:`_log_pair_deficit_coefficients`), so no cancellation; for larger u
-    the relative gap is ≳ t²/(2d) ≫ 1e-16·t and the log-space difference is accurate.
+    the relative gap is ≳ t²/(2d) and the log-space difference keeps ~1e-9 relative accuracy (d ≤ 1024).
     """
     if p.d < 2:
         raise ValueError("an orthogonal pair needs d >= 2 (with d = 1 every block has one row)")
