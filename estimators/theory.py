@@ -45,6 +45,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import theory_followup
 from .theory_attention import DELTA_ROWS, DeltaMethod, attention_delta
 from .theory_bounds import BOUND_KERNELS, theorem4_features
 from .theory_bounds import theorem2_bound as _theorem2_bound
@@ -178,6 +179,8 @@ def _check_counts(m) -> np.ndarray:
 
 def mean(name, x, y):
     """E[K̂(x, y)] for registry row ``name`` on pairs x, y (…, d) → (…) float64 numpy."""
+    if name in theory_followup.ROWS:  # theory.md §10 rows: estimators/theory_followup.py
+        return theory_followup.mean(name, x, y)
     row = _row(name)
     if row.mean is None:
         raise _missing(name, row, "the mean")
@@ -186,6 +189,8 @@ def mean(name, x, y):
 
 def single_variance(name, x, y):
     """V1: variance of one projection's term (MSE with m = 1) for row ``name``; (…, d) → (…)."""
+    if name in theory_followup.ROWS:  # theory.md §10 rows: estimators/theory_followup.py
+        return theory_followup.single_variance(name, x, y)
     row = _row(name)
     if row.single_variance is None:
         raise _missing(name, row, "the single-feature variance")
@@ -194,6 +199,8 @@ def single_variance(name, x, y):
 
 def pair_covariance(name, x, y):
     """Cov_ort: covariance of two same-block projections' terms; (…, d) → (…). Zero for iid rows."""
+    if name in theory_followup.ROWS:  # theory.md §10 rows: estimators/theory_followup.py
+        return theory_followup.pair_covariance(name, x, y)
     row = _row(name)
     if row.coupling == "iid":
         stats = pair_stats(x, y)
@@ -211,6 +218,8 @@ def mse(name, x, y, m, *, target=None):
     ``"arccos"``): variance + (mean − target kernel)², e.g. the fixed-norm rows against softmax
     (theory.md claim 13). ``m`` (int or integer array) broadcasts against the leading dims.
     """
+    if name in theory_followup.ROWS:  # theory.md §10 rows: estimators/theory_followup.py
+        return theory_followup.mse(name, x, y, m, target=target)
     row = _row(name)
     if row.coupling == "none" or row.single_variance is None:
         raise _missing(name, row, "the MSE")
