@@ -139,13 +139,19 @@ ROW_THEORY: dict[str, RowTheory] = {
 
 
 def _row(name: str) -> RowTheory:
+    """The theory of row ``name``: ``NotImplementedError`` for a registry row without one,
+    ``ValueError`` for a name that is neither registered here nor in the estimator registry."""
     if not isinstance(name, str):
         raise TypeError(f"name must be a registry row name (str), got {type(name).__name__}")
-    if name not in ROW_THEORY:
+    if name in ROW_THEORY:
+        return ROW_THEORY[name]
+    from .registry import names
+
+    if name in names():
         raise NotImplementedError(
-            f"no theory registered for estimator {name!r}; rows with theory: {tuple(ROW_THEORY)}"
+            f"estimator {name!r} has no closed-form theory registered in estimators.theory.ROW_THEORY"
         )
-    return ROW_THEORY[name]
+    raise ValueError(f"name must be an estimator name, one of {tuple(names())}, got {name!r}")
 
 
 def _missing(name: str, row: RowTheory, what: str) -> NotImplementedError:
