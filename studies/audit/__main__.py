@@ -1,0 +1,5 @@
+"""``python -m studies.audit --target NAME``."""
+
+from . import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Shipped adapters: favor-bench itself (the control) and performer-pytorch (PyPI)."""

@@ -1,0 +1,66 @@
+"""``python -m studies.audit --target NAME`` (also ``python -m studies audit …``): run the battery.
+
+Exit status 0 when the audit ran (whatever it found); with ``--strict``, 1 if any check failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .checks import CHECKS, Settings, run_check
+from .protocol import load_target, target_names
+from .report import target_directory, write_report
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        prog="python -m studies.audit",
+        description="Run favor-bench's statistical battery against a FAVOR implementation.",
+    )
+    parser.add_argument(
+        "--target",
+        required=True,
+        help=f"{', '.join(target_names())}, favor-bench:<registry row>, or module:object (an Adapter)",
+    )
+    parser.add_argument(
+        "--check", action="append", choices=list(CHECKS), help="run only this check (repeatable)"
+    )
+    parser.add_argument("--quick", action="store_true", help="reduced replicates and grids (CI)")
+    parser.add_argument("--seed", type=int, default=0, help="root seed of every draw (default 0)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="report folder (default results/audit/<target>)"
+    )
+    parser.add_argument("--strict", action="store_true", help="exit with status 1 if any check fails")
+    return parser.parse_args(argv)
+
+
+def run_audit(target: str, *, checks=None, settings: Settings | None = None, progress=None):
+    """Load ``target`` and run ``checks`` (default: all); returns (adapter, results, wall seconds)."""
+    adapter = load_target(target)
+    settings = settings or Settings()
+    start = time.perf_counter()
+    results = []
+    for name in checks or list(CHECKS):
+        results.append(run_check(name, adapter, settings))
+        if progress is not None:
+            progress(results[-1])
+    return adapter, results, time.perf_counter() - start
+
+
+def main(argv=None) -> int:
+    """Command-line entry point; returns the exit status."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    settings = Settings(quick=args.quick, seed=args.seed)
+
+    def progress(result):
+        print(f"{result.status.upper():5s} {result.name:22s} {result.statistic}", flush=True)
+
+    adapter, results, wall = run_audit(args.target, checks=args.check, settings=settings, progress=progress)
+    out = args.out or Path("results") / "audit" / target_directory(args.target)
+    report = write_report(adapter, args.target, results, settings, out, wall)
+    failed = sum(r.status == "fail" for r in results)
+    print(f"{len(results) - failed} of {len(results)} checks not failed; report: {report}")
+    return 1 if args.strict and failed else 0
