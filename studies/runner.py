@@ -132,6 +132,16 @@ class Cell:
         return np.random.Generator(np.random.PCG64(sequence))
 
 
+def stable_rng(root_seed: int, *labels) -> np.random.Generator:
+    """A host numpy Generator seeded by ``root_seed`` and a stable hash of ``labels`` (JSON scalars).
+
+    For data shared by several cells (e.g. one input draw used by every estimator and m).
+    """
+    digest = hashlib.sha256(_canonical(list(labels)).encode()).digest()
+    spawn_key = tuple(int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4))
+    return np.random.default_rng(np.random.SeedSequence(root_seed, spawn_key=spawn_key))
+
+
 @dataclass(frozen=True)
 class Study:
     """A study: its cells and the pure functions that compute, summarize and plot them.
