@@ -17,7 +17,8 @@ class PairStats(NamedTuple):
 
     ``t = ‖x + y‖²`` and ``s = ‖x − y‖²`` are computed from the coordinates (not from the norms),
     so they keep full relative accuracy when x ≈ −y or x ≈ y. ``angle`` θ ∈ [0, π] between x and y is
-    2·atan2(‖x̂ − ŷ‖, ‖x̂ + ŷ‖) on the unit vectors (accurate near 0 and π; π/2 if x or y is 0).
+    2·atan2(‖x̂ − ŷ‖, ‖x̂ + ŷ‖) on the unit vectors and ``supplement`` π − θ = 2·atan2(‖x̂ + ŷ‖, ‖x̂ − ŷ‖),
+    each accurate where it is small (both π/2 if x or y is 0).
     """
 
     sq_x: np.ndarray
@@ -26,6 +27,7 @@ class PairStats(NamedTuple):
     t: np.ndarray
     s: np.ndarray
     angle: np.ndarray
+    supplement: np.ndarray
     d: int
 
 
@@ -63,6 +65,7 @@ def pair_stats(x, y) -> PairStats:
         t=np.sum((x + y) ** 2, axis=-1),
         s=np.sum((x - y) ** 2, axis=-1),
         angle=_angle(x, y),
+        supplement=_angle(x, -y),
         d=int(x.shape[-1]),
     )
 

@@ -51,19 +51,25 @@ def _j2_near_pi(eps):
     return np.sum(coeff * (2 * eps[..., None]) ** (2 * n + 1), axis=-1)
 
 
-def arccos_j1(theta):
-    """J₁(θ) = sin θ + (π − θ) cos θ for θ ∈ [0, π] (Taylor series in π − θ near π)."""
+def arccos_j1(theta, supplement=None):
+    """J₁(θ) = sin θ + (π − θ) cos θ for θ ∈ [0, π] (Taylor series in ε = π − θ near π).
+
+    ``supplement`` is ε when known more accurately than π − θ in float64 (absolute error ~1e-16).
+    """
     theta = np.asarray(theta, dtype=np.float64)
-    eps = np.pi - theta
+    eps = np.pi - theta if supplement is None else np.asarray(supplement, dtype=np.float64)
     near = eps < _NEAR_PI
     direct = np.sin(theta) + eps * np.cos(theta)
     return np.where(near, _j1_near_pi(np.where(near, eps, 0.0)), direct)
 
 
-def arccos_j2(theta):
-    """J₂(θ) = 3 sin θ cos θ + (π − θ)(1 + 2 cos²θ) for θ ∈ [0, π] (Taylor series near π)."""
+def arccos_j2(theta, supplement=None):
+    """J₂(θ) = 3 sin θ cos θ + (π − θ)(1 + 2 cos²θ) for θ ∈ [0, π] (Taylor series near π).
+
+    ``supplement`` as in :func:`arccos_j1`.
+    """
     theta = np.asarray(theta, dtype=np.float64)
-    eps = np.pi - theta
+    eps = np.pi - theta if supplement is None else np.asarray(supplement, dtype=np.float64)
     near = eps < _NEAR_PI
     cos = np.cos(theta)
     direct = 3 * np.sin(theta) * cos + eps * (1 + 2 * cos * cos)
@@ -72,12 +78,12 @@ def arccos_j2(theta):
 
 def arccos_mean(p: PairStats):
     """(‖x‖‖y‖/2π) J₁(θ): the order-1 arc-cosine kernel, mean of the ReLU rows (Cho & Saul 2009)."""
-    return np.sqrt(p.sq_x * p.sq_y) / (2 * math.pi) * arccos_j1(p.angle)
+    return np.sqrt(p.sq_x * p.sq_y) / (2 * math.pi) * arccos_j1(p.angle, p.supplement)
 
 
 def relu_fourth_moment(p: PairStats):
     """E[ReLU(ωᵀx)² ReLU(ωᵀy)²] = (‖x‖²‖y‖²/2π) J₂(θ), ω ~ N(0, I_d) (order-2 arc-cosine kernel / 2)."""
-    return p.sq_x * p.sq_y / (2 * math.pi) * arccos_j2(p.angle)
+    return p.sq_x * p.sq_y / (2 * math.pi) * arccos_j2(p.angle, p.supplement)
 
 
 def relu_single_variance(p: PairStats):

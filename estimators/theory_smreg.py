@@ -72,9 +72,9 @@ def smreg_ratio_series(t, d):
     terms = _series_terms(float(np.max(w, initial=0.0)))
     k = np.arange(terms, dtype=np.float64)
     log_f = np.concatenate([[0.0], np.cumsum(np.log(d / (d + 2.0 * k[:-1])))])
-    with np.errstate(divide="ignore"):
-        exponents = k * np.log(w)[..., None] - special.gammaln(k + 1.0) + log_f
-    exponents[..., 0] = 0.0
+    log_w = np.log(np.where(w > 0, w, 1.0))[..., None]
+    exponents = k * log_w - special.gammaln(k + 1.0) + log_f
+    exponents = np.where((w[..., None] == 0) & (k > 0), -np.inf, exponents)
     return np.exp(special.logsumexp(exponents, axis=-1) - w)
 
 

@@ -1,0 +1,439 @@
+"""Closed forms of estimators.theory against independent computations (theory.md §1–§7, §11).
+
+Independent routes: numerical quadrature (scipy.integrate, Gauss–Laguerre over χ² norms) where an
+expectation reduces to one or two dimensions; mpmath at 50 digits for the stable pair moments;
+fixed-seed Monte Carlo z-tests whose variance is the exact theoretical one (never the sample SD).
+Appendix A / §4 / §11 numbers of theory.md serve as regression anchors.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import integrate, special
+
+from estimators import kernels, registry, theory
+from estimators.theory_inputs import pair_stats
+from estimators.theory_relu import relu_pair_covariance
+from tests.conftest import to_numpy
+
+THEORY_ROWS = ("trig", "positive", "hyperbolic", "positive-fixed", "relu")
+BASE_ROWS = [
+    "trig-iid",
+    "trig-ort",
+    "positive-iid",
+    "positive-ort",
+    "hyperbolic-iid",
+    "hyperbolic-ort",
+    "positive-iid-fixed",
+    "positive-ort-fixed",
+    "relu-iid",
+    "relu-ort",
+]
+ORTHOGONAL_ROWS = [name for name in BASE_ROWS if "-ort" in name]
+
+
+def pair_with(t, s, d):
+    """x, y (d,) with ‖x‖ = ‖y‖, ‖x + y‖² = t and ‖x − y‖² = s."""
+    radius = math.sqrt((t + s) / 4)
+    cos = (t - s) / (t + s)
+    x, y = np.zeros(d), np.zeros(d)
+    x[0] = radius
+    y[0], y[1 % d] = radius * cos, radius * math.sqrt(max(1 - cos * cos, 0.0))
+    return x, y
+
+
+def pair_at_angle(norm_x, norm_y, angle, d):
+    x, y = np.zeros(d), np.zeros(d)
+    x[0] = norm_x
+    y[0], y[1] = norm_y * math.cos(angle), norm_y * math.sin(angle)
+    return x, y
+
+
+def random_pairs(rng, count, d, scale):
+    return rng.normal(size=(count, d)) * scale, rng.normal(size=(count, d)) * scale
+
+
+# ----------------------------------------------------------------------------------------------
+# Independent reference computations (test side only)
+
+
+def gaussian_expectation(f, variance):
+    """E f(a), a ~ N(0, variance), by adaptive quadrature."""
+    sd = math.sqrt(variance)
+    value, _ = integrate.quad(lambda u: f(sd * u) * math.exp(-u * u / 2), -40, 40, limit=400, epsabs=0)
+    return value / math.sqrt(2 * math.pi)
+
+
+def sphere_coordinate_expectation(f, d):
+    """E f(v), v the first coordinate of a uniform point on S^{d−1} (density ∝ (1 − v²)^{(d−3)/2})."""
+    log_norm = special.betaln(0.5, (d - 1) / 2)
+    value, _ = integrate.quad(lambda v: f(v) * (1 - v * v) ** ((d - 3) / 2), -1, 1, limit=400, epsabs=0)
+    return value / math.exp(log_norm)
+
+
+def relu_product_moment(norm_x, norm_y, angle, power):
+    """E[ReLU(ωᵀx)^n ReLU(ωᵀy)^n] in polar coordinates of the 2-D Gaussian (radial part 2^n n!)."""
+    arc, _ = integrate.quad(
+        lambda p: (math.cos(p) * math.cos(p - angle)) ** power, angle - math.pi / 2, math.pi / 2, epsabs=0
+    )
+    return (norm_x * norm_y) ** power * 2**power * math.factorial(power) * arc / (2 * math.pi)
+
+
+def chi_square_rule(d, nodes=80):
+    """Nodes and weights for E over ρ² ~ χ²_d (Gauss–Laguerre in ρ²/2 with weight x^{d/2−1}e^{−x})."""
+    x, w = special.roots_genlaguerre(nodes, d / 2 - 1)
+    return 2 * x, w / np.sum(w)
+
+
+def orthogonal_pair_mgf(alpha, beta, value, d, kind, norms="chi"):
+    """E[h(α ω₁ᵀv + β ω₂ᵀv)] for an orthogonal pair, h = exp (value = ‖v‖²) or cos.
+
+    αω₁ + βω₂ has squared norm α²ρ₁² + β²ρ₂² and a uniform direction, and E[exp(R uᵀv)] =
+    ₀F₁(; d/2; R²‖v‖²/4), E[cos(R uᵀv)] = ₀F₁(; d/2; −R²‖v‖²/4); the norms are integrated by a
+    Gauss–Laguerre tensor rule (χ(d) norms) or fixed at √d.
+    """
+    sign = 1.0 if kind == "exp" else -1.0
+    if norms == "fixed":
+        return special.hyp0f1(d / 2, sign * (alpha**2 + beta**2) * d * value / 4)
+    r2, w = chi_square_rule(d)
+    total = alpha**2 * r2[:, None] + beta**2 * r2[None, :]
+    return float(np.sum(w[:, None] * w[None, :] * special.hyp0f1(d / 2, sign * total * value / 4)))
+
+
+def feature_expansion(kind, power):
+    """h(a)^n = Σ coeff · e^{κ a} (exp, cosh) or Σ coeff · cos(κ a) (cos): list of (coeff, κ)."""
+    if kind == "positive":
+        return [(1.0, power)]
+    return [(math.comb(power, k) / 2**power, power - 2 * k) for k in range(power + 1)]
+
+
+def pair_raw_moment(name, x, y, i, j, coupling):
+    """E[g(ω₁)^i g(ω₂)^j] for one projection term g of row ``name`` (exp/cos features)."""
+    stats = pair_stats(x, y)
+    kind = name.split("-")[0]
+    norms = "fixed" if name.endswith("fixed") else "chi"
+    if kind == "trig":
+        scale, value, mgf_kind = math.exp((stats.sq_x + stats.sq_y) / 2), float(stats.s), "cos"
+    else:
+        scale, value, mgf_kind = math.exp(-(stats.sq_x + stats.sq_y) / 2), float(stats.t), "exp"
+    expand = "positive" if kind == "positive" else "symmetric"
+    total = 0.0
+    for ci, ki in feature_expansion(expand, i):
+        for cj, kj in feature_expansion(expand, j):
+            if coupling == "iid":
+                one = orthogonal_pair_mgf(ki, 0, value, stats.d, mgf_kind, norms)
+                two = orthogonal_pair_mgf(kj, 0, value, stats.d, mgf_kind, norms)
+                total += ci * cj * one * two
+            else:
+                total += ci * cj * orthogonal_pair_mgf(ki, kj, value, stats.d, mgf_kind, norms)
+    return scale ** (i + j) * total
+
+
+def central_moments_of_pair_mean(name, x, y, coupling):
+    """(MSE, E[e⁴]) of K̂ = (g₁ + g₂)/2 (m = 2) from the raw pair moments, e = K̂ − E K̂."""
+    mu = pair_raw_moment(name, x, y, 1, 0, coupling)
+    sums = [
+        sum(math.comb(n, i) * pair_raw_moment(name, x, y, i, n - i, coupling) for i in range(n + 1))
+        for n in range(5)
+    ]
+    centred = [sum(math.comb(k, n) * sums[n] * (-2 * mu) ** (k - n) for n in range(k + 1)) for k in (2, 4)]
+    return centred[0] / 4, centred[1] / 16
+
+
+# ----------------------------------------------------------------------------------------------
+# API: every registry row, inputs, shapes, backends
+
+
+def test_every_registry_row_has_mean_and_mse_or_says_why():
+    rng = np.random.default_rng(0)
+    x, y = random_pairs(rng, 3, 6, 0.3)
+    for name in registry.names():
+        try:
+            values = theory.mse(name, x, y, 4)
+        except NotImplementedError as error:
+            assert "closed form" in str(error) or "theory" in str(error), name
+            continue
+        assert values.shape == (3,) and np.all(np.isfinite(values)) and np.all(values >= -1e-15), name
+        assert np.all(np.isfinite(theory.mean(name, x, y))), name
+
+
+@pytest.mark.parametrize("name", BASE_ROWS)
+def test_registry_theory_hooks_delegate_to_theory(name):
+    rng = np.random.default_rng(1)
+    x, y = random_pairs(rng, 4, 5, 0.4)
+    row = registry.get(name)
+    np.testing.assert_array_equal(row.theory_mean(x, y), theory.mean(name, x, y))
+    np.testing.assert_array_equal(row.theory_mse(x, y, 7), theory.mse(name, x, y, 7))
+    np.testing.assert_allclose(theory.mean(name, x, y), to_numpy(row.exact(x, y)), rtol=1e-12)
+
+
+def test_bad_inputs_raise_naming_the_argument():
+    x = np.ones((2, 4)) * 0.1
+    with pytest.raises(ValueError, match="d=4 but y has d=3"):
+        theory.mean("positive-iid", x, np.ones(3))
+    with pytest.raises(ValueError, match="x contains NaN"):
+        theory.mse("positive-iid", np.full(4, np.nan), x, 2)
+    with pytest.raises(ValueError, match="m must be >= 1"):
+        theory.mse("trig-ort", x, x, 0)
+    with pytest.raises(TypeError, match="m must be an integer"):
+        theory.mse("trig-ort", x, x, 2.5)
+    with pytest.raises(TypeError, match="m must be an integer"):
+        theory.mse("trig-ort", x, x, True)
+    with pytest.raises(ValueError, match="name must be an estimator name"):
+        theory.mean("no-such-row", x, x)
+    with pytest.raises(ValueError, match="target must be one of"):
+        theory.mse("positive-iid", x, x, 2, target="cosine")
+    with pytest.raises(ValueError, match="needs d >= 2"):
+        theory.pair_covariance("positive-ort", np.ones(1), np.ones(1))
+    with pytest.raises(ValueError, match="m <= d"):
+        theory.theorem2_bound(x, x, 5)
+    with pytest.raises(ValueError, match="t = "):
+        theory.exp_pair_gap(-1.0, 4)
+    with pytest.raises(ValueError, match="epsilon must be > 0"):
+        theory.theorem4_features(1.0, 16, 0.0)
+
+
+def test_rows_without_theory_raise_not_implemented(monkeypatch):
+    monkeypatch.setitem(theory.ROW_THEORY, "trig-iid", theory.RowTheory("none", None, reason="planted"))
+    with pytest.raises(NotImplementedError, match="planted"):
+        theory.mse("trig-iid", np.ones(3), np.ones(3), 2)
+    with pytest.raises(NotImplementedError, match="planted"):
+        theory.mean("trig-iid", np.ones(3), np.ones(3))
+
+
+def test_leading_dims_broadcast_and_m_arrays():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(3, 1, 5)) * 0.3
+    y = rng.normal(size=(1, 4, 5)) * 0.3
+    values = theory.mse("positive-ort", x, y, 7)
+    assert values.shape == (3, 4)
+    looped = [[theory.mse("positive-ort", x[i, 0], y[0, j], 7) for j in range(4)] for i in range(3)]
+    np.testing.assert_allclose(values, looped, rtol=1e-13)
+    m = np.array([1, 3, 5, 11])
+    by_array = theory.mse("trig-ort", x[0, 0], y[0, :], m)
+    np.testing.assert_allclose(by_array, [theory.mse("trig-ort", x[0, 0], y[0, k], m[k]) for k in range(4)])
+    assert isinstance(theory.mean("positive-iid", x[0, 0], y[0, 0]), np.floating)
+
+
+def test_inputs_from_any_backend_give_the_numpy_values(to_backend):
+    rng = np.random.default_rng(3)
+    x, y = random_pairs(rng, 3, 4, 0.5)
+    for name in ("trig-ort", "positive-ort-fixed", "relu-ort"):
+        np.testing.assert_allclose(
+            theory.mse(name, to_backend(x), to_backend(y), 6), theory.mse(name, x, y, 6), rtol=1e-14
+        )
+
+
+def test_block_pairs_counts_ordered_same_block_pairs():
+    table = {(1, 4): 0, (3, 4): 6, (4, 4): 12, (5, 4): 12, (6, 4): 14, (9, 4): 24, (3, 1): 0}
+    for (m, d), pairs in table.items():
+        assert theory.block_pairs(m, d) == pairs
+    m = np.arange(1, 40)
+    brute = [sum(n * (n - 1) for n in [5] * (k // 5) + [k % 5]) for k in m]
+    np.testing.assert_array_equal(theory.block_pairs(m, 5), brute)
+
+
+# ----------------------------------------------------------------------------------------------
+# Kernels and single-feature moments against quadrature
+
+
+def test_kernels_match_the_core_kernels_and_quadrature():
+    rng = np.random.default_rng(4)
+    x, y = random_pairs(rng, 5, 7, 0.5)
+    for name in ("softmax", "gaussian", "smreg", "arccos"):
+        np.testing.assert_allclose(getattr(theory, name)(x, y), kernels.exact(name, x, y), rtol=1e-12)
+    for d in (3, 8, 64):
+        x1, y1 = pair_with(1.3, 0.7, d)
+        t = float(np.sum((x1 + y1) ** 2))
+        lam = math.exp(-(x1 @ x1 + y1 @ y1) / 2)
+        reference = lam * sphere_coordinate_expectation(lambda v, t=t, d=d: math.exp(math.sqrt(d * t) * v), d)
+        assert theory.smreg(x1, y1) == pytest.approx(reference, rel=1e-10)
+
+
+@pytest.mark.parametrize("angle", [0.0, 0.7, math.pi / 2, 2.6, math.pi - 1e-3])
+def test_relu_moments_match_polar_quadrature(angle):
+    x, y = pair_at_angle(1.3, 0.8, angle, 4)
+    moments = theory.relu_moments(x, y)
+    assert moments.first_x == pytest.approx(1.3 / math.sqrt(2 * math.pi), rel=1e-14)
+    assert moments.first_x == pytest.approx(gaussian_expectation(lambda a: max(a, 0.0), 1.69), rel=1e-10)
+    second = gaussian_expectation(lambda a: max(a, 0.0) ** 2, 0.64)
+    assert moments.second_y == pytest.approx(second, rel=1e-10)
+    for value, power in ((moments.cross, 1), (moments.cross_squares, 2)):
+        reference = relu_product_moment(1.3, 0.8, angle, power)
+        assert value == pytest.approx(reference, rel=1e-9, abs=1e-300)
+
+
+def test_arccos_moments_are_accurate_for_nearly_opposite_inputs():
+    """J₁, J₂ vanish like ε³, ε⁵ as θ → π (ε = π − θ); the kernel keeps full relative accuracy there."""
+    mp = pytest.importorskip("mpmath")
+    for eps in (1e-5, 1e-2, 0.3, 0.99, 1.01, 2.0):
+        x = np.array([1.0, 0.0, 0.0])
+        y = np.array([-math.cos(eps), math.sin(eps), 0.0])
+        with mp.workdps(50):
+            e = mp.atan2(mp.mpf(float(y[1])), -mp.mpf(float(y[0])))
+            j1 = mp.sin(e) - e * mp.cos(e)
+            j2 = e * (2 + mp.cos(2 * e)) - mp.mpf(3) / 2 * mp.sin(2 * e)
+        moments = theory.relu_moments(x, y)
+        assert moments.cross == pytest.approx(float(j1 / (2 * mp.pi)), rel=1e-13)
+        assert moments.cross_squares == pytest.approx(float(j2 / (2 * mp.pi)), rel=1e-13)
+        theta = np.pi - eps
+        with mp.workdps(50):
+            e = mp.mpf(np.pi) - mp.mpf(theta)
+            reference = float(mp.sin(e) - e * mp.cos(e))
+        assert theory.arccos_j1(theta) == pytest.approx(reference, rel=1e-13)
+
+
+def test_single_variances_match_one_dimensional_quadrature():
+    x, y = pair_with(0.9, 1.4, 6)
+    stats = pair_stats(x, y)
+    t, s, n = float(stats.t), float(stats.s), float(stats.sq_x + stats.sq_y)
+    lam = math.exp(-n / 2)
+    sm = math.exp(float(stats.inner))
+
+    def variance(f, var, mean):
+        return gaussian_expectation(lambda a: f(a) ** 2, var) - mean**2
+
+    expected = {
+        "positive-iid": variance(lambda a: lam * math.exp(a), t, sm),
+        "hyperbolic-iid": variance(lambda a: lam * math.cosh(a), t, sm),
+        "trig-iid": variance(lambda a: math.exp(n / 2) * math.cos(a), s, sm),
+    }
+    smreg = float(theory.smreg(x, y))
+    second = sphere_coordinate_expectation(lambda v: lam**2 * math.exp(2 * math.sqrt(6 * t) * v), 6)
+    expected["positive-iid-fixed"] = second - smreg**2
+    angle = float(stats.angle)
+    norms = math.sqrt(float(stats.sq_x)), math.sqrt(float(stats.sq_y))
+    expected["relu-iid"] = relu_product_moment(*norms, angle, 2) - relu_product_moment(*norms, angle, 1) ** 2
+    for name, reference in expected.items():
+        assert theory.single_variance(name, x, y) == pytest.approx(reference, rel=1e-9), name
+
+
+def test_lemma2_closed_forms_as_printed():
+    """Claims 2–4: the MSEs equal Lemma 2's printed expressions (Performers Eq. 8)."""
+    rng = np.random.default_rng(5)
+    x, y = random_pairs(rng, 20, 8, 0.4)
+    t, s = np.sum((x + y) ** 2, -1), np.sum((x - y) ** 2, -1)
+    sm = np.exp(np.sum(x * y, -1))
+    m = 7
+    trig = np.exp(t) * sm**-2 * (1 - np.exp(-s)) ** 2 / (2 * m)
+    positive = np.exp(t) * sm**2 * (1 - np.exp(-t)) / m
+    np.testing.assert_allclose(theory.mse("trig-iid", x, y, m), trig, rtol=1e-12)
+    np.testing.assert_allclose(theory.mse("positive-iid", x, y, m), positive, rtol=1e-12)
+    hyperbolic = (1 - np.exp(-t)) / 2 * positive
+    np.testing.assert_allclose(theory.mse("hyperbolic-iid", x, y, m), hyperbolic, rtol=1e-12)
+
+
+def test_smreg_series_equals_closed_form_and_stays_below_softmax():
+    """Claim 12 and Eq. 29–31; the §6 practical-note values at d = 64."""
+    t = np.concatenate([np.linspace(0, 50, 41), [1e-9, 1e-3]])
+    for d in (2, 3, 8, 64, 1024):
+        series = theory.smreg_ratio_series(t, d)
+        np.testing.assert_allclose(series, theory.smreg_ratio(t, d), rtol=1e-11)
+        assert np.all(series <= 1 + 1e-15)
+    assert theory.smreg_ratio(1.0, 64) == pytest.approx(0.996, abs=5e-4)
+    assert theory.smreg_ratio(4.0, 64) == pytest.approx(0.945, abs=5e-4)
+    lower, upper = theory.theorem1_bounds(64)
+    assert lower == pytest.approx(0.5) and upper == 1.0
+    rng = np.random.default_rng(6)
+    x, y = random_pairs(rng, 500, 5, 0.8)
+    assert np.all(theory.smreg(x, y) <= theory.softmax(x, y) * (1 + 1e-14))
+
+
+# ----------------------------------------------------------------------------------------------
+# Orthogonal pair moments and covariances
+
+
+@pytest.mark.parametrize("d", [2, 4, 8, 16])
+def test_pair_moments_match_chi_square_quadrature(d):
+    """E_+(t) and E_cos(s) against a Gauss–Laguerre integral over the two χ(d) norms (theory.md §5.2)."""
+    for value in (0.05, 0.7, 3.0):
+        assert theory.exp_pair_moment(value, d) == pytest.approx(
+            orthogonal_pair_mgf(1, 1, value, d, "exp"), rel=1e-10
+        )
+        assert theory.cos_pair_moment(value, d) == pytest.approx(
+            orthogonal_pair_mgf(1, 1, value, d, "cos"), rel=1e-9
+        )
+
+
+@pytest.mark.parametrize("d", [2, 3, 4, 8, 64, 257, 1024])
+def test_pair_gaps_match_mpmath_for_large_arguments(d):
+    """Robustness: relative accuracy of e^t − E_+(t) and E_cos(s) − e^{−s} up to t, s = 120."""
+    mp = pytest.importorskip("mpmath")
+    values = [1e-8, 1e-3, 0.5, 1.99, 2.01, 7.0, 25.0, 50.0, 120.0]
+    got_exp = theory.exp_pair_gap(np.array(values), d)
+    got_cos = theory.cos_pair_gap(np.array(values), d)
+    with mp.workdps(50):
+        for k, v in enumerate(values):
+            v_mp = mp.mpf(v)
+            ref_exp = mp.exp(v_mp) - mp.hyp1f1(d, mp.mpf(d) / 2, v_mp / 2, maxprec=20000)
+            ref_cos = mp.hyp1f1(d, mp.mpf(d) / 2, -v_mp / 2, maxprec=20000) - mp.exp(-v_mp)
+            assert got_exp[k] == pytest.approx(float(ref_exp), rel=1e-12)
+            assert got_cos[k] == pytest.approx(float(ref_cos), rel=1e-10)
+
+
+def test_fixed_norm_covariances_match_mpmath():
+    mp = pytest.importorskip("mpmath")
+    for d in (2, 8, 64, 1024):
+        for t in (1e-8, 1e-3, 0.3, 2.0, 50.0):
+            x, y = pair_with(t, 0.5, d)
+            stats = pair_stats(x, y)
+            with mp.workdps(50):
+                b, u = mp.mpf(d) / 2, mp.mpf(d) * mp.mpf(float(stats.t)) / 4
+                lam2 = mp.exp(-mp.mpf(float(stats.sq_x + stats.sq_y)))
+                f1 = mp.hyp0f1(b, u)
+                cov = float(lam2 * (mp.hyp0f1(b, 2 * u) - f1**2))
+                var = float(lam2 * (mp.hyp0f1(b, 4 * u) - f1**2))
+            assert theory.pair_covariance("positive-ort-fixed", x, y) == pytest.approx(cov, rel=1e-8)
+            assert theory.single_variance("positive-iid-fixed", x, y) == pytest.approx(var, rel=1e-9)
+
+
+@pytest.mark.parametrize("name", ["positive-ort", "hyperbolic-ort", "trig-ort", "positive-ort-fixed"])
+def test_two_projection_mse_matches_pair_mgf_quadrature(name):
+    """MSE at m = 2 from raw pair moments (Gauss–Laguerre over the χ norms), an independent route."""
+    x, y = pair_with(0.8, 0.6, 5)
+    reference, _ = central_moments_of_pair_mean(name, x, y, "orthogonal")
+    assert theory.mse(name, x, y, 2) == pytest.approx(reference, rel=1e-9)
+
+
+def test_relu_pair_covariance_exact_points():
+    """x ∥ y: Cov_ort = −‖x‖²‖y‖²/(2(d + 2)); d = 2: the partner is ±the perpendicular direction."""
+    for d in (2, 3, 4, 9, 64, 1024):
+        x, y = pair_at_angle(1.2, 0.7, 0.0, max(d, 2))
+        assert theory.pair_covariance("relu-ort", x, y) == pytest.approx(-(0.84**2) / (2 * (d + 2)), rel=1e-9)
+    for angle in (0.4, 1.7, 2.9):
+        x, y = pair_at_angle(1.0, 1.0, angle, 2)
+        moment, _ = integrate.quad(_perpendicular_product, 0, 2 * math.pi, args=(angle,), limit=200, epsabs=0)
+        expected = 4 * moment / (2 * math.pi) - relu_product_moment(1.0, 1.0, angle, 1) ** 2
+        assert theory.pair_covariance("relu-ort", x, y) == pytest.approx(expected, rel=1e-8)
+
+
+def _perpendicular_product(phi, angle):
+    """g(u)·E[g(u′)] for unit u at angle φ and u′ = ±u^⊥ (d = 2), g(u) = ReLU(u₁)ReLU(u·(cos θ, sin θ))."""
+
+    def g(p):
+        return max(math.cos(p), 0.0) * max(math.cos(p - angle), 0.0)
+
+    return g(phi) * (g(phi + math.pi / 2) + g(phi - math.pi / 2)) / 2
+
+
+@pytest.mark.parametrize(("d", "angle"), [(3, 0.5), (4, 1.5), (8, 2.5), (32, 1.0)])
+def test_relu_pair_covariance_matches_adaptive_quadrature(d, angle):
+    """Gauss rule against scipy.dblquad of the same 2-D integral over r² ~ Beta(1, (d−2)/2) and φ."""
+    beta = (d - 2) / 2
+
+    def integrand(s, phi):
+        cx, cy = math.cos(phi), math.cos(phi - angle)
+        a, b = 1 - s * cx * cx, 1 - s * cy * cy
+        norm = math.sqrt(a * b)
+        psi = math.acos(min(max((math.cos(angle) - s * cx * cy) / norm, -1.0), 1.0))
+        j1 = math.sin(psi) + (math.pi - psi) * math.cos(psi)
+        return s * cx * cy * norm * j1 * beta * (1 - s) ** (beta - 1)
+
+    arc = (angle - math.pi / 2, math.pi / 2)
+    value, _ = integrate.dblquad(integrand, *arc, 0, 1, epsabs=1e-13, epsrel=1e-11)
+    expected = d**2 / (d - 1) * value / (2 * math.pi) ** 2 - relu_product_moment(1, 1, angle, 1) ** 2
+    x, y = pair_at_angle(1.0, 1.0, angle, d)
+    assert float(relu_pair_covariance(pair_stats(x, y))) == pytest.approx(expected, rel=1e-8)
