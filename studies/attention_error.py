@@ -14,7 +14,8 @@ in the MSE; the rate of such rows is reported.
 Two input regimes: isotropic (qᵀk ≈ 0, where Lemma 2 favours trigonometric features) and opposed
 (q and k centred at ±μ, small kernel values, where positive features win); the paper's claim
 "positive < trig" is a statement about the second kind. The paper's setting (L = 4096 keys,
-d = 16, 15 input draws) is the ``paper`` preset; ``quick`` uses fewer keys and draws. Query rows are a fixed subset of the sequence (all L keys are attended).
+d = 16, 15 input draws) is the ``paper`` preset; ``quick`` uses fewer keys and draws. Query rows
+are a fixed subset of the sequence (all L keys are attended).
 """
 
 from __future__ import annotations
@@ -189,9 +190,10 @@ def plot(rows, context, stem) -> None:
             legend_kw={"loc": "lower left"},
         )
     first = rows[0]
+    per_draw = first["replicates"] // first["input_draws"]
     fig.suptitle(
         f"Fig. 4: FAVOR output MSE vs m (L = {first['L']} keys, d = {first['d']}, "
-        f"{first['input_draws']} input draws × {first['replicates'] // first['input_draws']} draws of W, 99% CI)"
+        f"{first['input_draws']} input draws × {per_draw} draws of W, 99% CI)"
     )
     plotting.save(fig, stem)
 
