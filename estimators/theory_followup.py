@@ -44,6 +44,7 @@ from .theory_softmax import exp_pair_covariance, gaussian_mean, log_expm1, softm
 GERF_TRIG_A = 0.05
 PARAMETER_FLOOR = 1e-12
 QUADRATURE_NODES = 96
+ANGULAR_NODES = 64
 
 COUPLED_ROWS = {
     "oprf-iid": ("oprf", "iid"),
@@ -211,10 +212,12 @@ def _bessel_like_series(u, k, terms=80):
 # --- coupled pairs ------------------------------------------------------------------------------
 
 
-def coupled_pair_moment(t, d, c, nodes=QUADRATURE_NODES):
+def coupled_pair_moment(t, d, c, radial_nodes=QUADRATURE_NODES, angular_nodes=ANGULAR_NODES):
     """M(c) = E_{a,b iid χ(d)}[₀F₁(; d/2; t(a² + b² + 2cab)/4)] for −1 ≤ c ≤ 1 (theory.md §10.4).
 
-    Tensor Gauss–Laguerre quadrature in u = a²/2 (weight u^{d/2−1}e^{−u}/Γ(d/2)), summed in log space;
+    In polar form a = r cos θ, b = r sin θ: r² = S ~ χ²_{2d} independent of φ = 2θ ∈ [0, π] with
+    density ∝ sin^{d−1} φ, and a² + b² + 2cab = S(1 + c sin φ). S is integrated by Gauss–Laguerre
+    (weight u^{d−1}e^{−u}, S = 2u), φ by Gauss–Legendre (the integrand is analytic), in log space.
     M(0) = E_+(t) = ₁F₁(d; d/2; t/2) (tested). M is increasing in c, so the simplex value
     c = −1/(d−1) gives the smallest pair moment of any weight-independent coupling.
     """
@@ -224,13 +227,15 @@ def coupled_pair_moment(t, d, c, nodes=QUADRATURE_NODES):
         raise ValueError(f"c must be a cosine in [-1, 1], got {c}")
     if np.any(t < 0):
         raise ValueError("t = ||x + y||^2 must be >= 0")
-    u, w = special.roots_genlaguerre(nodes, d / 2 - 1)
-    log_w = np.log(w) - special.gammaln(d / 2)
-    a = np.sqrt(2 * u)
-    squared = np.maximum(a[:, None] ** 2 + a[None, :] ** 2 + 2 * c * a[:, None] * a[None, :], 0)
-    log_joint = log_w[:, None] + log_w[None, :]
-    argument = np.multiply.outer(t, squared) / 4
-    values = log_hyp0f1(d / 2, argument) + log_joint
+    u, radial_weights = special.roots_genlaguerre(radial_nodes, d - 1)
+    log_radial = np.log(radial_weights) - special.gammaln(d)
+    nodes, angular_weights = special.roots_legendre(angular_nodes)
+    phi = (nodes + 1) * np.pi / 2
+    log_norm = 0.5 * np.log(np.pi) + special.gammaln(d / 2) - special.gammaln((d + 1) / 2)
+    log_angular = np.log(angular_weights * np.pi / 2) + (d - 1) * np.log(np.sin(phi)) - log_norm
+    squared = np.maximum(np.multiply.outer(2 * u, 1 + c * np.sin(phi)), 0)
+    log_joint = log_radial[:, None] + log_angular[None, :]
+    values = log_hyp0f1(d / 2, np.multiply.outer(t, squared) / 4) + log_joint
     return as_output(np.exp(special.logsumexp(values.reshape((*t.shape, -1)), axis=-1)))
 
 
