@@ -24,6 +24,7 @@ position, so outputs at i are unchanged (bit for bit) by anything at positions >
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -68,10 +69,10 @@ def prefix_sums(phi_q, key_parts: FeatureParts, key_log_scale, keep, v, *, eps=0
     phi_k = _shifted_key_features(xp, key_parts, key_shift, keep, eps)
     sequences = (phi_q, phi_k, key_shift, keep, v)
     carry = _initial_state(xp, phi_q, v, sequences)
-    step = _ChunkStep(xp, chunk, device_of(phi_q))
     if backend_of(phi_q) == "jax":
-        numerator, denominator = _scan_jax(step, carry, sequences, chunk, length)
+        numerator, denominator = _jitted_scan()(carry, sequences, chunk, length)
     else:
+        step = _ChunkStep(xp, chunk, device_of(phi_q))
         numerator, denominator = _loop(step, carry, sequences, chunk, length)
     return numerator, denominator[..., 0]
 
@@ -161,14 +162,19 @@ def _loop(step, carry, sequences, chunk, length):
     return xp.concat(numerators, axis=-2), xp.concat(denominators, axis=-2)
 
 
-def _scan_jax(step, carry, sequences, chunk, length):
+@functools.cache
+def _jitted_scan():
+    """``lax.scan`` over chunks, jitted once per (shapes, chunk, length) and reused across calls."""
     import jax
     import jax.numpy as jnp
 
-    count = -(-length // chunk)
-    chunked = tuple(None if a is None else _to_chunks(jnp, a, chunk, count) for a in sequences)
-    _, (numerators, denominators) = jax.lax.scan(step, carry, chunked)
-    return _from_chunks(jnp, numerators, length), _from_chunks(jnp, denominators, length)
+    def scan(carry, sequences, chunk, length):
+        count = -(-length // chunk)
+        chunked = tuple(None if a is None else _to_chunks(jnp, a, chunk, count) for a in sequences)
+        _, (numerators, denominators) = jax.lax.scan(_ChunkStep(jnp, chunk, None), carry, chunked)
+        return _from_chunks(jnp, numerators, length), _from_chunks(jnp, denominators, length)
+
+    return jax.jit(scan, static_argnums=(2, 3))
 
 
 def _to_chunks(jnp, a, chunk, count):
