@@ -9,14 +9,16 @@ Appendix A / §4 / §11 numbers of theory.md serve as regression anchors.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
-from scipy import integrate, special
+from scipy import integrate, optimize, special
 
 from estimators import kernels, registry, theory
 from estimators.theory_inputs import pair_stats
 from estimators.theory_relu import relu_pair_covariance
+from estimators.theory_softmax import log_one_minus_c
 from tests.conftest import to_numpy
 
 THEORY_ROWS = ("trig", "positive", "hyperbolic", "positive-fixed", "relu")
@@ -437,3 +439,269 @@ def test_relu_pair_covariance_matches_adaptive_quadrature(d, angle):
     expected = d**2 / (d - 1) * value / (2 * math.pi) ** 2 - relu_product_moment(1, 1, angle, 1) ** 2
     x, y = pair_at_angle(1.0, 1.0, angle, d)
     assert float(relu_pair_covariance(pair_stats(x, y))) == pytest.approx(expected, rel=1e-8)
+
+
+# ----------------------------------------------------------------------------------------------
+# Special cases that hold exactly
+
+
+def test_opposite_inputs_make_positive_features_exact():
+    """Claim 5: at x = −y (z = 0) positive and hyperbolic MSEs vanish for every m and coupling."""
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(4, 6))
+    for name in ("positive-iid", "positive-ort", "hyperbolic-iid", "hyperbolic-ort"):
+        for m in (1, 4, 6, 13):
+            np.testing.assert_array_equal(theory.mse(name, x, -x, m), 0.0)
+    row = registry.get("positive-ort")
+    W = row.draw(9, 6, seed=3)
+    np.testing.assert_allclose(row.estimate(x, -x, W), theory.softmax(x, -x), rtol=1e-13)
+
+
+def test_equal_inputs_make_trig_features_exact():
+    """Claim 5: at x = y (Δ = 0) the trig MSE vanishes for every m and coupling."""
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(4, 6))
+    for name in ("trig-iid", "trig-ort"):
+        for m in (1, 5, 6, 17):
+            np.testing.assert_array_equal(theory.mse(name, x, x, m), 0.0)
+
+
+@pytest.mark.parametrize("name", ORTHOGONAL_ROWS)
+def test_one_projection_orthogonal_equals_iid(name):
+    rng = np.random.default_rng(9)
+    x, y = random_pairs(rng, 6, 5, 0.5)
+    iid = name.replace("-ort", "-iid")
+    np.testing.assert_array_equal(theory.mse(name, x, y, 1), theory.mse(iid, x, y, 1))
+
+
+@pytest.mark.parametrize("name", ORTHOGONAL_ROWS)
+def test_full_block_ratio_is_the_same_for_every_number_of_blocks(name):
+    """Claim 10: m = k d gives MSE_ort/MSE_iid = 1 + (d − 1) Cov_ort/V1 for every k."""
+    rng = np.random.default_rng(10)
+    d = 6
+    x, y = random_pairs(rng, 5, d, 0.5)
+    iid = name.replace("-ort", "-iid")
+    expected = 1 + (d - 1) * theory.pair_covariance(name, x, y) / theory.single_variance(iid, x, y)
+    for blocks in (1, 2, 3, 7):
+        ratio = theory.mse(name, x, y, blocks * d) / theory.mse(iid, x, y, blocks * d)
+        np.testing.assert_allclose(ratio, expected, rtol=1e-12)
+
+
+def test_partial_blocks_follow_the_pair_count():
+    rng = np.random.default_rng(11)
+    x, y = random_pairs(rng, 3, 4, 0.5)
+    v1 = theory.single_variance("positive-ort", x, y)
+    cov = theory.pair_covariance("positive-ort", x, y)
+    for m, pairs in ((5, 12), (6, 14), (7, 18), (11, 30)):
+        np.testing.assert_allclose(
+            theory.mse("positive-ort", x, y, m), v1 / m + pairs / m**2 * cov, rtol=1e-14
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# Inequalities on random grids
+
+
+def grid_pairs(seed, count=400, dims=(2, 3, 4, 8, 16)):
+    rng = np.random.default_rng(seed)
+    for d in dims:
+        scale = rng.uniform(0.05, 1.2, size=(count, 1)) / math.sqrt(d)
+        yield d, rng.normal(size=(count, d)) * scale, rng.normal(size=(count, d)) * scale * 1.5
+
+
+def test_theorem2_holds_on_random_grids():
+    """Claim 8 / Theorem 2 (camera-ready) and its SMREG analogue, every m ≤ d."""
+    for d, x, y in grid_pairs(12):
+        for m in range(1, d + 1):
+            bound = theory.theorem2_bound(x, y, m)
+            exact = theory.mse("positive-ort", x, y, m)
+            assert np.all(exact <= bound * (1 + 1e-12)), (d, m)
+            assert np.all(theory.theorem2_gap(x, y, m) >= 0)
+            fixed = theory.mse("positive-ort-fixed", x, y, m)
+            assert np.all(fixed <= theory.theorem2_bound(x, y, m, kernel="smreg") * (1 + 1e-12)), (d, m)
+
+
+def test_theorem2_gap_follows_from_the_series_coefficients():
+    """1 − c_k(d) ≥ (2/(d + 2))(1 − 2^{1−k}) for k ≥ 2, equality at k = 2 (theory.md §5.3 [DER]).
+
+    The log-space coefficients used by the pair moments are checked against exact rationals.
+    """
+    for d in (1, 2, 5, 64, 1024):
+        one_minus_c = np.exp(log_one_minus_c(d, 200))
+        exact, c = [], Fraction(1)
+        for k in range(40):
+            exact.append(float(1 - c))
+            c *= Fraction(d + k, d + 2 * k)
+        np.testing.assert_allclose(one_minus_c[:40], exact, rtol=1e-13)
+        k = np.arange(2, 200)
+        lower = 2 / (d + 2) * (1 - 2.0 ** (1 - k))
+        assert np.all(one_minus_c[2:] >= lower * (1 - 1e-13))
+        assert one_minus_c[2] == pytest.approx(lower[0], rel=1e-13)
+
+
+def test_openreview_theorem2_fails_at_zero_z():
+    """Claim 8: the OpenReview gap (1 − 1/m)(2/(d + 2)) SM² is violated at x = −y (both MSEs are 0)."""
+    rng = np.random.default_rng(13)
+    x = rng.normal(size=(5, 8)) * 0.5
+    for m in (2, 4, 8):
+        bound = theory.theorem2_openreview_bound(x, -x, m)
+        assert np.all(bound < 0) and np.all(theory.mse("positive-ort", x, -x, m) == 0)
+        assert np.all(theory.mse("positive-ort", x, -x, m) > bound)
+
+
+def test_hyperbolic_beats_positive_with_twice_the_features():
+    """Claim 4: MSE(SM^hyp+_m)/MSE(SM^+_{2m}) = 1 − e^{−t} < 1 for z ≠ 0 (equal feature dimension 2m)."""
+    for _, x, y in grid_pairs(14, count=200):
+        t = np.sum((x + y) ** 2, -1)
+        for m in (1, 3, 10):
+            ratio = theory.mse("hyperbolic-iid", x, y, m) / theory.mse("positive-iid", x, y, 2 * m)
+            np.testing.assert_allclose(ratio, -np.expm1(-t), rtol=1e-12)
+            assert np.all(ratio < 1)
+
+
+def test_smreg_fixed_norm_mean_is_below_softmax_with_the_stated_bias():
+    """Claims 12–13: SMREG ≤ SM; relative bias of fixed norms 1 − ₀F₁(; d/2; dt/4) e^{−t/2}."""
+    for d, x, y in grid_pairs(15, count=200):
+        sm = theory.softmax(x, y)
+        smreg = theory.mean("positive-ort-fixed", x, y)
+        assert np.all(smreg <= sm * (1 + 1e-14))
+        t = np.sum((x + y) ** 2, -1)
+        np.testing.assert_allclose(1 - smreg / sm, 1 - theory.smreg_ratio(t, d), rtol=1e-10, atol=1e-15)
+        variance = theory.mse("positive-ort-fixed", x, y, 3)
+        against_sm = theory.mse("positive-ort-fixed", x, y, 3, target="softmax")
+        np.testing.assert_allclose(against_sm, variance + (smreg - sm) ** 2, rtol=1e-13)
+
+
+def test_orthogonal_trig_can_be_worse_than_iid():
+    """Claim 11: d = 4, ‖x − y‖² = 10: the ORF pair moment 1.12e−3 exceeds e^{−10} = 4.5e−5."""
+    assert theory.cos_pair_moment(10.0, 4) == pytest.approx(1.12e-3, abs=5e-6)
+    assert theory.cos_pair_gap(10.0, 4) == pytest.approx(1.08e-3, abs=5e-6)
+    assert theory.cos_pair_gap(10.0, 8) == pytest.approx(4.8e-4, abs=5e-6)
+    assert theory.cos_pair_gap(10.0, 16) == pytest.approx(-3.1e-5, abs=5e-7)
+    x, y = pair_with(0.5, 10.0, 4)
+    for m in (2, 4, 8):
+        assert theory.mse("trig-ort", x, y, m) > theory.mse("trig-iid", x, y, m)
+    roots = {d: optimize.brentq(lambda s, d=d: theory.cos_pair_gap(s, d), 5, 14) for d in (3, 4, 8, 16)}
+    for d, near in {3: 11.0, 4: 9.5, 8: 8.8, 16: 10.7}.items():
+        assert roots[d] == pytest.approx(near, abs=0.1)
+
+
+def test_large_d_trig_gap_follows_its_leading_order():
+    """Claim 11: E_cos(s) − e^{−s} ≈ −e^{−s} s²/(2d) for large d (relative error O(1/d))."""
+    for s in (0.1, 1.0, 3.0):
+        leading = -math.exp(-s) * s**2 / (2 * 1024)
+        assert theory.cos_pair_gap(s, 1024) == pytest.approx(leading, rel=10 * (1 + s**2) / 1024)
+
+
+# ----------------------------------------------------------------------------------------------
+# Robustness: large ‖x + y‖², large d
+
+
+@pytest.mark.parametrize("d", [2, 64, 1024])
+def test_every_row_is_finite_for_large_norms_and_dimensions(d):
+    for t in (1e-6, 5.0, 20.0, 50.0):
+        x, y = pair_with(t, 1.0, d)
+        for name in BASE_ROWS:
+            for m in (1, d // 2 + 1, 3 * d + 1):
+                value = theory.mse(name, x, y, m)
+                assert np.isfinite(value) and value >= 0, (name, t, m)
+
+
+def test_positive_orthogonal_mse_is_accurate_at_large_t_and_d():
+    """Against mpmath: MSE(SM^ort+_m) = V1/m + (P/m²)Λ²(E_+(t) − e^t) at t = 50, d = 1024."""
+    mp = pytest.importorskip("mpmath")
+    for d, t, m in ((1024, 50.0, 1024), (1024, 50.0, 2500), (64, 50.0, 40), (8, 30.0, 5)):
+        x, y = pair_with(t, 2.0, d)
+        stats = pair_stats(x, y)
+        pairs = theory.block_pairs(m, d)
+        with mp.workdps(60):
+            tt = mp.mpf(float(stats.t))
+            lam2 = mp.exp(-mp.mpf(float(stats.sq_x + stats.sq_y)))
+            v1 = lam2 * (mp.exp(2 * tt) - mp.exp(tt))
+            cov = lam2 * (mp.hyp1f1(d, mp.mpf(d) / 2, tt / 2, maxprec=20000) - mp.exp(tt))
+            reference = float(v1 / m + mp.mpf(int(pairs)) / m**2 * cov)
+        assert theory.mse("positive-ort", x, y, m) == pytest.approx(reference, rel=1e-12)
+
+
+# ----------------------------------------------------------------------------------------------
+# theory.md anchors (§4, §6, §11, Appendix A)
+
+
+def test_utility_ratio_anchor_values():
+    """Claim 6 and §4 values at l = 1 (Fig. 2), the limits at φ → 0, π, and m-independence."""
+    anchors = {  # φ: (quoted value, half a unit of its last quoted digit)
+        0.5: (7.2e-4, 5e-6),
+        1.0: (0.0218, 5e-5),
+        1.5: (0.30, 5e-3),
+        math.pi / 2: (0.4323, 5e-5),
+        2.0: (3.396, 5e-4),
+        2.5: (35.5, 5e-2),
+        3.0: (1275, 1.0),
+        3.1: (1.5e4, 500),
+    }
+    for phi, (value, half_unit) in anchors.items():
+        assert theory.utility_ratio(phi, 1.0) == pytest.approx(value, abs=half_unit)
+    assert theory.utility_ratio(math.pi, 1.0) == np.inf and theory.utility_ratio(0.0, 1.0) == 0
+    x, y = pair_at_angle(1.0, 1.0, 2.2, 5)
+    for m in (1, 7):
+        ratio = theory.mse("trig-iid", x, y, m) / theory.mse("positive-iid", x, y, m)
+        assert ratio == pytest.approx(theory.utility_ratio(2.2, 1.0), rel=1e-12)
+
+
+def test_appendix_a_orf_numbers_are_reproduced():
+    """NUM:orf (d = 8): (t, s) is fitted to two of the eleven quoted numbers; the rest are predicted."""
+
+    def residual(log_ts):
+        x, y = pair_with(*np.exp(log_ts), 8)
+        return [
+            math.log(theory.mse("positive-ort", x, y, 4) / 0.2262),
+            math.log(theory.mse("trig-ort", x, y, 4) / 2.921e-2),
+        ]
+
+    x, y = pair_with(*np.exp(optimize.fsolve(residual, [0.0, 0.0], xtol=1e-13)), 8)
+    predictions = {
+        ("hyperbolic-ort", 4): 4.29e-2,
+        ("positive-ort", 8): 0.1031,
+        ("trig-ort", 16): 2.711e-3,
+        ("positive-ort", 16): 5.154e-2,
+        ("hyperbolic-ort", 16): 5.72e-3,
+    }
+    for (name, m), value in predictions.items():
+        assert theory.mse(name, x, y, m) == pytest.approx(value, rel=2e-3), name
+    assert theory.theorem2_bound(x, y, 4) == pytest.approx(0.2290, abs=6e-5)
+    assert theory.theorem2_openreview_bound(x, y, 4) == pytest.approx(0.0844, abs=6e-5)
+    assert theory.theorem2_bound(x, y, 8) == pytest.approx(0.1064, abs=6e-5)
+
+
+def test_appendix_a_lemma2_smreg_and_simrf_numbers_are_consistent():
+    """NUM:lemma2 (d = 8, m = 4), NUM:smreg (d = 8, m = 4), the ORF half of NUM:simrf (d = m = 6)."""
+
+    def fit(pairs_of_targets, d):
+        def residual(log_ts):
+            x, y = pair_with(*np.exp(log_ts), d)
+            return [math.log(theory.mse(name, x, y, m) / value) for name, m, value in pairs_of_targets]
+
+        return pair_with(*np.exp(optimize.fsolve(residual, [0.0, 0.0], xtol=1e-13)), d)
+
+    x, y = fit([("positive-iid", 4, 0.4608), ("trig-iid", 4, 1.921e-2)], 8)
+    assert theory.mse("hyperbolic-iid", x, y, 4) == pytest.approx(0.1347, abs=6e-5)
+    t = optimize.brentq(lambda t: theory.smreg_ratio(t, 8) - 0.962, 1e-3, 10)
+    s = optimize.brentq(lambda s: theory.mse("positive-iid-fixed", *pair_with(t, s, 8), 4) - 0.5826, 1e-6, 50)
+    assert theory.mse("positive-ort-fixed", *pair_with(t, s, 8), 4) == pytest.approx(0.5170, abs=6e-4)
+    angle = optimize.brentq(
+        lambda a: theory.mse("positive-iid", *pair_at_angle(0.7, 0.6, a, 6), 6) - 0.5601, 0.0, 3.0
+    )
+    assert theory.mse("positive-ort", *pair_at_angle(0.7, 0.6, angle, 6), 6) == pytest.approx(
+        0.4749, abs=6e-5
+    )
+
+
+def test_theorem4_feature_count():
+    """m = C (d/δ²) log(4 d^{3/4} R/δ), δ = ε e^{−R²/√d}; linear in C, independent of L."""
+    d, radius, eps = 64, 2.0, 0.1
+    delta = eps * math.exp(-(radius**2) / math.sqrt(d))
+    expected = d / delta**2 * math.log(4 * d**0.75 * radius / delta)
+    assert theory.theorem4_features(radius, d, eps) == pytest.approx(expected, rel=1e-14)
+    assert theory.theorem4_features(radius, d, eps, constant=3.0) == pytest.approx(3 * expected, rel=1e-14)
+    counts = theory.theorem4_features(radius, np.array([16, 64, 256]), eps)
+    assert np.all(np.diff(counts) > 0)
