@@ -30,7 +30,10 @@ def check_finite(x, name: str) -> None:
     if is_tracer(x):
         return
     xp = namespace(x)
-    if not bool(xp.all(xp.isfinite(x))):
+    finite = xp.all(xp.isfinite(x))
+    if is_tracer(finite):  # a concrete array closed over inside jit: its check is traced too
+        return
+    if not bool(finite):
         raise ValueError(f"{name} contains NaN or Inf values")
 
 
