@@ -341,7 +341,7 @@ def test_gradients_jax(causal):
         q, k, v = (jnp.asarray(a) for a in (q, k, v))
         return favor(q, k, v, W, causal=causal, key_padding_mask=keep, chunk_size=2)
 
-    check_grads(function, (q, k, v), order=1, modes=["rev"])
+    check_grads(jax.jit(function), (q, k, v), order=1, modes=["rev"])
 
 
 # ---- denominators and bad inputs -----------------------------------------------------------------
