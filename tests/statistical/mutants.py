@@ -3,7 +3,9 @@
 Each mutant is the :class:`~tests.statistical.battery.Reference` implementation with one realistic
 mistake, and names the checks meant to catch it (``caught_by``). CI asserts that each of those checks
 rejects the mutant at its fixed seed; the Tier 2 calibration measures the power of each of those
-checks against the mutant over fresh seeds (required: ≥ 0.99).
+checks against the mutant over fresh seeds (required: ≥ 0.99). ``caught_by`` lists the checks the
+claim rests on, not every check that happens to reject (the squared-error check, for one, also
+rejects most kernel bugs, since it measures the error around the theoretical mean).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ class NoSignFix(Reference):
     at axis-aligned inputs (theory.md §5.1, claim 14)."""
 
     name = "qr-no-sign-fix"
-    caught_by = ("unbiased", "squared_error", "haar_directions")
+    caught_by = ("unbiased", "haar_directions")
 
     def draw(self, row, m, d, n, seed):
         if row.projection != "orthogonal":
@@ -49,7 +51,7 @@ class MissingHalfNorm(Reference):
     e^{‖x‖²/2} (Performers Lemma 1 / §2.3)."""
 
     name = "missing-half-norm"
-    caught_by = ("unbiased", "zero_variance", "squared_error", "attention_delta")
+    caught_by = ("zero_variance", "attention_delta")
     feature_bug = True
 
     def features(self, feature, x, W):
@@ -66,7 +68,7 @@ class ScaleOff(Reference):
     It cancels in normalized attention, so only the kernel checks can see it."""
 
     name = "scale-3pct"
-    caught_by = ("unbiased", "squared_error", "zero_variance")
+    caught_by = ("unbiased", "zero_variance")
     feature_bug = True
 
     def features(self, feature, x, W):
@@ -78,7 +80,7 @@ class FixedNormsAsChi(Reference):
     estimate SMREG, biased low by 1 − ₀F₁(; d/2; d t/4) e^{−t/2} (theory.md §6, claim 13)."""
 
     name = "fixed-norms-as-chi"
-    caught_by = ("unbiased", "squared_error")
+    caught_by = ("unbiased",)
 
     def draw(self, row, m, d, n, seed):
         if row.norms != "chi":
@@ -92,7 +94,7 @@ class CosWithoutSin(Reference):
     is e^{(‖x‖²+‖y‖²)/2} (e^{−s/2} + e^{−t/2})/2 instead of exp(xᵀy)."""
 
     name = "cos-without-sin"
-    caught_by = ("unbiased", "squared_error", "zero_variance")
+    caught_by = ("unbiased", "zero_variance")
 
     def features(self, feature, x, W):
         phi = super().features(feature, x, W)
@@ -146,12 +148,12 @@ class DifferentW(Reference):
     E[φ(x; W)ᵀφ(y; W′)] = 1 for positive features instead of exp(xᵀy)."""
 
     name = "different-w-qk"
-    caught_by = ("unbiased", "squared_error", "zero_variance", "attention_delta", "favor_algebra")
+    caught_by = ("zero_variance", "attention_delta", "favor_algebra")
 
     def terms(self, row, x, y, W):
         n, m, d = W.shape
-        flat_x = np.reshape(W, (n * m, d))
-        flat_y = np.reshape(np.roll(W, 1, axis=0), (n * m, d))
+        flat_x = np.asfortranarray(np.reshape(W, (n * m, d)))
+        flat_y = np.asfortranarray(np.reshape(np.roll(W, 1, axis=0), (n * m, d)))
         products = self.features(row.feature, x, flat_x) * self.features(row.feature, y, flat_y)
         per_row = np.reshape(products, (x.shape[0], -1, n, m)).sum(axis=1)
         return n * m * np.moveaxis(per_row, 0, 1)
