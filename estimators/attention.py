@@ -44,6 +44,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -167,13 +168,14 @@ def favor(
     kernel = _triton_kernel(impl, (q, k, v, W, name, causal, key_padding_mask), stabilizer, eps, options)
     if kernel is not None:
         return kernel.favor_triton(q, k, v, W, feature=name, causal=causal)
-    query_parts = feature_parts(name, q, W, scale_inputs=True, **options)
-    key_parts = feature_parts(name, k, W, scale_inputs=True, **options)
-    query_shift = None if stabilizer == "none" else _query_shift(query_parts)
-    phi_q = assemble(query_parts, query_shift, eps, keep_float32=True)
+    featurizer = FeatureMap(name, stabilizer, eps, _hashable(options))
     keep = _keep(key_padding_mask)
-    log_scale = _key_log_scale(key_parts, keep, stabilizer, causal, phi_q)
-    return _favor_core(phi_q, key_parts, log_scale, keep, v, causal, eps, chunk_size, denominator)
+    if causal:
+        constants = (W, _global_log_scale(featurizer, W, k, keep) if stabilizer == "global" else None)
+        return _favor_causal(featurizer, constants, q, k, v, keep, chunk_size, denominator)
+    phi_q = featurizer.queries((W, None), q)
+    key_parts, log_scale = featurizer.keys((W, None), k)
+    return _favor_bidirectional(phi_q, key_parts, log_scale, keep, v, eps, denominator)
 
 
 def favor_from_features(
@@ -199,15 +201,14 @@ def favor_from_features(
     check_choice(denominator, "denominator", DENOMINATORS)
     chunk_size = DEFAULT_CHUNK_SIZE if chunk_size is None else check_positive_int(chunk_size, "chunk_size")
     _check_inputs(q_features, k_features, v, key_padding_mask, causal, ("q_features", "k_features", "v"))
-    xp = namespace(q_features)
-    dtype = dtype_name(q_features)
-    phi_q, phi_k = _work(xp, q_features), _work(xp, k_features)
-    key_parts = FeatureParts(None, phi_k, 1.0, dtype)
     keep = _keep(key_padding_mask)
-    log_scale = xp.zeros((*phi_k.shape[:-1], 1), dtype=phi_k.dtype, device=_device(phi_k))
-    if keep is not None:
-        log_scale = xp.where(keep, log_scale, -math.inf)
-    return _favor_core(phi_q, key_parts, log_scale, keep, v, causal, 0.0, chunk_size, denominator)
+    featurizer = GivenFeatures()
+    if causal:
+        return _favor_causal(featurizer, (), q_features, k_features, v, keep, chunk_size, denominator)
+    key_parts, log_scale = featurizer.keys((), k_features)
+    return _favor_bidirectional(
+        featurizer.queries((), q_features), key_parts, log_scale, keep, v, 0.0, denominator
+    )
 
 
 def resolve_feature(feature) -> str:
@@ -222,17 +223,79 @@ def resolve_feature(feature) -> str:
     )
 
 
-def _favor_core(phi_q, key_parts, log_scale, keep, v, causal, eps, chunk_size, denominator):
-    xp = namespace(phi_q)
-    v = _work(xp, v)
-    if causal:
-        numerator, total = prefix_sums(phi_q, key_parts, log_scale, keep, v, eps=eps, chunk_size=chunk_size)
-        visible = None if keep is None else _seen_any(xp, keep)
-    else:
-        numerator, total = _bidirectional(phi_q, key_parts, log_scale, keep, v, eps)
-        visible = None if keep is None else xp.any(keep, axis=-2)
-    out = _normalize(xp, numerator, total, visible, denominator)
-    return _restore(xp, out, key_parts.dtype)
+@dataclass(frozen=True)
+class FeatureMap:
+    """Stabilized FAVOR features of raw rows (hashable, so a jitted JAX scan is reused across calls).
+
+    ``constants`` is ``(W, global_log_scale)``; the second is None except for ``stabilizer="global"``
+    in causal mode, where it is the whole-sequence key maximum (…, 1, 1).
+    """
+
+    name: str
+    stabilizer: str = "auto"
+    eps: float = 0.0
+    options: tuple = ()
+
+    def queries(self, constants, rows):
+        """φ(q d^{-1/4}) (…, L, r), each row shifted by its largest log-amplitude (unless "none")."""
+        parts = self._parts(constants[0], rows)
+        shift = None if self.stabilizer == "none" else _query_shift(parts)
+        return assemble(parts, shift, self.eps, keep_float32=True)
+
+    def keys(self, constants, rows):
+        """Key parts and per-key log scales ρ (…, M, 1) (zero for "none" and maps without exponentials)."""
+        W, global_log_scale = constants
+        parts = self._parts(W, rows)
+        log_scale = _key_log_scale(parts, self.stabilizer)
+        if global_log_scale is not None:
+            log_scale = namespace(log_scale).zeros_like(log_scale) + global_log_scale
+        return parts, log_scale
+
+    def _parts(self, W, rows):
+        return feature_parts(self.name, rows, W, scale_inputs=True, validate=False, **dict(self.options))
+
+
+@dataclass(frozen=True)
+class GivenFeatures:
+    """Precomputed features used as they are (no stabilizer, no eps)."""
+
+    eps: float = 0.0
+
+    def queries(self, constants, rows):
+        return _work(namespace(rows), rows)
+
+    def keys(self, constants, rows):
+        xp = namespace(rows)
+        rows = _work(xp, rows)
+        zeros = xp.zeros((*rows.shape[:-1], 1), dtype=rows.dtype, device=_device(rows))
+        return FeatureParts(None, rows, 1.0, dtype_name(rows)), zeros
+
+
+def _favor_causal(featurizer, constants, queries, keys, v, keep, chunk_size, denominator):
+    xp = namespace(v)
+    numerator, total = prefix_sums(
+        featurizer, constants, queries, keys, _work(xp, v), keep, chunk_size=chunk_size
+    )
+    visible = None if keep is None else _seen_any(xp, keep)
+    return _restore(xp, _normalize(xp, numerator, total, visible, denominator), dtype_name(v))
+
+
+def _favor_bidirectional(phi_q, key_parts, log_scale, keep, v, eps, denominator):
+    xp = namespace(v)
+    if keep is not None:
+        log_scale = xp.where(keep, log_scale, -math.inf)
+    numerator, total = _bidirectional(phi_q, key_parts, log_scale, keep, _work(xp, v), eps)
+    visible = None if keep is None else xp.any(keep, axis=-2)
+    return _restore(xp, _normalize(xp, numerator, total, visible, denominator), dtype_name(v))
+
+
+def _global_log_scale(featurizer, W, k, keep):
+    """The public code's key shift: one maximum over the whole sequence (…, 1, 1) — it sees the future."""
+    xp = namespace(k)
+    _, log_scale = featurizer.keys((W, None), k)
+    if keep is not None:
+        log_scale = xp.where(keep, log_scale, -math.inf)
+    return xp.max(log_scale, axis=-2, keepdims=True)
 
 
 def _bidirectional(phi_q, key_parts, log_scale, keep, v, eps):
@@ -255,19 +318,18 @@ def _query_shift(parts):
     return _stop_gradient(row_shift(parts))
 
 
-def _key_log_scale(parts, keep, stabilizer, causal, like):
-    """ρ_j (…, M, 1): the per-key log scale whose (prefix) maximum shifts the keys; −∞ if removed."""
-    xp = namespace(like)
+def _key_log_scale(parts, stabilizer):
+    """ρ_j (…, M, 1): the key's largest log-amplitude (not differentiated), or 0 without a stabilizer."""
     if parts.log_amplitude is None or stabilizer == "none":
         rows = parts.factor if parts.log_amplitude is None else parts.log_amplitude
-        scale = xp.zeros((*rows.shape[:-1], 1), dtype=like.dtype, device=_device(like))
-    else:
-        scale = _stop_gradient(row_shift(parts))
-    if keep is not None:
-        scale = xp.where(keep, scale, -math.inf)
-    if causal and stabilizer == "global":
-        scale = xp.where(scale > -math.inf, xp.max(scale, axis=-2, keepdims=True), -math.inf)
-    return scale
+        xp = namespace(rows)
+        return xp.zeros((*rows.shape[:-1], 1), dtype=rows.dtype, device=_device(rows))
+    return _stop_gradient(row_shift(parts))
+
+
+def _hashable(options):
+    """Feature options as a sorted tuple of items (hashable when their values are)."""
+    return tuple(sorted(options.items()))
 
 
 def _normalize(xp, numerator, total, visible, denominator):

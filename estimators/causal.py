@@ -5,15 +5,18 @@ Performers App. B.1, Eq. 11 (theory.md §2): the causal numerator of query i is
 and the denominator is the same with v_j replaced by 1. Storing every ``G^PS_i`` costs O(L·m·d_v)
 memory; here the sequence is cut into chunks of C positions instead:
 
+* features are computed chunk by chunk (never a whole (L, m) feature matrix);
 * inside a chunk the masked quadratic form ``tril(Q'_c K'_cᵀ) V_c`` is computed directly (C × C);
 * across chunks only the running state ``S = Σ φ(k_j) v_jᵀ`` (m × d_v) and ``z = Σ φ(k_j)`` (m) are
   carried,
 
-so memory is O(L·(m + d) + C² + m·d_v) per head and time O(L·(C + m)·(m + d_v)).
+so the forward pass holds O(L·(d + d_v) + C·(C + m) + m·d_v) numbers per head, and time is
+O(L·(C + m)·(m + d_v) + L·m·d). Reverse-mode autodiff keeps each chunk's features and state:
+O(L·m + (L/C)·m·d_v), still linear in L.
 
 Stabilizer (log space, never looking ahead). Key features are ``φ(k_j) = s · f_j · exp(a_j)`` with
 log-amplitudes ``a_j`` (:class:`estimators.features.FeatureParts`). Let ``ρ_j`` be a per-key log
-scale (its largest log-amplitude; ``−∞`` for a padded key) and ``c_j = max_{j'≤j} ρ_{j'}`` its prefix
+scale (its largest log-amplitude; ``−∞`` for a removed key) and ``c_j = max_{j'≤j} ρ_{j'}`` its running
 maximum. Key j is assembled at its own shift, ``φ̃_j = φ(k_j) e^{−c_j}`` (entries ≤ s), and query i
 combines every visible key at the common shift ``c_i``:
 ``φ(k_j) e^{−c_i} = φ̃_j · e^{c_j − c_i}`` with ``e^{c_j − c_i} ≤ 1`` for j ≤ i. The carried state is
@@ -31,27 +34,26 @@ import numpy as np
 from array_api_compat import device as device_of
 
 from .backends import backend_of, namespace
-from .features import FeatureParts, assemble
+from .features import assemble
 
 
-def prefix_sums(phi_q, key_parts: FeatureParts, key_log_scale, keep, v, *, eps=0.0, chunk_size=128):
-    """Causal numerators and denominators of FAVOR.
+def prefix_sums(featurizer, constants, queries, keys, v, keep=None, *, chunk_size=128):
+    """Causal FAVOR numerators and denominators, features computed chunk by chunk.
 
     Parameters
     ----------
-    phi_q : array (…, L, r)
-        Query features (already stabilized; any per-row factor cancels in the ratio).
-    key_parts : FeatureParts
-        Key feature parts; ``log_amplitude`` (…, L, r) or (…, L, 1) or ``None``; ``factor``
-        (…, L, r) or ``None``.
-    key_log_scale : array (…, L, 1)
-        ρ_j, the per-key log scale whose prefix maximum c_j is the key shift; ``−∞`` marks a removed
-        key. Not differentiated (the shifts cancel). Pass a constant for a data-independent shift.
+    featurizer : object
+        Hashable; ``featurizer.queries(constants, rows)`` gives stabilized query features (…, C, r),
+        ``featurizer.keys(constants, rows)`` key :class:`~estimators.features.FeatureParts` and
+        per-key log scales ρ (…, C, 1) (not differentiated: the shifts cancel), ``featurizer.eps``
+        the constant added to each shifted key feature (see :func:`estimators.features.assemble`).
+    constants : pytree of arrays
+        Passed through to ``featurizer`` (the projection W, …).
+    queries, keys : arrays (…, L, ·)
+        Rows that ``featurizer`` maps to features (raw q/k, or precomputed features).
+    v : array (…, L, d_v)
     keep : bool array (…, L, 1) or None
         False removes key j from numerator and denominator.
-    v : array (…, L, d_v)
-    eps : float
-        Added to every key feature after its shift (see :func:`estimators.features.assemble`).
     chunk_size : int
         Positions per chunk C.
 
@@ -62,18 +64,13 @@ def prefix_sums(phi_q, key_parts: FeatureParts, key_log_scale, keep, v, *, eps=0
     denominator : array (…, L)
         ``e^{−c_i} Σ_{j≤i} φ(q_i)ᵀφ(k_j)``.
     """
-    xp = namespace(phi_q)
-    length = phi_q.shape[-2]
+    length = queries.shape[-2]
     chunk = min(chunk_size, length)
-    key_shift = cumulative_max(key_log_scale, axis=-2)
-    phi_k = _shifted_key_features(xp, key_parts, key_shift, keep, eps)
-    sequences = (phi_q, phi_k, key_shift, keep, v)
-    carry = _initial_state(xp, phi_q, v, sequences)
-    if backend_of(phi_q) == "jax":
-        numerator, denominator = _jitted_scan()(carry, sequences, chunk, length)
+    sequences = (queries, keys, keep, v)
+    if backend_of(v) == "jax":
+        numerator, denominator = _scan_jax(featurizer, constants, sequences, chunk, length)
     else:
-        step = _ChunkStep(xp, chunk, device_of(phi_q))
-        numerator, denominator = _loop(step, carry, sequences, chunk, length)
+        numerator, denominator = _loop(featurizer, constants, sequences, chunk, length)
     return numerator, denominator[..., 0]
 
 
@@ -92,23 +89,6 @@ def cumulative_max(x, axis=-1):
     return np.maximum.accumulate(x, axis=axis)
 
 
-def _shifted_key_features(xp, parts, key_shift, keep, eps):
-    """φ̃_j = φ(k_j) e^{−c_j} (…, L, r), zero for removed keys (assembled at shift +∞, so finite)."""
-    shift = key_shift if keep is None else xp.where(keep, key_shift, math.inf)
-    phi_k = assemble(parts, shift, eps, keep_float32=True)
-    return phi_k if keep is None else xp.where(keep, phi_k, 0.0)
-
-
-def _initial_state(xp, phi_q, v, sequences):
-    batch = np.broadcast_shapes(*(tuple(a.shape[:-2]) for a in sequences if a is not None))
-    rank, width = phi_q.shape[-1], v.shape[-1]
-    dtype, dev = phi_q.dtype, device_of(phi_q)
-    state = xp.zeros((*batch, rank, width), dtype=dtype, device=dev)
-    normalizer = xp.zeros((*batch, rank, 1), dtype=dtype, device=dev)
-    shift = xp.full((*batch, 1, 1), -math.inf, dtype=dtype, device=dev)
-    return state, normalizer, shift
-
-
 class _ChunkStep:
     """One chunk of the causal scan: ``(S, z, M), chunk -> (S', z', M'), (numerator, denominator)``.
 
@@ -116,19 +96,39 @@ class _ChunkStep:
     previous chunks, ``M`` (…, 1, 1) is the key shift at the last of them (−∞ before any kept key).
     """
 
-    def __init__(self, xp, chunk, dev):
-        self.xp, self.device = xp, dev
+    def __init__(self, featurizer, constants, xp, chunk, dev):
+        self.featurizer, self.constants, self.xp, self.device = featurizer, constants, xp, dev
         self.tril = self._tril(chunk)
 
     def _tril(self, size):
         index = self.xp.arange(size, device=self.device)
         return index[:, None] >= index[None, :]
 
+    def features(self, queries, keys, keep, shift):
+        """Query features, shifted key features φ̃ (zero if removed) and key shifts c (…, C, 1).
+
+        ``shift`` (…, 1, 1) is the running maximum carried from earlier chunks (None: none yet).
+        """
+        xp = self.xp
+        phi_q = self.featurizer.queries(self.constants, queries)
+        parts, log_scale = self.featurizer.keys(self.constants, keys)
+        if keep is not None:
+            log_scale = xp.where(keep, log_scale, -math.inf)
+        key_shift = cumulative_max(log_scale, axis=-2)
+        if shift is not None:
+            key_shift = xp.maximum(key_shift, shift)
+        if keep is None:
+            return phi_q, assemble(parts, key_shift, self.featurizer.eps, keep_float32=True), key_shift
+        phi_k = assemble(parts, xp.where(keep, key_shift, math.inf), self.featurizer.eps, keep_float32=True)
+        return phi_q, xp.where(keep, phi_k, 0.0), key_shift
+
     def __call__(self, carry, chunk):
         xp = self.xp
         state, normalizer, shift = carry
-        phi_q, phi_k, key_shift, keep, v = chunk
-        tril = self.tril if phi_q.shape[-2] == self.tril.shape[0] else self._tril(phi_q.shape[-2])
+        queries, keys, keep, v = chunk
+        phi_q, phi_k, key_shift = self.features(queries, keys, keep, shift)
+        size = phi_q.shape[-2]
+        tril = self.tril if size == self.tril.shape[0] else self._tril(size)
         visible = tril if keep is None else tril & xp.matrix_transpose(keep)
         current = _finite_or_zero(xp, key_shift)
         decay = xp.exp(xp.where(visible, xp.matrix_transpose(current) - current, -math.inf))
@@ -138,7 +138,7 @@ class _ChunkStep:
         numerator = carried * xp.matmul(phi_q, state) + xp.matmul(scores, v)
         denominator = carried * xp.matmul(phi_q, normalizer) + xp.sum(scores, axis=-1, keepdims=True)
 
-        new_shift = xp.maximum(key_shift[..., -1:, :], shift)
+        new_shift = key_shift[..., -1:, :]
         new = _finite_or_zero(xp, new_shift)
         weighted = phi_k * xp.exp(xp.where(key_shift > -math.inf, xp.minimum(current - new, 0.0), -math.inf))
         rescale = xp.exp(xp.minimum(old - new, 0.0))
@@ -151,8 +151,24 @@ def _finite_or_zero(xp, shift):
     return xp.where(shift > -math.inf, shift, 0.0)
 
 
-def _loop(step, carry, sequences, chunk, length):
+def _initial_state(step, sequences):
+    """Zero S and z and M = −∞, shaped from the first chunk's features (broadcast leading dims)."""
     xp = step.xp
+    queries, keys, keep, v = (None if a is None else a[..., :1, :] for a in sequences)
+    phi_q, phi_k, _ = step.features(queries, keys, keep, None)
+    shapes = [tuple(a.shape[:-2]) for a in (phi_q, phi_k, v) + (() if keep is None else (keep,))]
+    batch = np.broadcast_shapes(*shapes)
+    dtype, dev = phi_q.dtype, device_of(phi_q)
+    state = xp.zeros((*batch, phi_q.shape[-1], v.shape[-1]), dtype=dtype, device=dev)
+    normalizer = xp.zeros((*batch, phi_q.shape[-1], 1), dtype=dtype, device=dev)
+    shift = xp.full((*batch, 1, 1), -math.inf, dtype=dtype, device=dev)
+    return state, normalizer, shift
+
+
+def _loop(featurizer, constants, sequences, chunk, length):
+    xp = namespace(sequences[-1])
+    step = _ChunkStep(featurizer, constants, xp, chunk, device_of(sequences[-1]))
+    carry = _initial_state(step, sequences)
     numerators, denominators = [], []
     for start in range(0, length, chunk):
         pieces = tuple(None if a is None else a[..., start : start + chunk, :] for a in sequences)
@@ -162,26 +178,37 @@ def _loop(step, carry, sequences, chunk, length):
     return xp.concat(numerators, axis=-2), xp.concat(denominators, axis=-2)
 
 
-@functools.cache
-def _jitted_scan():
-    """``lax.scan`` over chunks, jitted once per (shapes, chunk, length) and reused across calls."""
+def _scan_jax(featurizer, constants, sequences, chunk, length):
+    try:
+        hash(featurizer)
+    except TypeError:  # unhashable feature options: trace the scan on every call
+        return _scan(featurizer, constants, sequences, chunk, length)
+    return _jitted_scan()(featurizer, constants, sequences, chunk, length)
+
+
+def _scan(featurizer, constants, sequences, chunk, length):
+    """``lax.scan`` over chunks of C positions (the end padded; padding is later than every real key)."""
     import jax
     import jax.numpy as jnp
 
-    def scan(carry, sequences, chunk, length):
-        count = -(-length // chunk)
-        chunked = tuple(None if a is None else _to_chunks(jnp, a, chunk, count) for a in sequences)
-        _, (numerators, denominators) = jax.lax.scan(_ChunkStep(jnp, chunk, None), carry, chunked)
-        return _from_chunks(jnp, numerators, length), _from_chunks(jnp, denominators, length)
+    step = _ChunkStep(featurizer, constants, jnp, chunk, None)
+    carry = _initial_state(step, sequences)
+    count = -(-length // chunk)
+    chunked = tuple(None if a is None else _to_chunks(jnp, a, chunk, count) for a in sequences)
+    _, (numerators, denominators) = jax.lax.scan(step, carry, chunked)
+    return _from_chunks(jnp, numerators, length), _from_chunks(jnp, denominators, length)
 
-    return jax.jit(scan, static_argnums=(2, 3))
+
+@functools.cache
+def _jitted_scan():
+    """:func:`_scan` jitted once per (featurizer, shapes, chunk, length) and reused across calls."""
+    import jax
+
+    return jax.jit(_scan, static_argnums=(0, 3, 4))
 
 
 def _to_chunks(jnp, a, chunk, count):
-    """(…, L, w) -> (count, …, chunk, w), padding the end with zeros (False for masks).
-
-    Padded positions come after every real one, so causality keeps them out of real outputs.
-    """
+    """(…, L, w) -> (count, …, chunk, w), padding the end with zeros (False for masks)."""
     padding = count * chunk - a.shape[-2]
     if padding:
         a = jnp.concat([a, jnp.zeros((*a.shape[:-2], padding, a.shape[-1]), dtype=a.dtype)], axis=-2)
@@ -196,4 +223,4 @@ def _from_chunks(jnp, stacked, length):
     return a[..., :length, :]
 
 
-__all__ = ["prefix_sums"]
+__all__ = ["cumulative_max", "prefix_sums"]
