@@ -1,0 +1,306 @@
+"""Regenerate the speed/memory figure (Performers Fig. 3 style) from airspeed-velocity results.
+
+Reads ``attention.AttentionTime.time_attention`` and ``attention.AttentionPeakMemory.track_peak_bytes``
+from asv's results JSON (``.asv/results/<machine>/<commit>-<env>.json``; by default the newest file
+for the newest machine that holds them) and writes to ``results/speed_memory/``:
+
+* ``speed_memory.csv``: one row per (backend, method, pass, L) with the median time, its
+  interquartile range and the peak working memory;
+* ``claims.csv``: the performance claims of the attention issue, measured (causal / bidirectional
+  time ratio per L; time(16 384) / time(4 096) per method; causal peak memory at L = 65 536 over
+  L·(m + d) float32 values);
+* ``speed_memory.png`` / ``.svg``: time and peak memory vs L, exact vs FAVOR+ bidirectional vs
+  causal, one panel per backend, log-log, with the fitted log-log slope of each curve in the legend
+  and the crossover length (where FAVOR+ becomes faster than exact attention) marked;
+* ``meta.json``: machine, commit, environment, python, the results file and the date.
+
+Run: ``asv run -E existing:$(which python) --bench "attention.Attention(Time|PeakMemory)"
+--set-commit-hash $(git rev-parse HEAD)``, then ``python scripts/speed_memory_figure.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import csv
+import itertools
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+TIME_KEY = "attention.AttentionTime.time_attention"
+MEMORY_KEY = "attention.AttentionPeakMemory.track_peak_bytes"
+METHOD_STYLE = {"exact": "tab:red", "favor": "tab:blue", "favor-causal": "tab:green"}
+METHOD_LABEL = {"exact": "exact softmax", "favor": "FAVOR+ bidirectional", "favor-causal": "FAVOR+ causal"}
+PASS_STYLE = {"forward": "-", "forward+backward": "--"}
+D, M = 64, 256
+FLOAT32_BYTES = 4
+
+
+def newest_results_file(results_dir: Path, machine: str | None) -> Path:
+    """The most recent results file (by its ``date``) holding the attention time benchmark."""
+    candidates = []
+    machines = [results_dir / machine] if machine else [p for p in results_dir.iterdir() if p.is_dir()]
+    for folder in machines:
+        for path in folder.glob("*.json"):
+            if path.name == "machine.json":
+                continue
+            data = json.loads(path.read_text())
+            if TIME_KEY in data.get("results", {}):
+                candidates.append((data.get("date", 0), path))
+    if not candidates:
+        raise SystemExit(f"no results with {TIME_KEY} under {results_dir}; run asv first (see --help)")
+    return max(candidates)[1]
+
+
+def benchmark_rows(data: dict, key: str) -> list[dict]:
+    """Flatten one benchmark of a results file into dicts: its parameters, ``value``, ``q25``, ``q75``."""
+    if key not in data["results"]:
+        return []
+    columns = dict(zip(data["result_columns"], data["results"][key], strict=False))
+    names = ("backend", "method", "pass", "L")
+    combos = itertools.product(*[[ast.literal_eval(v) for v in values] for values in columns["params"]])
+    count = len(columns["result"])
+    q25 = columns.get("stats_q_25") or [None] * count
+    q75 = columns.get("stats_q_75") or [None] * count
+    rows = []
+    for combo, value, low, high in zip(combos, columns["result"], q25, q75, strict=True):
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        rows.append({**dict(zip(names, combo, strict=True)), "value": float(value), "q25": low, "q75": high})
+    return rows
+
+
+def merge(times: list[dict], memory: list[dict]) -> list[dict]:
+    """One record per (backend, method, pass, L) with ``time_s``, IQR and ``peak_bytes`` (or None)."""
+    peak = {(r["backend"], r["method"], r["pass"], r["L"]): r["value"] for r in memory}
+    keys = {(r["backend"], r["method"], r["pass"], r["L"]) for r in times} | set(peak)
+    timing = {(r["backend"], r["method"], r["pass"], r["L"]): r for r in times}
+    records = []
+    for key in sorted(keys, key=lambda k: (k[0], list(METHOD_STYLE).index(k[1]), k[2], k[3])):
+        row = timing.get(key, {})
+        records.append(
+            {
+                "backend": key[0],
+                "method": key[1],
+                "pass": key[2],
+                "L": key[3],
+                "time_s": row.get("value"),
+                "time_q25_s": row.get("q25"),
+                "time_q75_s": row.get("q75"),
+                "peak_bytes": peak.get(key),
+            }
+        )
+    return records
+
+
+def series(records, backend, method, attention_pass, field):
+    """Sorted (L, value) arrays of ``field`` for one curve, missing values dropped."""
+    points = sorted(
+        (r["L"], r[field])
+        for r in records
+        if (r["backend"], r["method"], r["pass"]) == (backend, method, attention_pass)
+        and r[field] is not None
+    )
+    return np.array([p[0] for p in points], float), np.array([p[1] for p in points], float)
+
+
+def loglog_slope(lengths, values, min_length=4096):
+    """Least-squares slope of log(value) on log(L) over L >= ``min_length`` (start-up costs excluded)."""
+    keep = lengths >= min_length
+    if keep.sum() < 2:
+        keep = np.ones_like(lengths, bool)
+    if keep.sum() < 2:
+        return float("nan")
+    return float(np.polyfit(np.log(lengths[keep]), np.log(values[keep]), 1)[0])
+
+
+def crossover_length(records, backend, attention_pass="forward"):
+    """L where bidirectional FAVOR+ time meets exact time, log-log interpolated; None if never."""
+    exact_l, exact_t = series(records, backend, "exact", attention_pass, "time_s")
+    favor_l, favor_t = series(records, backend, "favor", attention_pass, "time_s")
+    common_l = np.intersect1d(exact_l, favor_l)
+    if common_l.size == 0:
+        return None
+    ratio = np.log(np.array([favor_t[favor_l == x][0] / exact_t[exact_l == x][0] for x in common_l]))
+    if ratio[0] <= 0:
+        return float(common_l[0])
+    for i in range(1, len(common_l)):
+        if ratio[i] <= 0 < ratio[i - 1]:
+            a, b = np.log(common_l[i - 1]), np.log(common_l[i])
+            return float(np.exp(a + (b - a) * ratio[i - 1] / (ratio[i - 1] - ratio[i])))
+    return None
+
+
+def claims(records) -> list[dict]:
+    """The attention issue's CPU performance claims (d = 64, m = 256), measured per backend."""
+    rows = []
+    for backend in sorted({r["backend"] for r in records}):
+        for attention_pass in PASS_STYLE:
+            bi_l, bi_t = series(records, backend, "favor", attention_pass, "time_s")
+            ca_l, ca_t = series(records, backend, "favor-causal", attention_pass, "time_s")
+            for length in np.intersect1d(bi_l, ca_l):
+                ratio = ca_t[ca_l == length][0] / bi_t[bi_l == length][0]
+                rows.append(
+                    _claim(backend, attention_pass, "causal/bidirectional time", length, ratio, "<= 2")
+                )
+            for method in METHOD_STYLE:
+                lengths, times = series(records, backend, method, attention_pass, "time_s")
+                if 4096 in lengths and 16384 in lengths:
+                    ratio = times[lengths == 16384][0] / times[lengths == 4096][0]
+                    rows.append(
+                        _claim(
+                            backend,
+                            attention_pass,
+                            f"{method} time(16384)/time(4096)",
+                            16384,
+                            ratio,
+                            "3.5-4.5",
+                        )
+                    )
+        lengths, peaks = series(records, backend, "favor-causal", "forward", "peak_bytes")
+        for length, peak in zip(lengths, peaks, strict=True):
+            ratio = peak / (length * (M + D) * FLOAT32_BYTES)
+            rows.append(
+                _claim(backend, "forward", "causal peak bytes / (L(m+d) float32)", length, ratio, "<= 4")
+            )
+    return rows
+
+
+def _claim(backend, attention_pass, quantity, length, value, target):
+    return {
+        "backend": backend,
+        "pass": attention_pass,
+        "quantity": quantity,
+        "L": int(length),
+        "value": round(float(value), 4),
+        "claim": target,
+    }
+
+
+def plot(records, out: Path, title_suffix: str) -> None:
+    """Write speed_memory.png/.svg: a time panel per backend, then a memory panel per backend that has one."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    backends = sorted({r["backend"] for r in records if r["time_s"] is not None})
+    memory_backends = sorted({r["backend"] for r in records if r["peak_bytes"] is not None})
+    panels = [("time_s", b) for b in backends] + [("peak_bytes", b) for b in memory_backends]
+    ncols = math.ceil(math.sqrt(len(panels)))
+    nrows = math.ceil(len(panels) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 4.2 * nrows), squeeze=False)
+    for ax, (field, backend) in zip(axes.flat, panels, strict=False):
+        _panel(ax, records, field, backend)
+    for ax in axes.flat[len(panels) :]:
+        fig.delaxes(ax)
+    fig.suptitle(f"Attention cost vs sequence length: one head, d = {D}, m = {M}, float32 ({title_suffix})")
+    fig.tight_layout()
+    for suffix in ("png", "svg"):
+        fig.savefig(out / f"speed_memory.{suffix}", dpi=150)
+    plt.close(fig)
+
+
+def _panel(ax, records, field, backend):
+    for method, attention_pass in itertools.product(METHOD_STYLE, PASS_STYLE):
+        lengths, values = series(records, backend, method, attention_pass, field)
+        if lengths.size == 0:
+            continue
+        if field == "peak_bytes":
+            values = values / 2**20
+        slope = loglog_slope(lengths, values)
+        ax.plot(
+            lengths,
+            values,
+            PASS_STYLE[attention_pass],
+            marker="o",
+            ms=3,
+            color=METHOD_STYLE[method],
+            label=f"{METHOD_LABEL[method]}, {attention_pass} (slope {slope:.2f})",
+        )
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("sequence length L")
+    if field == "time_s":
+        ax.set_ylabel("time per call [s]")
+        ax.set_title(f"time, {backend}")
+        crossover = crossover_length(records, backend)
+        if crossover is not None:
+            ax.axvline(crossover, color="grey", ls=":", lw=1.2)
+            ax.annotate(
+                f"crossover L ≈ {crossover:,.0f}",
+                (crossover, 0.97),
+                xycoords=("data", "axes fraction"),
+                ha="left",
+                va="top",
+                fontsize=8,
+                color="dimgrey",
+                xytext=(4, 0),
+                textcoords="offset points",
+            )
+    else:
+        ax.set_ylabel("peak working memory [MiB]")
+        ax.set_title(f"peak memory above inputs, {backend}")
+        lengths = np.array(sorted({r["L"] for r in records if r["backend"] == backend}), float)
+        ax.plot(
+            lengths,
+            lengths * (M + D) * FLOAT32_BYTES / 2**20,
+            color="black",
+            lw=0.8,
+            ls=":",
+            label="L·(m + d) float32 values",
+        )
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=6.5, loc="upper left")
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    """Atomic CSV write (temporary file, then rename)."""
+    if not rows:
+        return
+    with tempfile.NamedTemporaryFile("w", delete=False, dir=path.parent, newline="", suffix=".tmp") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(handle.name, path)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--results-dir", type=Path, default=Path(".asv/results"))
+    parser.add_argument("--machine", default=None, help="asv machine name (default: any)")
+    parser.add_argument("--results-file", type=Path, default=None, help="one asv results JSON file")
+    parser.add_argument("--out", type=Path, default=Path("results/speed_memory"))
+    args = parser.parse_args(argv)
+    path = args.results_file or newest_results_file(args.results_dir, args.machine)
+    data = json.loads(path.read_text())
+    records = merge(benchmark_rows(data, TIME_KEY), benchmark_rows(data, MEMORY_KEY))
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_csv(args.out / "speed_memory.csv", records)
+    measured = claims(records)
+    write_csv(args.out / "claims.csv", measured)
+    machine = data["params"].get("machine", "unknown")
+    plot(records, args.out, f"{machine}, commit {data['commit_hash'][:8]}")
+    meta = {
+        "machine": data["params"],
+        "commit": data["commit_hash"],
+        "env_name": data["env_name"],
+        "python": data["python"],
+        "results_file": str(path),
+        "date_ms": data["date"],
+    }
+    (args.out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    for row in measured:
+        print(
+            f"{row['backend']:<10} {row['pass']:<17} {row['quantity']:<42} L={row['L']:<6} "
+            f"{row['value']:>8.3f}  (claim {row['claim']})"
+        )
+
+
+if __name__ == "__main__":
+    main()
