@@ -7,7 +7,9 @@ batch/head dims (broadcasting); outputs (…, L, d_v) in the backend, device and
   Eq. 1); causal: ``A → tril(A)`` (Eq. 2). Computed as a row-stable softmax.
 * :func:`favor`: ``Att^ = D̂⁻¹ (Q'((K')ᵀ V))``, ``D̂ = diag(Q'((K')ᵀ 1))`` (Eq. 4) with feature rows
   ``Q'_i = φ(q_i d^{-1/4})``, ``K'_j = φ(k_j d^{-1/4})`` from the same projection W; causal by chunked
-  prefix sums (App. B.1, Eq. 11; :mod:`estimators.causal`). Memory O(L·(m + d) + m·d) per head.
+  prefix sums (App. B.1, Eq. 11; :mod:`estimators.causal`). Memory per head: bidirectional holds
+  the (L, m) and (M, m) feature matrices, O(L·(m + d) + m·d_v); causal computes features chunk by
+  chunk, O(L·(d + d_v) + C·(C + m) + m·d_v) for chunks of C positions — never O(L·m·d).
 * :func:`favor_from_features`: the same algebra on precomputed features.
 
 Masks. ``key_padding_mask`` (…, M), boolean, True = keep: a removed key leaves numerator and
@@ -488,7 +490,8 @@ def _triton_unavailable(call, stabilizer, eps, options):
     except ImportError as error:
         return f"estimators.triton_favor could not be imported ({error})"
     if not module.supports(*call):
-        return "estimators.triton_favor.supports() rejects these inputs"
+        explain = getattr(module, "unsupported_reason", None)
+        return explain(*call) if explain is not None else "estimators.triton_favor.supports() rejects it"
     return None
 
 
