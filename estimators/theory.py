@@ -16,10 +16,9 @@ scaled: the estimators target exp(xᵀy), i.e. x = q d^{−1/4}, y = k d^{−1/4
 with m projections against positive with 2m). Rows without a closed form raise
 ``NotImplementedError`` with the reason.
 
-Registering a row (e.g. GERF/OPRF, SimRF, SORF, QMC, Poisson/geometric features): add one entry to
-:data:`ROW_THEORY` keyed by the registry name, a :class:`RowTheory` of functions of
-:class:`~estimators.theory_inputs.PairStats` (float64 ‖x‖², ‖y‖², xᵀy, t = ‖x+y‖², s = ‖x−y‖², angle,
-d)::
+Registering a row: add one entry to :data:`ROW_THEORY` keyed by the registry name, a
+:class:`RowTheory` of functions of :class:`~estimators.theory_inputs.PairStats` (float64 ‖x‖², ‖y‖²,
+xᵀy, t = ‖x+y‖², s = ‖x−y‖², the angle θ and π − θ, d)::
 
     ROW_THEORY["oprf-ort"] = RowTheory(coupling="orthogonal", mean=softmax_mean,
                                        single_variance=my_v1, pair_covariance=my_cov)
@@ -28,7 +27,8 @@ d)::
 (``reason`` says why there is no closed form; :func:`mean` still works if ``mean`` is given).
 A coupling whose pair law differs from Haar blocks (e.g. SimRF's simplex blocks) uses
 ``"orthogonal"`` with its own ``pair_covariance``: the block formula holds for any exchangeable
-within-block coupling.
+within-block coupling. The follow-up rows of theory.md §10 (GERF/OPRF, SADERF, SimRF, SORF, QMC,
+Poisson/geometric) live in :mod:`estimators.theory_followup`, which the four entry points consult first.
 
 Other closed forms: softmax / Gaussian / SMREG / arc-cosine kernels (:func:`softmax`, :func:`gaussian`,
 :func:`smreg`, :func:`arccos`), :func:`relu_moments`, the orthogonal-pair moments
