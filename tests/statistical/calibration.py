@@ -67,14 +67,17 @@ def _implementations() -> dict:
 
 
 def plan(seeds: int) -> list[tuple[str, str, tuple[int, ...]]]:
-    """Tasks (check, implementation, seeds): the null for every check, each mutant on its checks."""
+    """Tasks (check, implementation, seeds): the null for every check, each mutant on its checks.
+
+    Ordered seed chunk by seed chunk, so an interrupted run has covered every pair equally.
+    """
     pairs = [(name, "reference") for name in _checks()]
     pairs += [(name, mutant.name) for mutant in mutants.MUTANTS for name in mutant.caught_by]
     chunks = [
         tuple(range(FIRST_SEED + start, FIRST_SEED + min(start + SEEDS_PER_TASK, seeds)))
         for start in range(0, seeds, SEEDS_PER_TASK)
     ]
-    return [(check, impl, chunk) for check, impl in pairs for chunk in chunks]
+    return [(check, impl, chunk) for chunk in chunks for check, impl in pairs]
 
 
 def run_task(task) -> list[dict]:
@@ -137,24 +140,62 @@ def summarize(records: list[dict]) -> list[dict]:
     return rows
 
 
-def calibrate(seeds: int = 200, out="results/calibration", workers: int = 2, progress=print) -> list[dict]:
-    """Run the Tier 2 calibration and write its CSVs, plot and metadata to ``out``; returns the summary."""
+def calibrate(
+    seeds: int = 200, out="results/calibration", workers: int = 2, *, resume=False, progress=print
+) -> list[dict]:
+    """Run the Tier 2 calibration and write its CSVs, plot and metadata to ``out``; returns the summary.
+
+    Every finished task is appended to ``runs.csv`` at once; ``resume=True`` keeps the runs already
+    there (same code assumed) and runs only the missing ones.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    tasks = plan(seeds)
+    runs_path = out / "runs.csv"
+    records = _read_runs(runs_path) if resume else []
+    done_keys = {(r["check"], r["implementation"], r["seed"]) for r in records}
+    tasks = [
+        (check, impl, missing)
+        for check, impl, chunk in plan(seeds)
+        if (missing := tuple(seed for seed in chunk if (check, impl, seed) not in done_keys))
+    ]
+    if not resume:
+        runs_path.unlink(missing_ok=True)
     start = time.perf_counter()
-    records = []
     with ProcessPoolExecutor(max_workers=workers) as pool:
         for done, chunk in enumerate(pool.map(run_task, tasks), start=1):
+            _append_runs(runs_path, chunk)
             records += chunk
             if progress and (done % 20 == 0 or done == len(tasks)):
                 progress(f"{done}/{len(tasks)} tasks, {time.perf_counter() - start:.0f} s")
     summary = summarize(records)
-    _write_csv(out / "runs.csv", records, list(records[0]))
     _write_csv(out / "calibration.csv", summary, SUMMARY_FIELDS)
     plot(summary, out / "calibration.png")
     _write_text(out / "meta.json", json.dumps(_meta(seeds, workers, time.perf_counter() - start), indent=2))
     return summary
+
+
+RUN_FIELDS = ["check", "implementation", "seed", "max_z", "critical", "reject", "worst_cell", "seconds"]
+
+
+def _append_runs(path: Path, records: list[dict]) -> None:
+    new = not path.exists()
+    with open(path, "a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=RUN_FIELDS)
+        if new:
+            writer.writeheader()
+        writer.writerows(records)
+
+
+def _read_runs(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        row["seed"] = int(row["seed"])
+        row["max_z"], row["critical"] = float(row["max_z"]), float(row["critical"])
+        row["reject"], row["seconds"] = row["reject"] == "True", float(row["seconds"])
+    return rows
 
 
 def failures(summary: list[dict]) -> list[str]:

@@ -148,7 +148,7 @@ class DifferentW(Reference):
     E[φ(x; W)ᵀφ(y; W′)] = 1 for positive features instead of exp(xᵀy)."""
 
     name = "different-w-qk"
-    caught_by = ("zero_variance", "attention_delta", "favor_algebra")
+    caught_by = ("zero_variance", "attention_delta", "attention_convergence", "favor_algebra")
 
     def terms(self, row, x, y, W):
         n, m, d = W.shape
@@ -196,6 +196,19 @@ class PerKeyStabilizer(Reference):
         return attention.favor_from_features(phi_q, phi_k, v, causal)
 
 
+class HalfTheFeatures(Reference):
+    """FAVOR using only the first half of its projections (a slicing bug, e.g. splitting the 2m
+    trig/hyperbolic features at m/2): still consistent, but its output MSE is twice the delta-method
+    value for m projections (theory.md §7.1)."""
+
+    name = "half-the-features"
+    caught_by = ("attention_convergence",)
+
+    def favor(self, q, k, v, W, *, causal, stabilizer="auto", eps=0.0):
+        half = W[..., : W.shape[-2] // 2, :]
+        return super().favor(q, k, v, half, causal=causal, stabilizer=stabilizer, eps=eps)
+
+
 MUTANTS = (
     NoSignFix(),
     MissingHalfNorm(),
@@ -208,4 +221,5 @@ MUTANTS = (
     DifferentW(),
     IidAsOrthogonal(),
     PerKeyStabilizer(),
+    HalfTheFeatures(),
 )
