@@ -57,6 +57,7 @@ HEAD_DIMS = (16, 32, 64, 128)
 MAX_PROJECTIONS = 512
 DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 NEG_INIT = -1.0e30
+NEG_INIT_K = tl.constexpr(NEG_INIT)  # the same constant inside kernels
 
 
 # ----------------------------------------------------------------------------------------------
@@ -93,9 +94,9 @@ def _key_state_kernel(
     t is the running maximum of b over the segment and the block (online rescaling); it is stored so
     the host can bring all segments to one shift. Optionally stores each BLOCK_L tile's maximum.
     """
-    bh = tl.program_id(0)
+    jb = tl.program_id(0)
     seg = tl.program_id(1)
-    jb = tl.program_id(2)
+    bh = tl.program_id(2)
     offs_l = tl.arange(0, BLOCK_L)
     offs_m = jb * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, D)
@@ -103,7 +104,7 @@ def _key_state_kernel(
     w = tl.load(w_ptr + (bh % H) * w_head_stride + offs_m[:, None] * D + offs_d[None, :])
     acc = tl.zeros((BLOCK_M, D), dtype=tl.float32)
     zacc = tl.zeros((BLOCK_M,), dtype=tl.float32)
-    t = tl.full((), NEG_INIT, tl.float32)
+    t = tl.full((), NEG_INIT_K, tl.float32)
     base = bh.to(tl.int64) * L * D
     start = seg * seg_len
     stop = tl.minimum(start + seg_len, L)
@@ -130,6 +131,42 @@ def _key_state_kernel(
     tl.store(s_ptr + (out + offs_m)[:, None] * D + offs_d[None, :], acc)
     tl.store(z_ptr + out + offs_m, zacc)
     tl.store(t_ptr + (bh * n_seg + seg) * NJB + jb, t)
+
+
+@triton.jit
+def _merge_segments_kernel(
+    s_ptr,
+    z_ptr,
+    t_ptr,
+    out_s_ptr,
+    out_z_ptr,
+    shift_ptr,
+    n_seg,
+    BLOCK_M: tl.constexpr,
+    D: tl.constexpr,
+    NJB: tl.constexpr,
+    NT: tl.constexpr,
+):
+    """S = Σ_seg S_seg·exp(t_seg − T), z likewise, with T = max of all t of the head (one key shift)."""
+    jb = tl.program_id(0)
+    bh = tl.program_id(1)
+    offs_t = tl.arange(0, NT)
+    all_t = tl.load(t_ptr + bh * n_seg * NJB + offs_t, mask=offs_t < n_seg * NJB, other=NEG_INIT_K)
+    shift = tl.max(all_t, axis=0)
+    offs_m = jb * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, D)
+    acc = tl.zeros((BLOCK_M, D), dtype=tl.float32)
+    zacc = tl.zeros((BLOCK_M,), dtype=tl.float32)
+    for seg in range(n_seg):
+        row = (bh * n_seg + seg).to(tl.int64) * (NJB * BLOCK_M)
+        weight = tl.exp(tl.load(t_ptr + (bh * n_seg + seg) * NJB + jb) - shift)
+        acc += tl.load(s_ptr + (row + offs_m)[:, None] * D + offs_d[None, :]) * weight
+        zacc += tl.load(z_ptr + row + offs_m) * weight
+    row = bh.to(tl.int64) * (NJB * BLOCK_M)
+    tl.store(out_s_ptr + (row + offs_m)[:, None] * D + offs_d[None, :], acc)
+    tl.store(out_z_ptr + row + offs_m, zacc)
+    if jb == 0:
+        tl.store(shift_ptr + bh, shift)
 
 
 @triton.jit
@@ -190,37 +227,41 @@ def _bidirectional_output_kernel(
     D: tl.constexpr,
     NJB: tl.constexpr,
     PREC: tl.constexpr,
+    STATE_PREC: tl.constexpr,
 ):
-    """out_i = Σ_j Q'_ij S_j / Σ_j Q'_ij z_j with the query row maximum taken online over blocks."""
-    bh = tl.program_id(0)
-    lb = tl.program_id(1)
-    offs_l = lb * BLOCK_L + tl.arange(0, BLOCK_L)
+    """out_i = Σ_j Q'_ij S_j / Σ_j Q'_ij z_j, the query row maximum taken online over feature blocks.
+
+    Persistent: each program walks row blocks pid, pid + P, … of one head (W and S stay in cache).
+    """
+    bh = tl.program_id(1)
     offs_d = tl.arange(0, D)
-    row_ok = offs_l < L
-    pointers = bh.to(tl.int64) * L * D + offs_l[:, None].to(tl.int64) * D + offs_d[None, :]
-    qt = tl.load(q_ptr + pointers, mask=row_ok[:, None], other=0.0)
-    acc = tl.zeros((BLOCK_L, D), dtype=tl.float32)
-    den = tl.zeros((BLOCK_L,), dtype=tl.float32)
-    r = tl.full((BLOCK_L,), NEG_INIT, tl.float32)
     state = bh.to(tl.int64) * (NJB * BLOCK_M)
-    for jb in range(NJB):
-        offs_m = jb * BLOCK_M + tl.arange(0, BLOCK_M)
-        w = tl.load(w_ptr + (bh % H) * w_head_stride + offs_m[:, None] * D + offs_d[None, :])
-        s = tl.load(s_ptr + (state + offs_m)[:, None] * D + offs_d[None, :])
-        z = tl.load(z_ptr + state + offs_m)
-        logits = tl.dot(qt, tl.trans(w), input_precision=PREC)
-        logits = tl.where((offs_m < M)[None, :], logits, -float("inf"))
-        r_new = tl.maximum(r, tl.max(logits, axis=1))
-        alpha = tl.exp(r - r_new)
-        p = tl.exp(logits - r_new[:, None])
-        acc = acc * alpha[:, None] + tl.dot(p.to(s.dtype), s, input_precision=PREC)
-        den = den * alpha + tl.sum(p * z[None, :], axis=1)
-        r = r_new
-    out = acc / den[:, None]
-    tl.store(o_ptr + pointers, out.to(o_ptr.dtype.element_ty), mask=row_ok[:, None])
-    rows = bh.to(tl.int64) * L + offs_l
-    tl.store(r_ptr + rows, r, mask=row_ok)
-    tl.store(den_ptr + rows, den, mask=row_ok)
+    for lb in range(tl.program_id(0), tl.cdiv(L, BLOCK_L), tl.num_programs(0)):
+        offs_l = lb * BLOCK_L + tl.arange(0, BLOCK_L)
+        row_ok = offs_l < L
+        pointers = bh.to(tl.int64) * L * D + offs_l[:, None].to(tl.int64) * D + offs_d[None, :]
+        qt = tl.load(q_ptr + pointers, mask=row_ok[:, None], other=0.0)
+        acc = tl.zeros((BLOCK_L, D), dtype=tl.float32)
+        den = tl.zeros((BLOCK_L,), dtype=tl.float32)
+        r = tl.full((BLOCK_L,), NEG_INIT_K, tl.float32)
+        for jb in range(NJB):
+            offs_m = jb * BLOCK_M + tl.arange(0, BLOCK_M)
+            w = tl.load(w_ptr + (bh % H) * w_head_stride + offs_m[:, None] * D + offs_d[None, :])
+            s = tl.load(s_ptr + (state + offs_m)[:, None] * D + offs_d[None, :])
+            z = tl.load(z_ptr + state + offs_m)
+            logits = tl.dot(qt, tl.trans(w), input_precision=PREC)
+            logits = tl.where((offs_m < M)[None, :], logits, -float("inf"))
+            r_new = tl.maximum(r, tl.max(logits, axis=1))
+            alpha = tl.exp(r - r_new)
+            p = tl.exp(logits - r_new[:, None])
+            acc = acc * alpha[:, None] + tl.dot(p, s, input_precision=STATE_PREC)
+            den = den * alpha + tl.sum(p * z[None, :], axis=1)
+            r = r_new
+        out = acc / den[:, None]
+        tl.store(o_ptr + pointers, out.to(o_ptr.dtype.element_ty), mask=row_ok[:, None])
+        rows = bh.to(tl.int64) * L + offs_l
+        tl.store(r_ptr + rows, r, mask=row_ok)
+        tl.store(den_ptr + rows, den, mask=row_ok)
 
 
 @triton.jit
@@ -275,7 +316,7 @@ def _causal_output_kernel(
         acc = tl.zeros((BLOCK_L, D), dtype=tl.float32)
         den = tl.zeros((BLOCK_L,), dtype=tl.float32)
         scores = tl.zeros((BLOCK_L, BLOCK_L), dtype=tl.float32)
-        r = tl.full((BLOCK_L,), NEG_INIT, tl.float32)
+        r = tl.full((BLOCK_L,), NEG_INIT_K, tl.float32)
         for jb in range(NJB):
             offs_m = jb * BLOCK_M + tl.arange(0, BLOCK_M)
             feature_ok = offs_m < M
@@ -470,7 +511,20 @@ def _key_grad_kernel(
 # host side
 # ----------------------------------------------------------------------------------------------
 
-BLOCK_L = 64
+CONFIG = {
+    "key_block_l": 64,  # rows per tile in the key passes (bidirectional)
+    "key_warps": 8,
+    "key_programs_per_sm": 8,  # segments are chosen so that about this many programs per SM run
+    "out_block_l": 64,  # rows per tile in the bidirectional query pass
+    "out_warps": 8,
+    "out_programs_per_sm": 2,
+    "chunk": 64,  # causal chunk length C
+    "causal_warps": 4,
+    "causal_programs_per_sm": 4,
+    "grad_block_l": 64,
+    "grad_warps": 8,
+    "stages": 3,
+}
 MAX_BLOCK_M = 64
 CAUSAL_BACKWARD_ELEMENTS = 1 << 24
 
@@ -484,33 +538,33 @@ class _Plan:
         w = W.detach().to(device=q.device, dtype=torch.float32)
         if feature == "hyperbolic":
             w = torch.cat([w, -w], dim=-2)
-        w = w * self.D**-0.25
-        self.w_float = w if w.ndim == 3 else w[None]
+        self.w_float = (w if w.ndim == 3 else w[None]) * self.D**-0.25
         self.M = w.shape[-2]
         self.block_m = max(16, min(MAX_BLOCK_M, triton.next_power_of_2(self.M)))
         self.njb = triton.cdiv(self.M, self.block_m)
-        padded = torch.zeros(
+        self.w = torch.zeros(
             self.w_float.shape[0], self.njb * self.block_m, self.D, device=q.device, dtype=q.dtype
         )
-        padded[:, : self.M] = self.w_float
-        self.w = padded.contiguous()
+        self.w[:, : self.M] = self.w_float
         self.w_head_stride = 0 if self.w.shape[0] == 1 else self.njb * self.block_m * self.D
         self.norm = 0.5 * self.D**-0.5
         self.dtype = q.dtype
         self.prec = "ieee" if q.dtype == torch.float32 else "tf32"
-        self.grad_prec = self.prec
-        self.programs = 4 * _multiprocessors(q.device)
+        self.sms = _multiprocessors(q.device)
+        self.config = dict(CONFIG)
 
     def state(self, *leading):
-        return torch.empty(
-            *leading, self.njb * self.block_m, self.D, device=self.w.device, dtype=torch.float32
-        )
+        size = (*leading, self.njb * self.block_m, self.D)
+        return torch.empty(size, device=self.w.device, dtype=torch.float32)
 
     def vector(self, *shape):
         return torch.empty(*shape, device=self.w.device, dtype=torch.float32)
 
     def common(self):
         return dict(BLOCK_M=self.block_m, D=self.D, NJB=self.njb)
+
+    def launch(self, kind):
+        return dict(num_warps=self.config[f"{kind}_warps"], num_stages=self.config["stages"])
 
 
 def _multiprocessors(device) -> int:
@@ -519,45 +573,56 @@ def _multiprocessors(device) -> int:
     return 1
 
 
-def _segments(plan, parallel_per_segment):
-    """Segment length (a multiple of BLOCK_L) and count so that ~plan.programs programs run."""
-    tiles = triton.cdiv(plan.L, BLOCK_L)
-    wanted = max(1, triton.cdiv(plan.programs, plan.BH * parallel_per_segment))
+def _segments(plan, block_l, parallel_per_segment):
+    """Segment length (a multiple of block_l) and count, for about key_programs_per_sm programs per SM."""
+    tiles = triton.cdiv(plan.L, block_l)
+    programs = plan.config["key_programs_per_sm"] * plan.sms
+    wanted = max(1, triton.cdiv(programs, plan.BH * parallel_per_segment))
     seg_tiles = triton.cdiv(tiles, wanted)
-    return seg_tiles * BLOCK_L, triton.cdiv(tiles, seg_tiles)
+    return seg_tiles * block_l, triton.cdiv(tiles, seg_tiles)
 
 
-def _key_states(q_like_k, v, plan, seg_len, n_seg, chunk_max=None):
+def _key_states(k, v, plan, block_l, seg_len, n_seg, chunk_max=None):
     """Per-segment key states S (BH, n_seg, M̄, d), z, and their shifts t (BH, n_seg, NJB)."""
     s = plan.state(plan.BH, n_seg)
     z = plan.vector(plan.BH, n_seg, plan.njb * plan.block_m)
     t = plan.vector(plan.BH, n_seg, plan.njb)
     n_chunks = 1 if chunk_max is None else chunk_max.shape[1]
-    _key_state_kernel[(plan.BH, n_seg, plan.njb)](
-        q_like_k, v, plan.w, s, z, t, t if chunk_max is None else chunk_max,
+    _key_state_kernel[(plan.njb, n_seg, plan.BH)](
+        k, v, plan.w, s, z, t, t if chunk_max is None else chunk_max,
         plan.L, plan.H, plan.M, plan.w_head_stride, n_seg, n_chunks, seg_len,
-        BLOCK_L=BLOCK_L, NORM=plan.norm, PREC=plan.prec, STORE_CHUNK_MAX=chunk_max is not None,
-        **plan.common(),
+        BLOCK_L=block_l, NORM=plan.norm, PREC=plan.prec, STORE_CHUNK_MAX=chunk_max is not None,
+        **plan.common(), **plan.launch("key"),
     )  # fmt: skip
     return s, z, t
 
 
 def _bidirectional_forward(q, k, v, plan):
-    seg_len, n_seg = _segments(plan, plan.njb)
-    s_parts, z_parts, t = _key_states(k, v, plan, seg_len, n_seg)
-    shift = t.amax(dim=(1, 2))
-    weight = torch.exp(t - shift[:, None, None]).repeat_interleave(plan.block_m, dim=2)
-    s = (s_parts * weight[..., None]).sum(1)
-    z = (z_parts * weight).sum(1)
-    scale = torch.maximum(s.abs().amax(dim=(1, 2)), z.amax(dim=1)).clamp_min(torch.finfo(torch.float32).tiny)
-    s, z = s / scale[:, None, None], z / scale[:, None]
+    block_l = plan.config["key_block_l"]
+    seg_len, n_seg = _segments(plan, block_l, plan.njb)
+    s_parts, z_parts, t = _key_states(k, v, plan, block_l, seg_len, n_seg)
+    s, z, key_shift = plan.state(plan.BH), plan.vector(plan.BH, plan.njb * plan.block_m), plan.vector(plan.BH)
+    _merge_segments_kernel[(plan.njb, plan.BH)](
+        s_parts,
+        z_parts,
+        t,
+        s,
+        z,
+        key_shift,
+        n_seg,
+        NT=triton.next_power_of_2(n_seg * plan.njb),
+        **plan.common(),
+    )
     out = torch.empty_like(q)
     rows, den = plan.vector(plan.BH, plan.L), plan.vector(plan.BH, plan.L)
-    _bidirectional_output_kernel[(plan.BH, triton.cdiv(plan.L, BLOCK_L))](
-        q, plan.w, s.to(plan.dtype), z, out, rows, den, plan.L, plan.H, plan.M, plan.w_head_stride,
-        BLOCK_L=BLOCK_L, PREC=plan.prec, **plan.common(),
+    block_l = plan.config["out_block_l"]
+    per_head = min(
+        triton.cdiv(plan.L, block_l), triton.cdiv(plan.config["out_programs_per_sm"] * plan.sms, plan.BH)
+    )
+    _bidirectional_output_kernel[(per_head, plan.BH)](
+        q, plan.w, s, z, out, rows, den, plan.L, plan.H, plan.M, plan.w_head_stride,
+        BLOCK_L=block_l, PREC=plan.prec, STATE_PREC=plan.prec, **plan.common(), **plan.launch("out"),
     )  # fmt: skip
-    key_shift = (shift + torch.log(scale)).contiguous()
     return out, (s, z, key_shift, rows, den)
 
 
@@ -567,10 +632,11 @@ def _prefix_states(k, v, plan, chunks_per_group):
     chunk_frames[n] = max of b over chunks 0..n (running maximum); group_frames[g] is the frame of
     group g's state (the running maximum before it; −1e30 for the first group).
     """
-    n_chunks = triton.cdiv(plan.L, BLOCK_L)
+    chunk = plan.config["chunk"]
+    n_chunks = triton.cdiv(plan.L, chunk)
     n_groups = triton.cdiv(n_chunks, chunks_per_group)
     chunk_max = plan.vector(plan.BH, n_chunks, plan.njb)
-    s, z, t = _key_states(k, v, plan, chunks_per_group * BLOCK_L, n_groups, chunk_max)
+    s, z, t = _key_states(k, v, plan, chunk, chunks_per_group * chunk, n_groups, chunk_max)
     chunk_frames = torch.cummax(chunk_max.amax(dim=2), dim=1).values.contiguous()
     ends = (torch.arange(1, n_groups + 1, device=k.device) * chunks_per_group - 1).clamp_max(n_chunks - 1)
     first = torch.full((plan.BH, 1), NEG_INIT, device=k.device, dtype=torch.float32)
@@ -583,16 +649,18 @@ def _prefix_states(k, v, plan, chunks_per_group):
 
 
 def _causal_forward(q, k, v, plan):
-    n_chunks = triton.cdiv(plan.L, BLOCK_L)
-    chunks_per_group = triton.cdiv(n_chunks, max(1, triton.cdiv(plan.programs, plan.BH)))
+    chunk = plan.config["chunk"]
+    n_chunks = triton.cdiv(plan.L, chunk)
+    groups = max(1, triton.cdiv(plan.config["causal_programs_per_sm"] * plan.sms, plan.BH))
+    chunks_per_group = triton.cdiv(n_chunks, groups)
     s, z, group_frames, chunk_frames = _prefix_states(k, v, plan, chunks_per_group)
     out = torch.empty_like(q)
     n_groups = group_frames.shape[1] - 1
     _causal_output_kernel[(plan.BH, n_groups)](
         q, k, v, plan.w, s, z, group_frames, chunk_frames, out,
         plan.L, plan.H, plan.M, plan.w_head_stride, n_groups, n_chunks, chunks_per_group,
-        BLOCK_L=BLOCK_L, NORM=plan.norm, PREC=plan.prec,
-        STATE_PREC="ieee" if plan.dtype == torch.float32 else "tf32", **plan.common(),
+        BLOCK_L=chunk, NORM=plan.norm, PREC=plan.prec, STATE_PREC=plan.prec,
+        **plan.common(), **plan.launch("causal"),
     )  # fmt: skip
     return out
 
@@ -601,29 +669,32 @@ def _bidirectional_backward(grad_out, q, k, v, out, saved, plan):
     s, z, key_shift, rows, den = saved
     grad_out = grad_out.contiguous()
     delta = (grad_out.float() * out.float()).sum(-1).contiguous()
-    seg_len, n_seg = _segments(plan, plan.njb)
+    block_l = plan.config["grad_block_l"]
+    seg_len, n_seg = _segments(plan, block_l, plan.njb)
     ds_parts = plan.state(plan.BH, n_seg)
     dz_parts = plan.vector(plan.BH, n_seg, plan.njb * plan.block_m)
-    precision = dict(PREC=plan.prec, GRAD_PREC=plan.grad_prec, **plan.common())
+    options = dict(
+        PREC=plan.prec, GRAD_PREC=plan.prec, BLOCK_L=block_l, **plan.common(), **plan.launch("grad")
+    )
     _query_grad_state_kernel[(plan.BH, n_seg, plan.njb)](
         q, plan.w, grad_out, rows, den, delta, ds_parts, dz_parts,
-        plan.L, plan.H, plan.M, plan.w_head_stride, n_seg, seg_len, BLOCK_L=BLOCK_L, **precision,
+        plan.L, plan.H, plan.M, plan.w_head_stride, n_seg, seg_len, **options,
     )  # fmt: skip
     ds, dz = ds_parts.sum(1).contiguous(), dz_parts.sum(1).contiguous()
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-    grid = (plan.BH, triton.cdiv(plan.L, BLOCK_L))
+    grid = (plan.BH, triton.cdiv(plan.L, block_l))
     _query_grad_kernel[grid](
         q, plan.w, grad_out, rows, den, delta, s, z, dq,
-        plan.L, plan.H, plan.M, plan.w_head_stride, BLOCK_L=BLOCK_L, **precision,
+        plan.L, plan.H, plan.M, plan.w_head_stride, **options,
     )  # fmt: skip
     _key_grad_kernel[grid](
         k, v, plan.w, ds, dz, key_shift, dk, dv,
-        plan.L, plan.H, plan.M, plan.w_head_stride, BLOCK_L=BLOCK_L, NORM=plan.norm, **precision,
+        plan.L, plan.H, plan.M, plan.w_head_stride, NORM=plan.norm, **options,
     )  # fmt: skip
     return dq, dk, dv
 
 
-def _causal_segment(q, k, v, w, state, c_in, c_out, norm):
+def _causal_segment(q, k, v, w, state, c_in, c_out, norm, chunk):
     """Differentiable causal FAVOR on one segment (B, H, Ls, d) in fp32, from a carried state.
 
     ``state = (S (B, H, M, d), z (B, H, M))`` in frame ``c_in`` (B, H). Returns the segment's output
@@ -638,11 +709,11 @@ def _causal_segment(q, k, v, w, state, c_in, c_out, norm):
     carry = torch.exp(c_in - frame)
     s0, z0 = s_in * carry[..., None, None], z_in * carry[..., None]
     length = q.shape[-2]
-    n = triton.cdiv(length, BLOCK_L)
-    pad = n * BLOCK_L - length
+    n = triton.cdiv(length, chunk)
+    pad = n * chunk - length
     pc = torch.nn.functional.pad(p, (0, 0, 0, pad), value=1.0)  # padded queries: positive denominators
     kc, vc = (torch.nn.functional.pad(x, (0, 0, 0, pad)) for x in (kp, v))
-    pc, kc, vc = (x.unflatten(-2, (n, BLOCK_L)) for x in (pc, kc, vc))
+    pc, kc, vc = (x.unflatten(-2, (n, chunk)) for x in (pc, kc, vc))
     ds = kc.transpose(-1, -2) @ vc
     dz = kc.sum(-2)
     s_prev = torch.cumsum(ds, dim=2) - ds + s0[:, :, None]
@@ -657,9 +728,10 @@ def _causal_segment(q, k, v, w, state, c_in, c_out, norm):
 
 def _causal_backward(grad_out, q, k, v, plan):
     """Backward by segments, last to first: recompute each segment's features, carry dS, dz back."""
-    seg_chunks = max(1, CAUSAL_BACKWARD_ELEMENTS // (plan.BH * plan.M * BLOCK_L))
+    chunk = plan.config["chunk"]
+    seg_chunks = max(1, CAUSAL_BACKWARD_ELEMENTS // (plan.BH * plan.M * chunk))
     s, z, group_frames, _ = _prefix_states(k, v, plan, seg_chunks)
-    seg_len = seg_chunks * BLOCK_L
+    seg_len = seg_chunks * chunk
     B, H, M = plan.B, plan.H, plan.M
     s = s[:, :, :M].unflatten(0, (B, H))
     z = z[:, :, :M].unflatten(0, (B, H))
@@ -674,7 +746,7 @@ def _causal_backward(grad_out, q, k, v, plan):
             inputs = [x[:, :, rows].detach().float().clone().requires_grad_() for x in (q, k, v)]
             state = [s[:, :, seg].clone().requires_grad_(), z[:, :, seg].clone().requires_grad_()]
             out, s_out, z_out = _causal_segment(
-                *inputs, w, state, frames[:, :, seg], frames[:, :, seg + 1], plan.norm
+                *inputs, w, state, frames[:, :, seg], frames[:, :, seg + 1], plan.norm, chunk
             )
             torch.autograd.backward([out, s_out, z_out], [grad_out[:, :, rows].float(), ds_next, dz_next])
         for grad, x in zip(grads, inputs, strict=True):
