@@ -94,7 +94,7 @@ def relu_single_variance(p: PairStats):
 def relu_pair_covariance(p: PairStats):
     """Cov_ort = E[g(ω₁)g(ω₂)] − k₁² for an orthogonal pair with χ(d) norms (module docstring, [DER]).
 
-    Deterministic quadrature (48 × 96 nodes), relative accuracy ~1e-10 or better against adaptive
+    Deterministic quadrature (48 × 96 nodes), relative accuracy ~1e-9 or better against adaptive
     quadrature in the tests.
     """
     if p.d < 2:

@@ -520,6 +520,17 @@ def test_theorem2_holds_on_random_grids():
             assert np.all(fixed <= theory.theorem2_bound(x, y, m, kernel="smreg") * (1 + 1e-12)), (d, m)
 
 
+def test_theorem6_holds_for_hyperbolic_features():
+    """Claim 9: Theorem 6 with g = cosh (a₀ = 1, F = e^{t/2}) has Theorem 2's gap; hyp+ shares Cov_ort."""
+    for d, x, y in grid_pairs(16, count=200, dims=(2, 5, 12)):
+        np.testing.assert_allclose(
+            theory.pair_covariance("hyperbolic-ort", x, y), theory.pair_covariance("positive-ort", x, y)
+        )
+        for m in range(2, d + 1):
+            bound = theory.mse("hyperbolic-iid", x, y, m) - theory.theorem2_gap(x, y, m)
+            assert np.all(theory.mse("hyperbolic-ort", x, y, m) <= bound * (1 + 1e-12)), (d, m)
+
+
 def test_theorem2_gap_follows_from_the_series_coefficients():
     """1 − c_k(d) ≥ (2/(d + 2))(1 − 2^{1−k}) for k ≥ 2, equality at k = 2 (theory.md §5.3 [DER]).
 
