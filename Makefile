@@ -30,5 +30,24 @@ test: $(STAMP)
 slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
+# asv suite smoke: discovery/signature check, then one quick call of a few small cases in this
+# environment (numpy, torch and jax on CPU; torch:cuda shows the n/a path). Nothing is timed or saved.
+ASV := $(BIN)/asv
+ASV_ENV := -E existing:$(BIN)/python
+SMOKE := -b 'ProjectionDraw.time_draw\(.numpy., .orthogonal., .portable., 64, 16\)' \
+	-b 'FeatureMap.time_features\(.numpy., .positive., 1024\)' \
+	-b 'GramEstimate.time_estimate_gram\(.numpy., .positive-ort., 256\)' \
+	-b 'AttentionTime.time_attention\(.(numpy|jax:cpu|torch:cuda)., .favor-causal., .forward., 1024\)' \
+	-b 'AttentionTime.time_attention\(.torch:cpu., .favor., .forward\+backward., 1024\)' \
+	-b 'AttentionPeakMemory.track_peak_bytes\(.numpy., .favor-causal., .forward., 1024\)' \
+	-b 'AttentionAccuracy.track_relative_error\(.numpy., .positive-ort., .causal.\)' \
+	-b 'MonteCarloThroughput.track_samples_per_second\(.jax:cpu., .positive-ort.\)' \
+	-b 'ImportAndFirstCall.timeraw_import_and_first_call\(.numpy.\)'
+
+bench-smoke: $(STAMP)
+	$(ASV) machine --yes > /dev/null
+	$(ASV) check $(ASV_ENV)
+	$(ASV) run $(ASV_ENV) --quick --show-stderr $(SMOKE) --set-commit-hash $$(git rev-parse HEAD)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
