@@ -25,9 +25,19 @@ import time
 from estimators.backends import BACKENDS, DTYPES
 
 from . import discover
-from .runner import DEFAULT_OUT, PRESETS, RNG_PATHS, Context, check_executor_spec, make_executor, run_studies
+from .runner import (
+    DEFAULT_OUT,
+    PRESETS,
+    RNG_PATHS,
+    Context,
+    StudyFailure,
+    check_executor_spec,
+    make_executor,
+    run_studies,
+)
 
 EXIT_USAGE = 2
+EXIT_FAILED = 1
 
 
 class UsageError(Exception):
@@ -122,21 +132,27 @@ def _run(args, studies) -> int:
     except (TypeError, ValueError) as error:
         raise UsageError(str(error)) from None
     started = time.perf_counter()
+    failures = {}
     with make_executor(args.executor, args.workers) as (executor, description):
-        results = run_studies(
-            [studies[name] for name in dict.fromkeys(names)],
-            context,
-            out=args.out,
-            executor=executor,
-            executor_name=description,
-            progress=not args.quiet,
-            plot=not args.no_plot,
-        )
+        try:
+            results = run_studies(
+                [studies[name] for name in dict.fromkeys(names)],
+                context,
+                out=args.out,
+                executor=executor,
+                executor_name=description,
+                progress=not args.quiet,
+                plot=not args.no_plot,
+            )
+        except StudyFailure as failure:
+            results, failures = failure.results, failure.failures
     for name, rows in results.items():
         print(f"{name}: {len(rows)} rows -> {args.out}/{name}/")
+    for name, errors in failures.items():
+        print(f"python -m studies: {name} failed ({len(errors)} batch(es)): {errors[0]}", file=sys.stderr)
     wall = time.perf_counter() - started
     print(f"done in {wall:.1f} s ({context.backend}, {context.device}, {context.preset})")
-    return 0
+    return EXIT_FAILED if failures else 0
 
 
 def main(argv=None) -> int:

@@ -307,8 +307,10 @@ def kernel_errors(
     ``row`` is a registry :class:`~estimators.registry.Estimator`; ``x``, ``y`` are host (P, d) pairs
     and ``reference`` (P,) the value each estimate is compared with (errors are K̂/reference − 1
     when ``relative``). W (n, m, d) is drawn ``n`` replicates at a time on the run's backend and
-    device (``draw(m, d, n, rng, like)`` overrides ``row.draw``), so the P pairs of one replicate
-    share W. Returns :func:`merge_moments` of the (n, P) errors.
+    device (``draw(m, d, n, rng, like)`` overrides ``row.draw``); the P pairs of one replicate share
+    W and each pair is estimated on its own (``row.estimate(x_p, y_p, W)`` → (n,)), so estimators
+    with data-dependent parameters see one pair at a time. Returns :func:`merge_moments` of the
+    (n, P) errors.
     """
     target = cell.context.target
     xs, ys = target.asarray(np.asarray(x)), target.asarray(np.asarray(y))
@@ -316,12 +318,12 @@ def kernel_errors(
     rng = cell.rng()
     reference = np.asarray(reference, dtype=np.float64)
     parts = []
-    for n in replicate_chunks(replicates, m * (d + 2 * len(reference))):
+    for n in replicate_chunks(replicates, m * (d + 4)):
         if draw is None:
             W = row.draw(m, d, batch_shape=(n,), seed=rng, like=xs)
         else:
             W = draw(m, d, n, rng, xs)
-        estimates = host(row.estimate(xs, ys, W[:, None]))
+        estimates = np.stack([host(row.estimate(xs[p], ys[p], W)) for p in range(xs.shape[0])], axis=-1)
         errors = estimates / reference - 1 if relative else estimates - reference
         parts.append(error_moments(errors))
     return merge_moments(parts)
@@ -574,6 +576,8 @@ class _Pending:
     done: set = field(default_factory=set)
     computed: int = 0
     started: float = field(default_factory=time.perf_counter)
+    finished: float = field(default_factory=time.perf_counter)
+    errors: list = field(default_factory=list)
 
 
 def _batches(cells: Sequence[Cell], size: int) -> list[list[Cell]]:
@@ -619,30 +623,65 @@ def run_studies(
         file=sys.stderr,
         disable=not progress or None,
     )
+    futures = {}
     try:
-        futures = {}
         for name, cells in todo.items():
             for batch in _batches(cells, pending[name].study.batch_size):
                 futures[executor.submit(run_batch, batch)] = name
         for future in concurrent.futures.as_completed(futures):
             state = pending[futures[future]]
-            for record in future.result():
+            try:
+                records = future.result()
+            except Exception as error:
+                state.errors.append(f"{type(error).__name__}: {error}")
+                continue
+            for record in records:
                 state.log.append(record)
                 state.computed += 1
                 bar.update(1)
+            state.finished = time.perf_counter()
     finally:
+        for future in futures:
+            future.cancel()
         bar.close()
         for state in pending.values():
             state.log.close()
-    return {
+    results = {
         name: finish_study(
-            state.study, context, state.cells, Path(out), state.computed, state.started, executor_name, plot
+            state.study,
+            context,
+            state.cells,
+            Path(out),
+            state.computed,
+            state.finished - state.started,
+            executor_name,
+            plot,
         )
         for name, state in pending.items()
+        if not state.errors
     }
+    failures = {name: state.errors for name, state in pending.items() if state.errors}
+    if failures:
+        raise StudyFailure(failures, results)
+    return results
 
 
-def finish_study(study, context, cells, out, computed, started, executor_name, plot=True) -> list[dict]:
+class StudyFailure(RuntimeError):
+    """Some cells raised: ``failures`` maps study name to error lines; ``results`` holds the rest.
+
+    Finished cells of a failed study stay in its records, so a rerun computes only what is missing.
+    """
+
+    def __init__(self, failures: dict[str, list[str]], results: dict[str, list[dict]]):
+        self.failures = failures
+        self.results = results
+        lines = [
+            f"{name}: {len(errors)} batch(es) failed, first: {errors[0]}" for name, errors in failures.items()
+        ]
+        super().__init__("; ".join(lines))
+
+
+def finish_study(study, context, cells, out, computed, wall, executor_name, plot=True) -> list[dict]:
     """Canonical records, CSV, plot and meta.json for one study; returns the CSV rows."""
     folder = study_dir(out, study)
     records = canonical_records(folder / "records.jsonl", cells)
@@ -650,7 +689,7 @@ def finish_study(study, context, cells, out, computed, started, executor_name, p
     write_csv(folder / f"{study.name}.csv", rows)
     if plot:
         study.plot(rows, context, folder / study.name)
-    meta = meta_for(study, context, cells, computed, time.perf_counter() - started, executor_name)
+    meta = meta_for(study, context, cells, computed, wall, executor_name)
     write_atomic(folder / "meta.json", json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return rows
 

@@ -24,7 +24,7 @@ from .runner import Study, chunk_cells, group_records, kernel_errors, merge_mome
 
 NO_SIGN_FIX = "positive-ort-nosignfix"
 PRESETS = {
-    "quick": {"d": 8, "m": 8, "replicates": 40_000, "chunk": 10_000},
+    "quick": {"d": 8, "m": 8, "replicates": 20_000, "chunk": 5_000},
     "paper": {"d": 16, "m": 16, "replicates": 400_000, "chunk": 20_000},
 }
 NORMS = (0.5, 0.8)
@@ -150,7 +150,7 @@ def summarize(records, context) -> list[dict]:
 
 def plot(rows, context, stem) -> None:
     names = list(dict.fromkeys(r["estimator"] for r in rows))
-    fig, (ax,) = plotting.figure(width=11.0, height=4.4)
+    fig, (ax,) = plotting.figure(width=14.0, height=4.8)
     variants = list(dict.fromkeys((r["axis_aligned"], r["norm"]) for r in rows))
     palette = plotting.colors(len(variants))
     offsets = np.linspace(-0.3, 0.3, len(variants) * len(ANGLES))
@@ -182,8 +182,9 @@ def plot(rows, context, stem) -> None:
         f"{first['replicates']:,} draws of W per point)",
         None,
         "relative bias  E[K̂]/K − 1",
-        legend_kw={"ncol": 2, "loc": "lower left"},
+        legend=False,
     )
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside right center", fontsize="small")
     plotting.save(fig, stem)
 
 
