@@ -904,3 +904,54 @@ def test_delta_method_variance_matches_monte_carlo():
     se = variance * math.sqrt(2 / (reps - 1))
     assert np.all(np.abs((sample - variance) / se) < DELTA_Z), (sample, variance)
     assert np.all(np.abs((sample - 1.06 * variance) / se) > DELTA_Z), "no power against a 6% error"
+
+
+def relu_orthogonal_product_moment(power, angle, d):
+    """E[g(ω₁)^n g(ω₂)^n] for an orthogonal χ(d) pair, g(ω) = ReLU(ωᵀx)ReLU(ωᵀy), unit x, y at ``angle``.
+
+    Conditioning on u₁ (projection r(cos φ, sin φ) onto span(x, y), r² ~ Beta(1, (d − 2)/2)), u₂ is
+    uniform on the unit sphere of u₁^⊥, so E[g(u₂)^n | u₁] = ‖x′‖^n‖y′‖^n J_n(ψ)/(2π E ρ_{d−1}^{2n});
+    the χ norms contribute (E ρ_d^{2n})². Adaptive scipy.dblquad (d ≥ 3).
+    """
+    beta = (d - 2) / 2
+
+    def j(psi):
+        if power == 1:
+            return math.sin(psi) + (math.pi - psi) * math.cos(psi)
+        return 3 * math.sin(psi) * math.cos(psi) + (math.pi - psi) * (1 + 2 * math.cos(psi) ** 2)
+
+    def rising(k):
+        return math.prod(k + 2 * i for i in range(power))
+
+    def integrand(s, phi):
+        cx, cy = math.cos(phi), math.cos(phi - angle)
+        a, b = 1 - s * cx * cx, 1 - s * cy * cy
+        psi = math.acos(min(max((math.cos(angle) - s * cx * cy) / math.sqrt(a * b), -1.0), 1.0))
+        inner = (a * b) ** (power / 2) * j(psi) / (2 * math.pi * rising(d - 1))
+        return (s * cx * cy) ** power * inner * beta * (1 - s) ** (beta - 1) / (2 * math.pi)
+
+    arc = (angle - math.pi / 2, math.pi / 2)
+    value, _ = integrate.dblquad(integrand, *arc, 0, 1, epsabs=0, epsrel=1e-10 if power == 1 else 1e-6)
+    return rising(d) ** 2 * value
+
+
+def test_monte_carlo_relu_orthogonal_pair_moment():
+    """relu-ort Cov_ort at a generic angle against draws of the core's orthogonal pairs.
+
+    H0: E[g(ω₁)g(ω₂)] = Cov_ort + k₁² (θ = 1.2, d = 5, unit inputs); z with the exact variance
+    E[g₁²g₂²] − (E g₁g₂)² from :func:`relu_orthogonal_product_moment`, N = 200000, one test of its own
+    family, α = 1e-3. Power: the same draws must reject the iid value k₁² (Cov = 0).
+    """
+    d, angle = 5, 1.2
+    x, y = pair_at_angle(1.0, 1.0, angle, d)
+    k1 = float(theory.arccos(x, y))
+    pair_moment = float(theory.pair_covariance("relu-ort", x, y)) + k1**2
+    assert pair_moment == pytest.approx(relu_orthogonal_product_moment(1, angle, d), rel=1e-8)
+    variance = relu_orthogonal_product_moment(2, angle, d) - pair_moment**2
+    W = registry.get("relu-ort").draw(2, d, batch_shape=(200000,), seed=41)
+    terms = np.maximum(W @ x, 0) * np.maximum(W @ y, 0)
+    products = terms[:, 0] * terms[:, 1]
+    se = math.sqrt(variance / products.size)
+    critical = float(special.ndtri(1 - 1e-3 / 2))
+    assert abs(products.mean() - pair_moment) / se < critical
+    assert abs(products.mean() - k1**2) / se > critical, "no power against independent rows"
