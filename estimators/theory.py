@@ -51,7 +51,7 @@ from .theory_bounds import BOUND_KERNELS, theorem4_features
 from .theory_bounds import theorem2_bound as _theorem2_bound
 from .theory_bounds import theorem2_gap as _theorem2_gap
 from .theory_bounds import theorem2_openreview_bound as _theorem2_openreview_bound
-from .theory_inputs import PairStats, as_output, check_dimension, host_float64, pair_stats
+from .theory_inputs import PairStats, as_output, check_dimension, pair_stats
 from .theory_relu import (
     arccos_j1,
     arccos_j2,
@@ -229,6 +229,10 @@ def mse(name, x, y, m, *, target=None):
     row = _row(name)
     if row.coupling == "none" or row.single_variance is None:
         raise _missing(name, row, "the MSE")
+    if row.coupling == "orthogonal" and row.pair_covariance is None:
+        raise _missing(name, row, "the within-block pair covariance")
+    if target is not None and row.mean is None:
+        raise _missing(name, row, "the mean")
     stats = pair_stats(x, y)
     counts = _check_counts(m)
     value = row.single_variance(stats) / counts
@@ -350,7 +354,6 @@ __all__ = [
     "exp_pair_gap",
     "exp_pair_moment",
     "gaussian",
-    "host_float64",
     "log_exp_pair_gap",
     "mean",
     "mse",
