@@ -1,0 +1,226 @@
+"""Studies: cells and seeds, resumable byte-identical records, executors (serial, process pool, Dask),
+backend agreement, the CLI, and every study end to end at a tiny size.
+
+The tiny study below (``STUDY``) reuses the smreg study's compute and summary on two small cells;
+it lives in this module so that worker processes can import it by name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import studies
+from studies import __main__ as cli
+from studies import runner, smreg
+from studies.runner import (
+    Cell,
+    Context,
+    Study,
+    StudyFailure,
+    make_executor,
+    read_records,
+    run_cell,
+    run_studies,
+)
+
+from .conftest import BACKENDS
+
+
+def _tiny_cells(preset):
+    return [
+        {"d": 4, "m": 4, "estimator": name, "chunk": chunk, "replicates": 300}
+        for name in ("positive-iid", "positive-iid-fixed")
+        for chunk in range(2)
+    ]
+
+
+def _no_plot(rows, context, stem):
+    Path(stem).with_suffix(".txt").write_text("plot\n")
+
+
+STUDY = Study(
+    name="tiny_smreg",
+    title="tiny",
+    claim="tiny copy of the smreg study for tests",
+    cells=_tiny_cells,
+    compute=smreg.compute,
+    summarize=smreg.summarize,
+    plot=_no_plot,
+    module="tests.test_studies",
+)
+
+
+def _run(out, executor=None):
+    return run_studies([STUDY], Context(seed=5), out=out, executor=executor, progress=False)
+
+
+def _files(out):
+    folder = Path(out) / "tiny_smreg"
+    return (folder / "records.jsonl").read_bytes(), (folder / "tiny_smreg.csv").read_bytes()
+
+
+def test_cell_key_is_stable_and_seed_ignores_backend():
+    a = Cell.build("m", "s", {"b": 1, "a": 2.5}, Context())
+    b = Cell.build("m", "s", {"a": 2.5, "b": 1}, Context())
+    torch_cell = Cell.build("m", "s", {"a": 2.5, "b": 1}, Context(backend="torch"))
+    assert a == b and hash(a) == hash(b) and a.key == b.key
+    assert torch_cell.key != a.key
+    assert torch_cell.seed_key == a.seed_key
+    other_seed = Cell.build("m", "s", {"a": 2.5, "b": 1}, Context(seed=1))
+    assert other_seed.rng().random() != a.rng().random()
+    assert a.rng().random() == b.rng().random()
+
+
+def test_context_rejects_bad_values():
+    with pytest.raises(ValueError, match="preset"):
+        Context(preset="huge")
+    with pytest.raises(ValueError, match="seed"):
+        Context(seed=-1)
+    with pytest.raises(ValueError, match="rng"):
+        Context(rng="fast")
+
+
+def test_run_cell_is_pure():
+    cell = STUDY.make_cells(Context(seed=3))[0]
+    assert run_cell(cell) == run_cell(cell)
+
+
+def test_same_seed_gives_identical_files_serial_and_process_pool(tmp_path):
+    _run(tmp_path / "serial")
+    with make_executor("local", 2) as (executor, _):
+        _run(tmp_path / "pool", executor)
+    assert _files(tmp_path / "serial") == _files(tmp_path / "pool")
+    meta = json.loads((tmp_path / "pool" / "tiny_smreg" / "meta.json").read_text())
+    assert meta["cells"] == {"computed": 4, "reused": 0, "total": 4}
+    assert {"commit", "versions", "backend", "device", "dtype", "seed", "preset", "wall_time_s"} <= set(meta)
+
+
+def test_dask_local_cluster_gives_the_same_records(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    _run(tmp_path / "local")
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as c:
+        with distributed.Client(c) as client:
+            _run(tmp_path / "dask", client.get_executor(pure=False))
+    assert _files(tmp_path / "local") == _files(tmp_path / "dask")
+
+
+def test_interrupted_run_keeps_finished_cells_and_recomputes_none(tmp_path, monkeypatch):
+    _run(tmp_path / "fresh")
+    fresh = _files(tmp_path / "fresh")
+    failing = STUDY.make_cells(Context(seed=5))[2].key
+
+    def interrupted(cell):
+        if cell.key == failing:
+            raise CellInterrupted("interrupted")
+        return smreg.compute(cell)
+
+    flaky = dataclasses.replace(STUDY, compute=interrupted)
+    monkeypatch.setattr(sys.modules[__name__], "STUDY", flaky)
+    with pytest.raises(StudyFailure, match="interrupted"):
+        run_studies([flaky], Context(seed=5), out=tmp_path / "resumed", progress=False)
+    records_path = tmp_path / "resumed" / "tiny_smreg" / "records.jsonl"
+    assert len(read_records(records_path)) == 3
+    with records_path.open("a") as stream:
+        stream.write('{"key": "torn')
+    monkeypatch.undo()
+    _run(tmp_path / "resumed")
+    meta = json.loads((tmp_path / "resumed" / "tiny_smreg" / "meta.json").read_text())
+    assert meta["cells"]["computed"] == 1
+    assert _files(tmp_path / "resumed") == fresh
+
+
+class CellInterrupted(RuntimeError):
+    """Stands in for an interruption inside one cell."""
+
+
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "numpy"])
+def test_backends_agree_with_numpy_given_the_same_draws(backend):
+    numpy_record = run_cell(STUDY.make_cells(Context(seed=2))[0])
+    other = run_cell(STUDY.make_cells(Context(seed=2, backend=backend))[0])
+    for name in ("s1", "s2", "s4"):
+        np.testing.assert_allclose(other["values"][name], numpy_record["values"][name], rtol=1e-9)
+
+
+def test_moment_summary_matches_direct_computation():
+    rng = np.random.default_rng(0)
+    errors = rng.standard_normal((500, 3))
+    chunks = [runner.error_moments(errors[:200]), runner.error_moments(errors[200:])]
+    summary = runner.moment_summary(runner.merge_moments(chunks))
+    np.testing.assert_allclose(summary["bias"], errors.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(summary["mse"], (errors**2).mean(0), rtol=1e-12)
+    sd = errors.std(0, ddof=1)
+    np.testing.assert_allclose(summary["bias_ci"], 2.576 * sd / np.sqrt(500), rtol=1e-9)
+
+
+def test_replicate_chunks_respect_the_budget():
+    sizes = runner.replicate_chunks(1000, 300, budget=3000)
+    assert sum(sizes) == 1000 and max(sizes) * 300 <= 3000
+
+
+def test_json_records_refuse_nan():
+    with pytest.raises(ValueError):
+        runner.record_line({"values": float("nan")})
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "nope"], "unknown study"),
+        (["all", "--backend", "cupy"], "--backend"),
+        (["all", "--device", "cuda"], "device"),
+        (["all", "--preset", "huge"], "--preset"),
+        (["all", "--executor", "ray"], "executor"),
+        (["all", "--seed", "-3"], "seed"),
+        ([], "required"),
+    ],
+)
+def test_cli_bad_arguments_give_one_line_and_exit_2(argv, message, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+
+
+def test_cli_lists_every_study(capsys):
+    assert cli.main(["list"]) == 0
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert listed[: len(studies.ORDER)] == list(studies.ORDER)
+
+
+TINY = {
+    "unbiasedness": {"d": 4, "m": 4, "replicates": 200, "chunk": 200},
+    "mse_vs_features": {"d": 4, "ms": (2, 4), "replicates": 200, "chunk": 200},
+    "trig_vs_positive": {"d": 4, "m": 4, "replicates": 200, "chunk": 200},
+    "orthogonal_gain": {
+        "ms": (2, 4),
+        "ds": (2, 4),
+        "replicates": 200,
+        "trig_replicates": 200,
+        "chunk": 200,
+        "trig_chunk": 200,
+    },
+    "smreg": {"d": 4, "m": 4, "replicates": 200, "chunk": 200},
+    "attention_error": {"d": 4, "L": 16, "queries": 4, "ms": (4, 8), "draws": 2, "replicates": 3},
+    "uniform_convergence": {"d": 4, "ms": (4, 8), "Ls": (8, 16), "Rs": (1.0, 2.0), "draws": 5},
+    "causal_stability": {"d": 16, "L": 16, "m": 16, "draws": 2},
+}
+
+
+@pytest.mark.parametrize("name", studies.ORDER)
+def test_every_study_runs_end_to_end_at_a_tiny_size(name, tmp_path, monkeypatch):
+    module = importlib.import_module(f"studies.{name}")
+    monkeypatch.setitem(module.PRESETS, "quick", TINY[name])
+    results = run_studies([module.STUDY], Context(), out=tmp_path, progress=False)
+    folder = tmp_path / name
+    assert results[name]
+    for suffix in (".csv", ".png", ".svg"):
+        assert (folder / f"{name}{suffix}").stat().st_size > 0
+    assert json.loads((folder / "meta.json").read_text())["study"] == name
