@@ -35,8 +35,8 @@ slow: $(STAMP)
 ASV := $(BIN)/asv
 ASV_ENV := -E existing:$(BIN)/python
 SMOKE := -b 'ProjectionDraw.time_draw\(.numpy., .orthogonal., .portable., 64, 16\)' \
-	-b 'FeatureMap.time_features\(.numpy., .positive., 1024\)' \
-	-b 'GramEstimate.time_estimate_gram\(.numpy., .positive-ort., 256\)' \
+	-b 'FeatureMap.time_features\(.numpy., .positive., 4096\)' \
+	-b 'GramEstimate.time_estimate_gram\(.numpy., .positive-ort., 1024\)' \
 	-b 'AttentionTime.time_attention\(.(numpy|jax:cpu|torch:cuda)., .favor-causal., .forward., 1024\)' \
 	-b 'AttentionTime.time_attention\(.torch:cpu., .favor., .forward\+backward., 1024\)' \
 	-b 'AttentionPeakMemory.track_peak_bytes\(.numpy., .favor-causal., .forward., 1024\)' \

@@ -20,7 +20,7 @@ from . import common
 
 METHODS = ("exact", "favor", "favor-causal")
 PASSES = ("forward", "forward+backward")
-LENGTHS = tuple(2**power for power in range(8, 21))
+LENGTHS = tuple(4**power for power in range(4, 11))
 D, M = 64, 256
 SHAPE_LENGTH = 4096
 FEATURE_COUNTS = (64, 256, 1024)

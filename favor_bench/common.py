@@ -72,8 +72,11 @@ class BackendBenchmark:
     ``setup_cache`` probes the backends once; asv keys the cache by this function's source, so all
     subclasses share one probe per run, and an absent device is skipped without importing its
     library in every benchmark process. asv passes the probe as the first argument of ``setup`` and
-    of each benchmark method.
+    of each benchmark method. One round (one process per parameter combination) keeps a full CPU
+    run within about half an hour on two cores.
     """
+
+    rounds = 1
 
     def setup_cache(self):
         return probe_backends()
@@ -82,11 +85,10 @@ class BackendBenchmark:
 class HeavyBenchmark(BackendBenchmark):
     """Timing settings for calls that take up to seconds (attention at large L).
 
-    One round, no warm-up loop (``setup`` already ran the call once), and sampling stops after
+    No warm-up loop (``setup`` already ran the call once), and sampling stops after
     four seconds once two samples exist; asv reports the median sample.
     """
 
-    rounds = 1
     repeat = (1, 5, 4.0)
     warmup_time = 0.0
     timeout = 600

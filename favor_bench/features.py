@@ -38,7 +38,7 @@ def _has_row(feature: str) -> bool:
 class FeatureMap(common.BackendBenchmark):
     """Time of one feature map on L rows (m = 256, d = 64, float32)."""
 
-    params = (common.BACKENDS, tuple(name for name in features.FEATURES if _has_row(name)), (1024, 16384))
+    params = (common.BACKENDS, tuple(name for name in features.FEATURES if _has_row(name)), (4096,))
     param_names = ("backend", "feature", "L")
 
     def setup(self, probe, backend, feature, length):

@@ -49,7 +49,7 @@ def exact_call(backend: str, kernel: str, length: int):
 class GramEstimate(common.BackendBenchmark):
     """Time of Â = φ(X)φ(Y)ᵀ (L × L) for every registry estimator."""
 
-    params = (common.BACKENDS, tuple(registry.names()), (256, 2048))
+    params = (common.BACKENDS, tuple(registry.names()), (1024,))
     param_names = ("backend", "estimator", "L")
 
     def setup(self, probe, backend, estimator, length):
@@ -63,7 +63,7 @@ class GramEstimate(common.BackendBenchmark):
 class GramExact(common.BackendBenchmark):
     """Time of the exact L × L Gram matrix of each kernel (the estimators' targets)."""
 
-    params = (common.BACKENDS, kernels.KERNELS, (256, 2048))
+    params = (common.BACKENDS, kernels.KERNELS, (1024,))
     param_names = ("backend", "kernel", "L")
 
     def setup(self, probe, backend, kernel, length):

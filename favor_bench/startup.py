@@ -26,7 +26,6 @@ class ImportAndFirstCall(common.BackendBenchmark):
 
     params = (common.BACKENDS,)
     param_names = ("backend",)
-    rounds = 1
     repeat = 3
     number = 1
 
