@@ -75,7 +75,7 @@ def outlier_key(keys, W, excess: float):
 def _inputs(cell):
     """q, k (L, d) with rows ~ N(0, I/4), v ~ N(0, I), keys k' with one future outlier, W (m, d)."""
     p = cell.kwargs
-    rng = cell.rng()
+    rng = cell.host_rng()
     length, d = p["L"], p["d"]
     q, k = (INPUT_SCALE * rng.standard_normal((length, d)) for _ in range(2))
     v = rng.standard_normal((length, d))

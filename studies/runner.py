@@ -121,15 +121,20 @@ class Cell:
         """``SeedSequence(root_seed, spawn_key=seed_key)``."""
         return np.random.SeedSequence(self.context.seed, spawn_key=self.seed_key)
 
-    def rng(self, stream: int = 0):
-        """Random source for this cell: portable (host numpy) or native to the target backend.
+    def host_rng(self, stream: int = 0) -> np.random.Generator:
+        """Host numpy Generator of this cell (for inputs built on the host whatever the RNG path).
 
         ``stream`` selects an independent child stream (for quantities that must not share draws).
         """
         sequence = np.random.SeedSequence(self.context.seed, spawn_key=(*self.seed_key, stream))
-        if self.context.rng == "native":
-            return native_rng(int(sequence.generate_state(1)[0]), self.context.target)
         return np.random.Generator(np.random.PCG64(sequence))
+
+    def rng(self, stream: int = 0):
+        """Random source for draws of W: the host Generator (portable) or the backend's native one."""
+        if self.context.rng == "native":
+            state = np.random.SeedSequence(self.context.seed, spawn_key=(*self.seed_key, stream, 1))
+            return native_rng(int(state.generate_state(1)[0]), self.context.target)
+        return self.host_rng(stream)
 
 
 def stable_rng(root_seed: int, *labels) -> np.random.Generator:

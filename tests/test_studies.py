@@ -150,6 +150,12 @@ def test_backends_agree_with_numpy_given_the_same_draws(backend):
         np.testing.assert_allclose(other["values"][name], numpy_record["values"][name], rtol=1e-9)
 
 
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "numpy"])
+def test_native_rng_path_runs_on_the_backend(backend):
+    record = run_cell(STUDY.make_cells(Context(seed=2, backend=backend, rng="native"))[0])
+    assert record["values"]["n"] == 300 and record["context"]["rng"] == "native"
+
+
 def test_moment_summary_matches_direct_computation():
     rng = np.random.default_rng(0)
     errors = rng.standard_normal((500, 3))
