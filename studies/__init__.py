@@ -21,6 +21,7 @@ ORDER = (
     "attention_error",
     "uniform_convergence",
     "causal_stability",
+    "estimator_shootout",
 )
 NOT_STUDIES = frozenset({"runner", "plotting", "stats", "audit"})
 
