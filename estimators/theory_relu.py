@@ -122,7 +122,11 @@ def _radial_rule(d: int):
 
 
 def _unit_pair_moment(theta, d: int):
-    """∫_arc dφ E_s[s c(φ) c(φ−θ) √(AB) J₁(ψ)] for unit x, y at angle θ (see module docstring)."""
+    """∫_arc dφ E_s[s c(φ) c(φ−θ) √(AB) J₁(ψ)] for unit x, y at angle θ (see module docstring).
+
+    J₁ is evaluated directly from cos ψ: where it cancels (ψ → π) the integrand is O((π − ψ)³) and
+    only its absolute accuracy matters.
+    """
     s_nodes, s_weights = _radial_rule(d)
     nodes, weights = special.roots_legendre(_NODES_PHI)
     lo, hi = theta - np.pi / 2, np.full_like(theta, np.pi / 2)
@@ -138,8 +142,8 @@ def _unit_pair_moment(theta, d: int):
         b_sq = np.maximum(1 - s * cos_y**2, 0.0)
         norm = np.sqrt(a_sq * b_sq)
         inner = np.cos(theta)[:, None, None] - s * cos_x * cos_y
-        cos_psi = np.clip(inner / np.where(norm > 0, norm, 1.0), -1.0, 1.0)
-        psi = np.where(norm > 0, np.arccos(cos_psi), 0.0)
-        integrand = s * np.maximum(cos_x, 0) * np.maximum(cos_y, 0) * norm * arccos_j1(psi)
+        cos_psi = np.where(norm > 0, np.clip(inner / np.where(norm > 0, norm, 1.0), -1.0, 1.0), 1.0)
+        j1 = np.sqrt(1 - cos_psi * cos_psi) + (np.pi - np.arccos(cos_psi)) * cos_psi
+        integrand = s * np.maximum(cos_x, 0) * np.maximum(cos_y, 0) * norm * j1
         total += half * np.einsum("pqr,q,r->p", integrand, weights, s_weights)
     return total
