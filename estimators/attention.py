@@ -43,6 +43,7 @@ input dtype.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import math
@@ -94,6 +95,11 @@ def exact(q, k, v, causal=False, key_padding_mask=None):
         over visible keys (μ_i the row maximum, which cancels); zero if no key is visible.
     """
     _check_inputs(q, k, v, key_padding_mask, causal)
+    core = _jitted(_exact_arrays, (4,)) if backend_of(q) == "jax" else _exact_arrays
+    return core(q, k, v, key_padding_mask, causal)
+
+
+def _exact_arrays(q, k, v, key_padding_mask, causal):
     xp = namespace(q)
     dtype = dtype_name(q)
     q, k, v = (_work(xp, a) for a in (q, k, v))
@@ -171,13 +177,7 @@ def favor(
     if kernel is not None:
         return kernel.favor_triton(q, k, v, W, feature=name, causal=causal)
     featurizer = FeatureMap(name, stabilizer, eps, _hashable(options))
-    keep = _keep(key_padding_mask)
-    if causal:
-        constants = (W, _global_log_scale(featurizer, W, k, keep) if stabilizer == "global" else None)
-        return _favor_causal(featurizer, constants, q, k, v, keep, chunk_size, denominator)
-    phi_q = featurizer.queries((W, None), q)
-    key_parts, log_scale = featurizer.keys((W, None), k)
-    return _favor_bidirectional(phi_q, key_parts, log_scale, keep, v, eps, denominator)
+    return _run(featurizer, W, q, k, v, _keep(key_padding_mask), causal, chunk_size, denominator)
 
 
 def favor_from_features(
@@ -203,13 +203,16 @@ def favor_from_features(
     check_choice(denominator, "denominator", DENOMINATORS)
     chunk_size = DEFAULT_CHUNK_SIZE if chunk_size is None else check_positive_int(chunk_size, "chunk_size")
     _check_inputs(q_features, k_features, v, key_padding_mask, causal, ("q_features", "k_features", "v"))
-    keep = _keep(key_padding_mask)
-    featurizer = GivenFeatures()
-    if causal:
-        return _favor_causal(featurizer, (), q_features, k_features, v, keep, chunk_size, denominator)
-    key_parts, log_scale = featurizer.keys((), k_features)
-    return _favor_bidirectional(
-        featurizer.queries((), q_features), key_parts, log_scale, keep, v, 0.0, denominator
+    return _run(
+        GivenFeatures(),
+        None,
+        q_features,
+        k_features,
+        v,
+        _keep(key_padding_mask),
+        causal,
+        chunk_size,
+        denominator,
     )
 
 
@@ -261,6 +264,7 @@ class FeatureMap:
 class GivenFeatures:
     """Precomputed features used as they are (no stabilizer, no eps)."""
 
+    stabilizer: str = "none"
     eps: float = 0.0
 
     def queries(self, constants, rows):
@@ -273,22 +277,47 @@ class GivenFeatures:
         return FeatureParts(None, rows, 1.0, dtype_name(rows)), zeros
 
 
-def _favor_causal(featurizer, constants, queries, keys, v, keep, chunk_size, denominator):
-    xp = namespace(v)
-    numerator, total = prefix_sums(
-        featurizer, constants, queries, keys, _work(xp, v), keep, chunk_size=chunk_size
-    )
-    visible = None if keep is None else _seen_any(xp, keep)
-    return _restore(xp, _normalize(xp, numerator, total, visible, denominator), dtype_name(v))
+def _run(featurizer, W, queries, keys, v, keep, causal, chunk_size, denominator):
+    """FAVOR output (…, L, d_v); raises :class:`DenominatorError` per ``denominator`` outside tracing.
+
+    JAX runs one jitted graph per (featurizer, shapes, options): op-by-op dispatch would compile every
+    primitive separately.
+    """
+    core = _favor_arrays
+    if backend_of(v) == "jax" and _is_hashable(featurizer):
+        core = _jitted(_favor_arrays, (0, 6, 7, 8))
+    out, bad = core(featurizer, W, queries, keys, v, keep, causal, chunk_size, denominator)
+    if denominator == "raise" and not is_tracer(bad) and int(bad) > 0:
+        raise DenominatorError(
+            f"{int(bad)} attention row(s) have a FAVOR denominator that underflowed, is not positive "
+            "or not finite (trigonometric features can give D̂ ≤ 0; huge-norm inputs can underflow); "
+            "use positive features or smaller inputs, or pass denominator='zero' or 'raw'"
+        )
+    return out
 
 
-def _favor_bidirectional(phi_q, key_parts, log_scale, keep, v, eps, denominator):
+def _favor_arrays(featurizer, W, queries, keys, v, keep, causal, chunk_size, denominator):
+    """(output (…, L, d_v) guarded per ``denominator``, number of visible rows with a bad D̂)."""
     xp = namespace(v)
-    if keep is not None:
-        log_scale = xp.where(keep, log_scale, -math.inf)
-    numerator, total = _bidirectional(phi_q, key_parts, log_scale, keep, _work(xp, v), eps)
-    visible = None if keep is None else xp.any(keep, axis=-2)
-    return _restore(xp, _normalize(xp, numerator, total, visible, denominator), dtype_name(v))
+    dtype = dtype_name(v)
+    v = _work(xp, v)
+    if causal:
+        global_scale = None
+        if featurizer.stabilizer == "global":
+            global_scale = _global_log_scale(featurizer, W, keys, keep)
+        numerator, total = prefix_sums(
+            featurizer, (W, global_scale), queries, keys, v, keep, chunk_size=chunk_size
+        )
+        visible = None if keep is None else _seen_any(xp, keep)
+    else:
+        phi_q = featurizer.queries((W, None), queries)
+        key_parts, log_scale = featurizer.keys((W, None), keys)
+        if keep is not None:
+            log_scale = xp.where(keep, log_scale, -math.inf)
+        numerator, total = _bidirectional(phi_q, key_parts, log_scale, keep, v, featurizer.eps)
+        visible = None if keep is None else xp.any(keep, axis=-2)
+    out, bad = _normalize(xp, numerator, total, visible, denominator)
+    return _restore(xp, out, dtype), bad
 
 
 def _global_log_scale(featurizer, W, k, keep):
@@ -329,28 +358,38 @@ def _key_log_scale(parts, stabilizer):
     return _stop_gradient(row_shift(parts))
 
 
+def _is_hashable(value) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+@functools.cache
+def _jitted(function, static_argnums):
+    """``jax.jit(function)`` with the given static arguments, built once."""
+    import jax
+
+    return jax.jit(function, static_argnums=static_argnums)
+
+
 def _hashable(options):
     """Feature options as a sorted tuple of items (hashable when their values are)."""
     return tuple(sorted(options.items()))
 
 
 def _normalize(xp, numerator, total, visible, denominator):
-    """``numerator / total`` row by row, zero for rows without a visible key, guarded per ``denominator``."""
+    """``numerator / total`` row by row, zero for rows without a visible key, and the number of
+    visible rows whose ``total`` is not a positive finite number (zero rows unless ``"raw"``)."""
     valid = (total > 0) & xp.isfinite(total)
     needed = xp.ones_like(valid) if visible is None else visible
-    if denominator == "raise" and not is_tracer(total):
-        bad = needed & ~valid
-        if bool(xp.any(bad)):
-            raise DenominatorError(
-                f"{int(xp.sum(xp.astype(bad, xp.int64)))} attention row(s) have a FAVOR denominator "
-                "that underflowed, is not positive or not finite (trigonometric features can give "
-                "D̂ ≤ 0; huge-norm inputs can underflow); use positive features or smaller inputs, "
-                "or pass denominator='zero' or 'raw'"
-            )
+    bad = xp.sum(xp.astype(needed & ~valid, xp.int32))
     if denominator == "raw":
-        return xp.where(needed[..., None], numerator / xp.where(needed, total, 1.0)[..., None], 0.0)
-    keep_row = (valid & needed)[..., None]
-    return xp.where(keep_row, numerator / xp.where(valid, total, 1.0)[..., None], 0.0)
+        out = numerator / xp.where(needed, total, 1.0)[..., None]
+        return xp.where(needed[..., None], out, 0.0), bad
+    out = numerator / xp.where(valid, total, 1.0)[..., None]
+    return xp.where((valid & needed)[..., None], out, 0.0), bad
 
 
 def _seen_any(xp, keep):

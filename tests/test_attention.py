@@ -78,7 +78,7 @@ def test_exact_matches_textbook_softmax(to_backend, causal):
         assert _relative_error(out, _softmax_reference(q, k, v, causal, mask)) < 1e-12
 
 
-# JAX compiles every new shape (about 0.2 s each on a CPU), so it runs two feature maps, one chunk size.
+# JAX compiles one graph per configuration (about 1 s of CPU each), so it runs a representative subset.
 FEATURE_CASES = [
     (backend, name)
     for backend in BACKENDS
@@ -110,9 +110,17 @@ def test_favor_from_features_equals_quadratic_form(to_backend, causal):
     assert _relative_error(out, _quadratic(phi_q, phi_k, v, causal)) < 1e-10
 
 
-@pytest.mark.parametrize("stabilizer", ["auto", "global"])
-@pytest.mark.parametrize("causal", [False, True])
-def test_stabilizers_cancel_exactly(to_backend, stabilizer, causal):
+STABILIZER_CASES = [
+    (backend, stabilizer, causal)
+    for backend in BACKENDS
+    for stabilizer in ("auto", "global")
+    for causal in (False, True)
+    if backend != "jax" or (stabilizer, causal) == ("auto", True)
+]
+
+
+@pytest.mark.parametrize(("backend", "stabilizer", "causal"), STABILIZER_CASES)
+def test_stabilizers_cancel_exactly(to_backend, backend, stabilizer, causal):
     """Claim 16: with eps = 0 the row and key shifts leave the output unchanged (1e-12)."""
     q, k, v = _inputs(scale=1.5)
     args = tuple(map(to_backend, (q, k, v, _projection())))
@@ -145,9 +153,17 @@ def _perturb_future(q, k, v, t, seed=7):
     return k2, v2
 
 
-@pytest.mark.parametrize("name", ["positive", "hyperbolic", "trig"])
-@pytest.mark.parametrize("eps", [0.0, 1e-3])
-def test_causal_output_ignores_the_future(to_backend, name, eps):
+FUTURE_CASES = [
+    (backend, name, eps)
+    for backend in BACKENDS
+    for name in ("positive", "hyperbolic", "trig")
+    for eps in (0.0, 1e-3)
+    if backend != "jax" or name == "trig"
+]
+
+
+@pytest.mark.parametrize(("backend", "name", "eps"), FUTURE_CASES)
+def test_causal_output_ignores_the_future(to_backend, backend, name, eps):
     """Outputs at positions <= t are unchanged (1e-12) when later keys/values change, incl. an outlier."""
     q, k, v = _inputs(scale=0.3)
     W = _projection()
