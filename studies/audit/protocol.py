@@ -108,7 +108,7 @@ def load_target(target: str) -> Adapter:
         )
     module_name, object_name = target.split(":", 1)
     loaded = getattr(importlib.import_module(module_name), object_name)
-    adapter = loaded if isinstance(loaded, Adapter) else loaded()
+    adapter = loaded() if callable(loaded) and not isinstance(loaded, Adapter) else loaded
     if not isinstance(adapter, Adapter):
         raise TypeError(
             f"target {target!r} must name an Adapter or a callable returning one, "

@@ -26,6 +26,7 @@ import numpy as np
 from ..protocol import Adapter
 
 PACKAGE = "performer-pytorch"
+CHUNK = 64
 
 
 def _library():
@@ -43,7 +44,7 @@ def _library():
 def _to_torch(array, dtype="float64"):
     import torch
 
-    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float64)).to(getattr(torch, dtype))
+    return torch.from_numpy(np.array(array, dtype=np.float64, order="C")).to(getattr(torch, dtype))
 
 
 def _to_host(tensor):
@@ -91,41 +92,38 @@ def _fast_attention(d, m, seed):
 
 
 def kernel_estimate(x, y, W):
-    """K̂(x, y) = φ(x)ᵀφ(y) from ``softmax_kernel`` (eps = 0, row max undone), pairs (…, d) → (…)."""
-    library = _library()
-    x, y, W = np.asarray(x), np.asarray(y), np.asarray(W)
+    """K̂(x, y) = φ(x)ᵀφ(y) from ``softmax_kernel`` (eps = 0, row max undone), pairs (…, d) → (…).
+
+    Many projections go through ONE ``softmax_kernel`` call on their stack (n·m, d): its feature
+    scale (n·m)^{-1/2} becomes m^{-1/2} after a factor √n, and its single row max is undone, so each
+    block of m features is exactly the library's φ for that W.
+    """
+    x, y, W = (np.asarray(a, dtype=np.float64) for a in (x, y, W))
     batch = np.broadcast_shapes(x.shape[:-1], y.shape[:-1], W.shape[:-2])
-    return _pairwise_estimate(
-        library,
-        np.broadcast_to(x, (*batch, x.shape[-1])),
-        np.broadcast_to(y, (*batch, y.shape[-1])),
-        np.broadcast_to(W, (*batch, *W.shape[-2:])),
-    )
+    m, d = W.shape[-2:]
+    x, y = (np.broadcast_to(a, (*batch, d)).reshape(-1, d) for a in (x, y))
+    W = np.broadcast_to(W, (*batch, m, d)).reshape(-1, m, d)
+    estimates = np.empty(W.shape[0])
+    for start in range(0, W.shape[0], CHUNK):
+        rows = slice(start, start + CHUNK)
+        phi_x, phi_y = (_stacked_features(a[rows], W[rows]) for a in (x, y))
+        estimates[rows] = np.sum(phi_x * phi_y, axis=-1)
+    return estimates.reshape(batch)
 
 
-def _pairwise_estimate(library, x, y, W):
-    """One softmax_kernel call per W (the library takes a single (m, d) matrix)."""
-
-    flat_x, flat_y = x.reshape(-1, 1, 1, x.shape[-1]), y.reshape(-1, 1, 1, y.shape[-1])
-    flat_W = W.reshape(-1, *W.shape[-2:])
-    out = np.empty(flat_W.shape[0])
-    for index, projection in enumerate(flat_W):
-        torch_W = _to_torch(projection)
-        phi = [
-            _unshifted_query_features(library, _to_torch(rows[index : index + 1]), torch_W)
-            for rows in (flat_x, flat_y)
-        ]
-        out[index] = float((phi[0] * phi[1]).sum())
-    return out.reshape(x.shape[:-1])
-
-
-def _unshifted_query_features(library, rows, W):
-    """``softmax_kernel(rows, is_query=True, eps=0, normalize_data=False)`` times exp(row max)."""
+def _stacked_features(rows, W):
+    """φ_{W_b}(rows_b) for each b: (n, d) rows and (n, m, d) projections → (n, m), via the library."""
     import torch
 
-    features = library.softmax_kernel(rows, projection_matrix=W, is_query=True, normalize_data=False, eps=0.0)
-    row_max = torch.amax(torch.einsum("...id,jd->...ij", rows, W), dim=-1, keepdim=True)
-    return features * torch.exp(row_max)
+    n, m, d = W.shape
+    stacked = _to_torch(W.reshape(n * m, d))
+    data = _to_torch(rows)[None, None]
+    features = _library().softmax_kernel(
+        data, projection_matrix=stacked, is_query=True, normalize_data=False, eps=0.0
+    )
+    row_max = torch.amax(data @ stacked.T, dim=-1, keepdim=True)
+    features = (features * torch.exp(row_max) * math.sqrt(n))[0, 0]
+    return _to_host(features).reshape(n, n, m)[np.arange(n), np.arange(n)]
 
 
 def features(x, W, role):
@@ -182,8 +180,15 @@ def _identity_self_attention(heads, d, d_v, m, causal):
 
 
 def adapter() -> Adapter:
-    """The performer-pytorch adapter (claims FAVOR+: positive features, ORF, χ(d) norms)."""
+    """The performer-pytorch adapter (claims FAVOR+: positive features, ORF, χ(d) norms).
+
+    Sets torch to one intra-op thread: the audit makes tens of thousands of tiny calls (a d×d QR per
+    draw), for which thread pools only add overhead (12× slower on a loaded 2-core machine).
+    """
+    import torch
+
     _library()
+    torch.set_num_threads(1)
     from importlib.metadata import version
 
     return Adapter(
