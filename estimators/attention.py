@@ -48,6 +48,7 @@ import importlib
 import importlib.util
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -156,8 +157,11 @@ def favor(
         reference path here. ``"triton"`` demands the kernel and raises ``ValueError`` if it cannot run.
     denominator : {"raise", "zero", "raw"}
         What a visible row with an underflowed or non-positive D̂_i gets (module docstring).
-    feature_options : dict or None
-        Extra keywords for :func:`estimators.features.feature_parts` (same for q and k).
+    feature_options : dict, (dict, dict) or None
+        Parameters of the feature map (:func:`estimators.features.feature_parts`), one dict for q
+        and k or a ``(query_options, key_options)`` pair, e.g. from
+        ``features.data_options(name, q, k, scale_inputs=True)``. Data-dependent options computed from
+        the whole sequence see the future; in causal mode pass data-independent ones.
 
     Returns
     -------
@@ -170,14 +174,18 @@ def favor(
     check_choice(impl, "impl", IMPLS)
     eps = _check_eps(eps)
     chunk_size = DEFAULT_CHUNK_SIZE if chunk_size is None else check_positive_int(chunk_size, "chunk_size")
-    options = dict(feature_options or {})
+    query_options, key_options = _side_options(feature_options)
     _check_inputs(q, k, v, key_padding_mask, causal)
     _check_projection(W, q, k)
-    kernel = _triton_kernel(impl, (q, k, v, W, name, causal, key_padding_mask), stabilizer, eps, options)
+    call = (q, k, v, W, name, causal, key_padding_mask)
+    kernel = _triton_kernel(impl, call, stabilizer, eps, bool(query_options or key_options))
     if kernel is not None:
         return kernel.favor_triton(q, k, v, W, feature=name, causal=causal)
-    featurizer = FeatureMap(name, stabilizer, eps, _hashable(options))
-    return _run(featurizer, W, q, k, v, _keep(key_padding_mask), causal, chunk_size, denominator)
+    query_static, query_arrays = _split_options(query_options)
+    key_static, key_arrays = _split_options(key_options)
+    featurizer = FeatureMap(name, stabilizer, eps, query_static, key_static)
+    constants = Constants(W, query_arrays, key_arrays)
+    return _run(featurizer, constants, q, k, v, _keep(key_padding_mask), causal, chunk_size, denominator)
 
 
 def favor_from_features(
@@ -205,7 +213,7 @@ def favor_from_features(
     _check_inputs(q_features, k_features, v, key_padding_mask, causal, ("q_features", "k_features", "v"))
     return _run(
         GivenFeatures(),
-        None,
+        Constants(None),
         q_features,
         k_features,
         v,
@@ -228,36 +236,44 @@ def resolve_feature(feature) -> str:
     )
 
 
+class Constants(NamedTuple):
+    """Arrays a feature map reads (traced under ``jax.jit``): the projection, the array-valued
+    feature options of each side, and the key shift of ``stabilizer="global"`` in causal mode."""
+
+    W: object
+    query_options: dict | None = None
+    key_options: dict | None = None
+    global_log_scale: object = None
+
+
 @dataclass(frozen=True)
 class FeatureMap:
-    """Stabilized FAVOR features of raw rows (hashable, so a jitted JAX scan is reused across calls).
-
-    ``constants`` is ``(W, global_log_scale)``; the second is None except for ``stabilizer="global"``
-    in causal mode, where it is the whole-sequence key maximum (…, 1, 1).
-    """
+    """Stabilized FAVOR features of raw rows. Hashable (the scalar options are sorted item tuples;
+    array options travel in :class:`Constants`), so a jitted JAX graph is reused across calls."""
 
     name: str
     stabilizer: str = "auto"
     eps: float = 0.0
-    options: tuple = ()
+    query_options: tuple = ()
+    key_options: tuple = ()
 
     def queries(self, constants, rows):
         """φ(q d^{-1/4}) (…, L, r), each row shifted by its largest log-amplitude (unless "none")."""
-        parts = self._parts(constants[0], rows)
+        parts = self._parts(constants.W, rows, self.query_options, constants.query_options)
         shift = None if self.stabilizer == "none" else _query_shift(parts)
         return assemble(parts, shift, self.eps, keep_float32=True)
 
     def keys(self, constants, rows):
         """Key parts and per-key log scales ρ (…, M, 1) (zero for "none" and maps without exponentials)."""
-        W, global_log_scale = constants
-        parts = self._parts(W, rows)
+        parts = self._parts(constants.W, rows, self.key_options, constants.key_options)
         log_scale = _key_log_scale(parts, self.stabilizer)
-        if global_log_scale is not None:
-            log_scale = namespace(log_scale).zeros_like(log_scale) + global_log_scale
+        if constants.global_log_scale is not None:
+            log_scale = namespace(log_scale).zeros_like(log_scale) + constants.global_log_scale
         return parts, log_scale
 
-    def _parts(self, W, rows):
-        return feature_parts(self.name, rows, W, scale_inputs=True, validate=False, **dict(self.options))
+    def _parts(self, W, rows, static, arrays):
+        options = {**dict(static), **(arrays or {})}
+        return feature_parts(self.name, rows, W, scale_inputs=True, validate=False, **options)
 
 
 @dataclass(frozen=True)
@@ -277,7 +293,7 @@ class GivenFeatures:
         return FeatureParts(None, rows, 1.0, dtype_name(rows)), zeros
 
 
-def _run(featurizer, W, queries, keys, v, keep, causal, chunk_size, denominator):
+def _run(featurizer, constants, queries, keys, v, keep, causal, chunk_size, denominator):
     """FAVOR output (…, L, d_v); raises :class:`DenominatorError` per ``denominator`` outside tracing.
 
     JAX runs one jitted graph per (featurizer, shapes, options): op-by-op dispatch would compile every
@@ -286,7 +302,7 @@ def _run(featurizer, W, queries, keys, v, keep, causal, chunk_size, denominator)
     core = _favor_arrays
     if backend_of(v) == "jax" and _is_hashable(featurizer):
         core = _jitted(_favor_arrays, (0, 6, 7, 8))
-    out, bad = core(featurizer, W, queries, keys, v, keep, causal, chunk_size, denominator)
+    out, bad = core(featurizer, constants, queries, keys, v, keep, causal, chunk_size, denominator)
     if denominator == "raise" and not is_tracer(bad) and int(bad) > 0:
         raise DenominatorError(
             f"{int(bad)} attention row(s) have a FAVOR denominator that underflowed, is not positive "
@@ -296,22 +312,21 @@ def _run(featurizer, W, queries, keys, v, keep, causal, chunk_size, denominator)
     return out
 
 
-def _favor_arrays(featurizer, W, queries, keys, v, keep, causal, chunk_size, denominator):
+def _favor_arrays(featurizer, constants, queries, keys, v, keep, causal, chunk_size, denominator):
     """(output (…, L, d_v) guarded per ``denominator``, number of visible rows with a bad D̂)."""
     xp = namespace(v)
     dtype = dtype_name(v)
     v = _work(xp, v)
     if causal:
-        global_scale = None
         if featurizer.stabilizer == "global":
-            global_scale = _global_log_scale(featurizer, W, keys, keep)
-        numerator, total = prefix_sums(
-            featurizer, (W, global_scale), queries, keys, v, keep, chunk_size=chunk_size
-        )
+            constants = constants._replace(
+                global_log_scale=_global_log_scale(featurizer, constants, keys, keep)
+            )
+        numerator, total = prefix_sums(featurizer, constants, queries, keys, v, keep, chunk_size=chunk_size)
         visible = None if keep is None else _seen_any(xp, keep)
     else:
-        phi_q = featurizer.queries((W, None), queries)
-        key_parts, log_scale = featurizer.keys((W, None), keys)
+        phi_q = featurizer.queries(constants, queries)
+        key_parts, log_scale = featurizer.keys(constants, keys)
         if keep is not None:
             log_scale = xp.where(keep, log_scale, -math.inf)
         numerator, total = _bidirectional(phi_q, key_parts, log_scale, keep, v, featurizer.eps)
@@ -320,10 +335,10 @@ def _favor_arrays(featurizer, W, queries, keys, v, keep, causal, chunk_size, den
     return _restore(xp, out, dtype), bad
 
 
-def _global_log_scale(featurizer, W, k, keep):
+def _global_log_scale(featurizer, constants, k, keep):
     """The public code's key shift: one maximum over the whole sequence (…, 1, 1) — it sees the future."""
     xp = namespace(k)
-    _, log_scale = featurizer.keys((W, None), k)
+    _, log_scale = featurizer.keys(constants, k)
     if keep is not None:
         log_scale = xp.where(keep, log_scale, -math.inf)
     return xp.max(log_scale, axis=-2, keepdims=True)
@@ -374,9 +389,26 @@ def _jitted(function, static_argnums):
     return jax.jit(function, static_argnums=static_argnums)
 
 
-def _hashable(options):
-    """Feature options as a sorted tuple of items (hashable when their values are)."""
-    return tuple(sorted(options.items()))
+def _side_options(feature_options):
+    """(query_options, key_options) from None, one dict for both sides, or a pair of dicts."""
+    if feature_options is None:
+        return {}, {}
+    if isinstance(feature_options, dict):
+        return dict(feature_options), dict(feature_options)
+    if isinstance(feature_options, (tuple, list)) and len(feature_options) == 2:
+        if all(isinstance(options, dict) for options in feature_options):
+            return dict(feature_options[0]), dict(feature_options[1])
+    raise TypeError(
+        "feature_options must be None, a dict, or a (query_options, key_options) pair of dicts, "
+        f"got {type(feature_options).__name__}"
+    )
+
+
+def _split_options(options):
+    """(sorted item tuple of the scalar options, dict of the array-valued ones)."""
+    arrays = {name: value for name, value in options.items() if hasattr(value, "shape")}
+    scalars = tuple(sorted((name, value) for name, value in options.items() if name not in arrays))
+    return scalars, arrays
 
 
 def _normalize(xp, numerator, total, visible, denominator):
@@ -504,11 +536,11 @@ def _check_broadcast(shapes):
         raise ValueError(f"leading (batch/head) dimensions must broadcast, got {described}") from None
 
 
-def _triton_kernel(impl, call, stabilizer, eps, options):
+def _triton_kernel(impl, call, stabilizer, eps, has_options):
     """The Triton module if ``impl`` selects it for ``call``, else None (``"triton"``: ValueError)."""
     if impl == "reference":
         return None
-    reason = _triton_unavailable(call, stabilizer, eps, options)
+    reason = _triton_unavailable(call, stabilizer, eps, has_options)
     if reason is None:
         return importlib.import_module("estimators.triton_favor")
     if impl == "triton":
@@ -516,11 +548,11 @@ def _triton_kernel(impl, call, stabilizer, eps, options):
     return None
 
 
-def _triton_unavailable(call, stabilizer, eps, options):
+def _triton_unavailable(call, stabilizer, eps, has_options):
     q = call[0]
     if backend_of(q) != "torch" or not q.is_cuda:
         return "it needs CUDA torch tensors"
-    if stabilizer != "auto" or eps != 0 or options:
+    if stabilizer != "auto" or eps != 0 or has_options:
         return "it implements only stabilizer='auto', eps=0 and no feature_options"
     if importlib.util.find_spec("triton") is None:
         return "triton is not installed"

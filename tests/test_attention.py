@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from estimators import features, projections
+from estimators import features, projections, registry
 from estimators.attention import DenominatorError, exact, favor, favor_from_features
 
 from .conftest import BACKENDS, to_numpy
@@ -99,6 +99,41 @@ def test_favor_equals_quadratic_form_of_the_same_features(to_backend, backend, n
     for chunk_size in chunk_sizes:
         out = favor(*map(to_backend, (q, k, v, W)), feature=name, causal=causal, chunk_size=chunk_size)
         assert _relative_error(out, expected) < 1e-10
+
+
+FOLLOWUP_CASES = [
+    ("numpy", "oprf-ort"),
+    ("numpy", "gerf-trig-iid"),
+    ("numpy", "saderf-iid"),
+    ("numpy", "poisson-iid"),
+    ("numpy", "geometric-iid"),
+    *([("jax", "saderf-iid")] if "jax" in BACKENDS else []),
+]
+
+
+@pytest.mark.parametrize(("backend", "row"), FOLLOWUP_CASES)
+@pytest.mark.parametrize("causal", [False, True])
+def test_followup_feature_maps_with_per_side_options(to_backend, backend, row, causal):
+    """Follow-up maps (theory.md §10) through FAVOR, with their (query, key) data options (array
+    valued for SADERF): equal to the quadratic form of the same unshifted features (1e-10)."""
+    q, k, v = _inputs(scale=0.3)
+    estimator = registry.get(row)
+    W = estimator.draw(16, D, seed=2)
+    query_options, key_options = features.data_options(estimator.feature, q, k, scale_inputs=True)
+    phi_q, phi_k = (
+        to_numpy(
+            features.assemble(features.feature_parts(estimator.feature, x, W, scale_inputs=True, **options))
+        )
+        for x, options in ((q, query_options), (k, key_options))
+    )
+    expected = _quadratic(phi_q, phi_k, v, causal)
+    backend_options = tuple(
+        {name: to_backend(value) if hasattr(value, "shape") else value for name, value in side.items()}
+        for side in (query_options, key_options)
+    )
+    args = tuple(map(to_backend, (q, k, v, W)))
+    out = favor(*args, row, causal, feature_options=backend_options, chunk_size=4, denominator="raw")
+    assert _relative_error(out, expected) < 1e-10
 
 
 @pytest.mark.parametrize("causal", [False, True])
@@ -403,6 +438,7 @@ def test_underflowing_denominator_raises():
         (lambda a: {**a, "impl": "cuda"}, ValueError, "impl"),
         (lambda a: {**a, "denominator": "clip"}, ValueError, "denominator"),
         (lambda a: {**a, "causal": 1}, TypeError, "causal"),
+        (lambda a: {**a, "feature_options": [{}, {}, {}]}, TypeError, "feature_options"),
         (lambda a: {**a, "q": np.full_like(a["q"], np.nan)}, ValueError, "NaN"),
         (lambda a: {**a, "q": a["q"].tolist()}, TypeError, "q must be"),
     ],
