@@ -46,6 +46,7 @@ W is a constant (random projections are drawn, not trained): a W that requires g
 
 from __future__ import annotations
 
+import math
 import os
 
 import torch
@@ -140,6 +141,7 @@ def _merge_segments_kernel(
     t_ptr,
     out_s_ptr,
     out_z_ptr,
+    out_s_low_ptr,
     shift_ptr,
     n_seg,
     BLOCK_M: tl.constexpr,
@@ -147,26 +149,42 @@ def _merge_segments_kernel(
     NJB: tl.constexpr,
     NT: tl.constexpr,
 ):
-    """S = Σ_seg S_seg·exp(t_seg − T), z likewise, with T = max of all t of the head (one key shift)."""
-    jb = tl.program_id(0)
-    bh = tl.program_id(1)
+    """One head: S = Σ_seg S_seg·exp(t_seg − T), z likewise, T = max of all t (one key shift).
+
+    S and z are then divided by a = max(|S|, z) (a key factor, which cancels) so that S fits the
+    input's half-precision type for the query pass; the shift stored is T + log a.
+    """
+    bh = tl.program_id(0)
     offs_t = tl.arange(0, NT)
     all_t = tl.load(t_ptr + bh * n_seg * NJB + offs_t, mask=offs_t < n_seg * NJB, other=NEG_INIT_K)
     shift = tl.max(all_t, axis=0)
-    offs_m = jb * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, D)
-    acc = tl.zeros((BLOCK_M, D), dtype=tl.float32)
-    zacc = tl.zeros((BLOCK_M,), dtype=tl.float32)
-    for seg in range(n_seg):
-        row = (bh * n_seg + seg).to(tl.int64) * (NJB * BLOCK_M)
-        weight = tl.exp(tl.load(t_ptr + (bh * n_seg + seg) * NJB + jb) - shift)
-        acc += tl.load(s_ptr + (row + offs_m)[:, None] * D + offs_d[None, :]) * weight
-        zacc += tl.load(z_ptr + row + offs_m) * weight
     row = bh.to(tl.int64) * (NJB * BLOCK_M)
-    tl.store(out_s_ptr + (row + offs_m)[:, None] * D + offs_d[None, :], acc)
-    tl.store(out_z_ptr + row + offs_m, zacc)
-    if jb == 0:
-        tl.store(shift_ptr + bh, shift)
+    largest = tl.full((), 0.0, tl.float32)
+    for jb in range(NJB):
+        offs_m = jb * BLOCK_M + tl.arange(0, BLOCK_M)
+        acc = tl.zeros((BLOCK_M, D), dtype=tl.float32)
+        zacc = tl.zeros((BLOCK_M,), dtype=tl.float32)
+        for seg in range(n_seg):
+            part = (bh * n_seg + seg).to(tl.int64) * (NJB * BLOCK_M)
+            weight = tl.exp(tl.load(t_ptr + (bh * n_seg + seg) * NJB + jb) - shift)
+            acc += tl.load(s_ptr + (part + offs_m)[:, None] * D + offs_d[None, :]) * weight
+            zacc += tl.load(z_ptr + part + offs_m) * weight
+        tl.store(out_s_ptr + (row + offs_m)[:, None] * D + offs_d[None, :], acc)
+        tl.store(out_z_ptr + row + offs_m, zacc)
+        largest = tl.maximum(
+            largest, tl.maximum(tl.max(tl.max(tl.abs(acc), axis=1), axis=0), tl.max(zacc, axis=0))
+        )
+    tl.debug_barrier()
+    largest = tl.maximum(largest, 1.0e-30)
+    for jb in range(NJB):
+        offs_m = jb * BLOCK_M + tl.arange(0, BLOCK_M)
+        pointers = (row + offs_m)[:, None] * D + offs_d[None, :]
+        acc = tl.load(out_s_ptr + pointers) / largest
+        tl.store(out_s_ptr + pointers, acc)
+        tl.store(out_s_low_ptr + pointers, acc.to(out_s_low_ptr.dtype.element_ty))
+        tl.store(out_z_ptr + row + offs_m, tl.load(out_z_ptr + row + offs_m) / largest)
+    tl.store(shift_ptr + bh, shift + tl.log(largest))
 
 
 @triton.jit
@@ -227,41 +245,37 @@ def _bidirectional_output_kernel(
     D: tl.constexpr,
     NJB: tl.constexpr,
     PREC: tl.constexpr,
-    STATE_PREC: tl.constexpr,
 ):
-    """out_i = Σ_j Q'_ij S_j / Σ_j Q'_ij z_j, the query row maximum taken online over feature blocks.
-
-    Persistent: each program walks row blocks pid, pid + P, … of one head (W and S stay in cache).
-    """
+    """out_i = Σ_j Q'_ij S_j / Σ_j Q'_ij z_j, the query row maximum taken online over feature blocks."""
+    lb = tl.program_id(0)
     bh = tl.program_id(1)
+    offs_l = lb * BLOCK_L + tl.arange(0, BLOCK_L)
     offs_d = tl.arange(0, D)
+    row_ok = offs_l < L
+    pointers = bh.to(tl.int64) * L * D + offs_l[:, None].to(tl.int64) * D + offs_d[None, :]
+    qt = tl.load(q_ptr + pointers, mask=row_ok[:, None], other=0.0)
+    acc = tl.zeros((BLOCK_L, D), dtype=tl.float32)
+    den = tl.zeros((BLOCK_L,), dtype=tl.float32)
+    r = tl.full((BLOCK_L,), NEG_INIT_K, tl.float32)
     state = bh.to(tl.int64) * (NJB * BLOCK_M)
-    for lb in range(tl.program_id(0), tl.cdiv(L, BLOCK_L), tl.num_programs(0)):
-        offs_l = lb * BLOCK_L + tl.arange(0, BLOCK_L)
-        row_ok = offs_l < L
-        pointers = bh.to(tl.int64) * L * D + offs_l[:, None].to(tl.int64) * D + offs_d[None, :]
-        qt = tl.load(q_ptr + pointers, mask=row_ok[:, None], other=0.0)
-        acc = tl.zeros((BLOCK_L, D), dtype=tl.float32)
-        den = tl.zeros((BLOCK_L,), dtype=tl.float32)
-        r = tl.full((BLOCK_L,), NEG_INIT_K, tl.float32)
-        for jb in range(NJB):
-            offs_m = jb * BLOCK_M + tl.arange(0, BLOCK_M)
-            w = tl.load(w_ptr + (bh % H) * w_head_stride + offs_m[:, None] * D + offs_d[None, :])
-            s = tl.load(s_ptr + (state + offs_m)[:, None] * D + offs_d[None, :])
-            z = tl.load(z_ptr + state + offs_m)
-            logits = tl.dot(qt, tl.trans(w), input_precision=PREC)
-            logits = tl.where((offs_m < M)[None, :], logits, -float("inf"))
-            r_new = tl.maximum(r, tl.max(logits, axis=1))
-            alpha = tl.exp(r - r_new)
-            p = tl.exp(logits - r_new[:, None])
-            acc = acc * alpha[:, None] + tl.dot(p, s, input_precision=STATE_PREC)
-            den = den * alpha + tl.sum(p * z[None, :], axis=1)
-            r = r_new
-        out = acc / den[:, None]
-        tl.store(o_ptr + pointers, out.to(o_ptr.dtype.element_ty), mask=row_ok[:, None])
-        rows = bh.to(tl.int64) * L + offs_l
-        tl.store(r_ptr + rows, r, mask=row_ok)
-        tl.store(den_ptr + rows, den, mask=row_ok)
+    for jb in range(NJB):
+        offs_m = jb * BLOCK_M + tl.arange(0, BLOCK_M)
+        w = tl.load(w_ptr + (bh % H) * w_head_stride + offs_m[:, None] * D + offs_d[None, :])
+        s = tl.load(s_ptr + (state + offs_m)[:, None] * D + offs_d[None, :])
+        z = tl.load(z_ptr + state + offs_m)
+        logits = tl.dot(qt, tl.trans(w), input_precision=PREC)
+        logits = tl.where((offs_m < M)[None, :], logits, -float("inf"))
+        r_new = tl.maximum(r, tl.max(logits, axis=1))
+        alpha = tl.exp(r - r_new)
+        p = tl.exp(logits - r_new[:, None])
+        acc = acc * alpha[:, None] + tl.dot(p.to(s.dtype), s, input_precision=PREC)
+        den = den * alpha + tl.sum(p * z[None, :], axis=1)
+        r = r_new
+    out = acc / den[:, None]
+    tl.store(o_ptr + pointers, out.to(o_ptr.dtype.element_ty), mask=row_ok[:, None])
+    rows = bh.to(tl.int64) * L + offs_l
+    tl.store(r_ptr + rows, r, mask=row_ok)
+    tl.store(den_ptr + rows, den, mask=row_ok)
 
 
 @triton.jit
@@ -512,14 +526,13 @@ def _key_grad_kernel(
 # ----------------------------------------------------------------------------------------------
 
 CONFIG = {
-    "key_block_l": 64,  # rows per tile in the key passes (bidirectional)
-    "key_warps": 8,
-    "key_programs_per_sm": 8,  # segments are chosen so that about this many programs per SM run
+    "key_block_l": 64,  # rows per tile in the key passes
+    "key_warps": 4,
+    "key_programs_per_sm": 4,  # segments are chosen so that about this many programs per SM run
     "out_block_l": 64,  # rows per tile in the bidirectional query pass
-    "out_warps": 8,
-    "out_programs_per_sm": 2,
-    "chunk": 64,  # causal chunk length C
-    "causal_warps": 4,
+    "out_warps": 4,
+    "chunk": 128,  # causal chunk length C (a multiple of key_block_l)
+    "causal_warps": 8,
     "causal_programs_per_sm": 4,
     "grad_block_l": 64,
     "grad_warps": 8,
@@ -602,26 +615,17 @@ def _bidirectional_forward(q, k, v, plan):
     seg_len, n_seg = _segments(plan, block_l, plan.njb)
     s_parts, z_parts, t = _key_states(k, v, plan, block_l, seg_len, n_seg)
     s, z, key_shift = plan.state(plan.BH), plan.vector(plan.BH, plan.njb * plan.block_m), plan.vector(plan.BH)
-    _merge_segments_kernel[(plan.njb, plan.BH)](
-        s_parts,
-        z_parts,
-        t,
-        s,
-        z,
-        key_shift,
-        n_seg,
-        NT=triton.next_power_of_2(n_seg * plan.njb),
-        **plan.common(),
-    )
+    s_low = s if plan.dtype == torch.float32 else torch.empty_like(s, dtype=plan.dtype)
+    _merge_segments_kernel[(plan.BH,)](
+        s_parts, z_parts, t, s, z, s_low, key_shift, n_seg,
+        NT=triton.next_power_of_2(n_seg * plan.njb), **plan.common(),
+    )  # fmt: skip
     out = torch.empty_like(q)
     rows, den = plan.vector(plan.BH, plan.L), plan.vector(plan.BH, plan.L)
     block_l = plan.config["out_block_l"]
-    per_head = min(
-        triton.cdiv(plan.L, block_l), triton.cdiv(plan.config["out_programs_per_sm"] * plan.sms, plan.BH)
-    )
-    _bidirectional_output_kernel[(per_head, plan.BH)](
-        q, plan.w, s, z, out, rows, den, plan.L, plan.H, plan.M, plan.w_head_stride,
-        BLOCK_L=block_l, PREC=plan.prec, STATE_PREC=plan.prec, **plan.common(), **plan.launch("out"),
+    _bidirectional_output_kernel[(triton.cdiv(plan.L, block_l), plan.BH)](
+        q, plan.w, s_low, z, out, rows, den, plan.L, plan.H, plan.M, plan.w_head_stride,
+        BLOCK_L=block_l, PREC=plan.prec, **plan.common(), **plan.launch("out"),
     )  # fmt: skip
     return out, (s, z, key_shift, rows, den)
 
@@ -632,12 +636,14 @@ def _prefix_states(k, v, plan, chunks_per_group):
     chunk_frames[n] = max of b over chunks 0..n (running maximum); group_frames[g] is the frame of
     group g's state (the running maximum before it; −1e30 for the first group).
     """
-    chunk = plan.config["chunk"]
+    chunk, block_l = plan.config["chunk"], plan.config["key_block_l"]
     n_chunks = triton.cdiv(plan.L, chunk)
     n_groups = triton.cdiv(n_chunks, chunks_per_group)
-    chunk_max = plan.vector(plan.BH, n_chunks, plan.njb)
-    s, z, t = _key_states(k, v, plan, chunk, chunks_per_group * chunk, n_groups, chunk_max)
-    chunk_frames = torch.cummax(chunk_max.amax(dim=2), dim=1).values.contiguous()
+    tiles_per_chunk = chunk // block_l
+    tile_max = torch.full((plan.BH, n_chunks * tiles_per_chunk, plan.njb), -math.inf, device=k.device)
+    s, z, t = _key_states(k, v, plan, block_l, chunks_per_group * chunk, n_groups, tile_max)
+    chunk_max = tile_max.view(plan.BH, n_chunks, tiles_per_chunk * plan.njb).amax(dim=2)
+    chunk_frames = torch.cummax(chunk_max, dim=1).values.contiguous()
     ends = (torch.arange(1, n_groups + 1, device=k.device) * chunks_per_group - 1).clamp_max(n_chunks - 1)
     first = torch.full((plan.BH, 1), NEG_INIT, device=k.device, dtype=torch.float32)
     group_frames = torch.cat([first, chunk_frames[:, ends]], dim=1).contiguous()

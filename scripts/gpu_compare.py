@@ -25,13 +25,12 @@ from __future__ import annotations
 import argparse
 import csv
 import math
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 
-IMPLS = ("triton", "reference", "performer", "sdpa")
+IMPLS = ("triton", "sdpa", "performer", "reference")
 MODES = ("forward", "forward+backward")
 DTYPES = {"float16": "float16", "bfloat16": "bfloat16", "float32": "float32"}
 FIELDS = (
@@ -68,6 +67,7 @@ def parse_args(argv=None):
     parser.add_argument("--dtype", choices=tuple(DTYPES), default="float16")
     parser.add_argument("--max-seconds", type=float, default=2.0, help="skip larger L after a call this slow")
     parser.add_argument("--budget", type=float, default=480.0, help="stop starting cells after this many s")
+    parser.add_argument("--replot", action="store_true", help="only redraw <out>/timings.csv (no GPU needed)")
     return parser.parse_args(argv)
 
 
@@ -107,17 +107,33 @@ def with_backward(call, inputs, grad_out):
     return run
 
 
-def time_call(run, max_seconds):
-    """Median wall time (ms) of ``run`` with CUDA events: one warm-up, then repeats for ~0.3 s."""
+def time_and_memory(run, returned_bytes, inputs, max_seconds):
+    """(median ms, peak bytes beyond inputs and outputs, output finite) of ``run``.
+
+    The first call (which also warms up) gives the memory; a call slower than ``max_seconds`` is
+    timed once, faster ones repeat for about 0.2 s (CUDA events, median).
+    """
     import torch
 
-    run()
+    for x in inputs:
+        x.grad = None
     torch.cuda.synchronize()
-    first = event_time(run)
+    torch.cuda.empty_cache()
+    before = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    out = run()
+    stop.record()
+    stop.synchronize()
+    first = start.elapsed_time(stop)
+    peak = torch.cuda.max_memory_allocated() - before - returned_bytes
+    finite = bool(torch.isfinite(out).all())
+    del out
     if first > 1000 * max_seconds:
-        return first
-    repeats = int(min(30, max(3, 300.0 / max(first, 1e-3))))
-    return float(np.median([event_time(run) for _ in range(repeats)]))
+        return first, peak, finite
+    repeats = int(min(20, max(3, 200.0 / max(first, 1e-3))))
+    return float(np.median([event_time(run) for _ in range(repeats)])), peak, finite
 
 
 def event_time(run):
@@ -129,24 +145,6 @@ def event_time(run):
     stop.record()
     stop.synchronize()
     return start.elapsed_time(stop)
-
-
-def peak_extra_bytes(run, returned_bytes, inputs):
-    """Allocator peak of one ``run`` beyond what was allocated before it and what it returns."""
-    import torch
-
-    for x in inputs:
-        x.grad = None
-    torch.cuda.synchronize()
-    torch.cuda.empty_cache()
-    before = torch.cuda.memory_allocated()
-    torch.cuda.reset_peak_memory_stats()
-    out = run()
-    torch.cuda.synchronize()
-    peak = torch.cuda.max_memory_allocated() - before
-    finite = bool(torch.isfinite(out).all())
-    del out
-    return peak - returned_bytes, finite
 
 
 def measure(impl, causal, mode, L, args, versions):
@@ -177,8 +175,9 @@ def measure(impl, causal, mode, L, args, versions):
                 x.requires_grad_(True)
             returned = 4 * item_bytes
             run = with_backward(call, inputs, torch.randn_like(inputs[0]))
-        row["time_ms"] = time_call(run, args.max_seconds)
-        row["peak_extra_bytes"], row["finite"] = peak_extra_bytes(run, returned, inputs)
+        row["time_ms"], row["peak_extra_bytes"], row["finite"] = time_and_memory(
+            run, returned, inputs, args.max_seconds
+        )
         row["status"] = "ok"
     except torch.cuda.OutOfMemoryError:
         row["status"] = "oom"
@@ -196,20 +195,24 @@ def versions_of():
 
 
 def sweep(args):
-    """All cells, shortest first; an impl stops growing L after an OOM or a call over max_seconds."""
+    """All cells, impl by impl, shortest L first; an impl stops growing L after an OOM or a slow call.
+
+    Rows are appended to ``<out>/timings.csv`` as they finish, so an interrupted run keeps them.
+    """
     versions = versions_of()
     lengths = [int(x) for x in args.lengths.split(",")]
     causals = [x.strip().lower() == "true" for x in args.causal.split(",")]
     rows, started = [], time.monotonic()
-    for causal in causals:
-        for mode in args.modes.split(","):
-            for impl in args.impls.split(","):
+    for impl in args.impls.split(","):
+        for causal in causals:
+            for mode in args.modes.split(","):
                 for L in lengths:
                     if time.monotonic() - started > args.budget:
                         print(f"budget reached: skipping {impl} causal={causal} {mode} L={L}", flush=True)
                         break
                     row = measure(impl, causal, mode, L, args, versions)
                     rows.append(row)
+                    write_csv(rows, args.out / "timings.csv")
                     print(format_row(row), flush=True)
                     if row["status"] != "ok" or row["time_ms"] > 1000 * args.max_seconds:
                         break
@@ -257,6 +260,7 @@ def plot(rows, path, title):
     styles = {"forward": "-", "forward+backward": "--"}
     figure, axes = plt.subplots(2, 2, figsize=(13, 9), sharex=True)
     for row_index, causal in enumerate((False, True)):
+        notes = []
         for mode in MODES:
             for impl in IMPLS:
                 cells = sorted(
@@ -277,13 +281,11 @@ def plot(rows, path, title):
             L_cross = crossover(rows, causal, mode)
             if L_cross is not None:
                 axes[row_index, 0].axvline(L_cross, color="k", ls=styles[mode], lw=0.8)
-                axes[row_index, 0].annotate(
-                    f"triton < sdpa from L={L_cross} ({mode})",
-                    (L_cross, 0.02 if mode == "forward" else 0.1),
-                    xycoords=("data", "axes fraction"),
-                    fontsize=8,
-                    rotation=90,
-                )
+            notes.append(f"triton faster than sdpa ({mode}): from L = {L_cross}")
+        axes[row_index, 0].text(
+            0.98, 0.02, "\n".join(notes), transform=axes[row_index, 0].transAxes, ha="right", va="bottom",
+            fontsize=8, bbox=dict(facecolor="white", alpha=0.8, lw=0.5),
+        )  # fmt: skip
         kind = "causal" if causal else "bidirectional"
         axes[row_index, 0].set(ylabel="time per call (ms)", title=f"{kind}: time")
         axes[row_index, 1].set(ylabel="peak memory beyond inputs/outputs (GiB)", title=f"{kind}: memory")
@@ -314,15 +316,35 @@ def summary(rows, title):
     return "\n".join(lines) + "\n"
 
 
+def read_csv(path):
+    """Rows of a timings.csv written by :func:`write_csv`, with numbers and booleans restored."""
+    rows = []
+    with open(path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            row = {key: value for key, value in row.items() if value != ""}
+            row["causal"] = row["causal"] == "True"
+            for key in ("L", "B", "H", "d", "m", "peak_extra_bytes"):
+                if key in row:
+                    row[key] = int(float(row[key]))
+            if "time_ms" in row:
+                row["time_ms"] = float(row["time_ms"])
+            rows.append(row)
+    return rows
+
+
 def main(argv=None):
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    rows = sweep(args)
-    versions = versions_of()
+    if args.replot:
+        rows = read_csv(args.out / "timings.csv")
+        versions = {key: rows[0][key] for key in ("device", "torch", "triton")}
+    else:
+        rows = sweep(args)
+        versions = versions_of()
     title = (
         f"FAVOR+ vs exact attention on {versions['device']}: B={args.batch}, H={args.heads}, "
         f"d={args.head_dim}, m={args.features}, {args.dtype} (torch {versions['torch']}, "
-        f"triton {versions['triton']}, {platform.python_version()})"
+        f"triton {versions['triton']})"
     )
     write_csv(rows, args.out / "timings.csv")
     text = summary(rows, title)

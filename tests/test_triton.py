@@ -4,7 +4,7 @@ Without CUDA the kernels run through Triton's interpreter (``TRITON_INTERPRET=1`
 Triton is imported) on CPU tensors at small sizes; with CUDA the same checks run on the GPU, plus the
 ``gpu``-marked ones at large sizes. All checks are exact identities (Tier 0): the kernels compute
 the same function as the reference given the same W, so the only tolerance is rounding — float32
-work lands far under 1e-5 relative, fp16/bf16 operands under 3e-3 / 1.5e-2.
+work lands under 1e-5 relative (5e-5 for gradients), fp16/bf16 operands under 3e-3 / 1.5e-2.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ gpu = pytest.mark.gpu
 needs_cuda = pytest.mark.skipif(not ON_GPU, reason="needs a CUDA device")
 
 FP32_TOLERANCE = 1e-5
+GRAD_TOLERANCE = 5e-5  # gradients subtract O(1) terms (dO·v_l − dO·out_i), amplifying float32 rounding
 HALF_TOLERANCE = {torch.float16: 3e-3, torch.bfloat16: 1.5e-2, torch.float32: 1e-5}
 
 
@@ -86,7 +87,7 @@ def test_gradients_equal_reference_autograd(causal, feature):
     got = kernel_grads(q.float(), k.float(), v.float(), W.float(), feature, causal, grad_out)
     want = reference_grads(q, k, v, W, feature, causal, grad_out)
     for name, a, b in zip("qkv", got, want, strict=True):
-        assert relative_error(a, b) < FP32_TOLERANCE, name
+        assert relative_error(a, b) < GRAD_TOLERANCE, name
 
 
 def test_causal_backward_carries_state_across_segments(monkeypatch):
@@ -97,7 +98,7 @@ def test_causal_backward_carries_state_across_segments(monkeypatch):
     got = kernel_grads(q.float(), k.float(), v.float(), W.float(), "positive", True, grad_out)
     want = reference_grads(q, k, v, W, "positive", True, grad_out)
     for name, a, b in zip("qkv", got, want, strict=True):
-        assert relative_error(a, b) < FP32_TOLERANCE, name
+        assert relative_error(a, b) < GRAD_TOLERANCE, name
 
 
 BF16_INTERPRETED = pytest.mark.skipif(
