@@ -79,3 +79,23 @@ def test_kernel_errors_name_the_argument(pair):
         kernels.exact("laplace", x, y)
     with pytest.raises(ValueError, match="x has d=5 but y has d=4"):
         kernels.softmax(x, y[:4])
+
+
+@pytest.mark.parametrize("epsilon", [1e-1, 1e-2, 1e-4, 1e-7, 0.0])
+def test_arccos_keeps_relative_accuracy_at_nearly_opposite_inputs(epsilon):
+    """Near θ = π, J₁ = sin ε − ε cos ε ≈ ε³/3 cancels; compare with 50-digit arithmetic."""
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 50
+    x = np.array([1.0, 0.0, 0.0])
+    y = np.array([-np.cos(epsilon), np.sin(epsilon), 0.0])
+    e = mpmath.mpf(epsilon)
+    reference = float((mpmath.sin(e) - e * mpmath.cos(e)) / (2 * mpmath.pi))
+    assert kernels.arccos(x, y) == pytest.approx(reference, rel=1e-9, abs=1e-300)
+
+
+@pytest.mark.parametrize("theta", [1e-8, 0.3, np.pi / 2, 2.5])
+def test_arccos_agrees_with_the_textbook_formula_away_from_pi(theta):
+    x = np.array([2.0, 0.0])
+    y = np.array([np.cos(theta), np.sin(theta)]) * 0.5
+    textbook = (np.sin(theta) + (np.pi - theta) * np.cos(theta)) / (2 * np.pi)
+    assert kernels.arccos(x, y) == pytest.approx(textbook, rel=1e-12)
