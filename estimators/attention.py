@@ -484,6 +484,11 @@ def _check_inputs(q, k, v, mask, causal, names=("q", "k", "v")):
         check_array(array, name, min_ndim=2)
     check_same_backend(dict(zip(names, (q, k, v), strict=True)))
     check_same_d(q, k, *names[:2])
+    for array, name in zip((q, k, v), names, strict=True):
+        if 0 in array.shape[-2:]:
+            raise ValueError(
+                f"{name} must have at least one row and one column, got shape {tuple(array.shape)}"
+            )
     dtypes = {dtype_name(a) for a in (q, k, v)}
     if len(dtypes) > 1:
         raise TypeError(f"{', '.join(names)} must share one dtype, got {[dtype_name(a) for a in (q, k, v)]}")

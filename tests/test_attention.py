@@ -438,6 +438,7 @@ def test_underflowing_denominator_raises():
         (lambda a: {**a, "impl": "cuda"}, ValueError, "impl"),
         (lambda a: {**a, "denominator": "clip"}, ValueError, "denominator"),
         (lambda a: {**a, "causal": 1}, TypeError, "causal"),
+        (lambda a: {**a, "k": a["k"][..., :0, :], "v": a["v"][..., :0, :]}, ValueError, "at least one row"),
         (lambda a: {**a, "feature_options": [{}, {}, {}]}, TypeError, "feature_options"),
         (lambda a: {**a, "q": np.full_like(a["q"], np.nan)}, ValueError, "NaN"),
         (lambda a: {**a, "q": a["q"].tolist()}, TypeError, "q must be"),
