@@ -217,6 +217,13 @@ TINY = {
     "attention_error": {"d": 4, "L": 16, "queries": 4, "ms": (4, 8), "draws": 2, "replicates": 3},
     "uniform_convergence": {"d": 4, "ms": (4, 8), "Ls": (8, 16), "Rs": (1.0, 2.0), "draws": 5},
     "causal_stability": {"d": 16, "L": 16, "m": 16, "draws": 2},
+    "estimator_shootout": {
+        "d": 4,
+        "ms": (2, 4),
+        "replicates": 40,
+        "chunk": 40,
+        "attention": {"d": 4, "L": 8, "m": 4, "draws": 1, "replicates": 2},
+    },
 }
 
 
