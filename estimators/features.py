@@ -237,7 +237,8 @@ def saderf(x, W, *, psi=1.0, A=0.0, scale_inputs=False, stabilizer=None, eps=0.0
 
     OPRF applied to ``Ψx`` for queries and ``Ψ⁻¹y`` for keys, Ψ diagonal: ``(Ψx)ᵀ(Ψ⁻¹y) = xᵀy`` so the
     estimate stays unbiased. Pass ``psi`` = Ψ's diagonal (…, 1, d) for queries and its reciprocal for
-    keys (:func:`data_options` returns both), and ``A`` as in :func:`oprf`. The defaults (Ψ = 1,
+    keys (:func:`data_options` returns both; in attention pass ``feature_options=(query_options,
+    key_options)``), and ``A`` as in :func:`oprf`. The defaults (Ψ = 1,
     A = 0) give the positive map.
     """
     return _exponential_features("saderf", x, W, scale_inputs, stabilizer, eps, psi=psi, A=A)
@@ -316,6 +317,10 @@ def data_options(name, queries, keys, *, scale_inputs=False):
     * ``geometric``: ``p = 1 − q``, ``q = (√(S² + 4dS) − S)/(2d)``, S = Σ_l S_l: the minimizer of the
       variance's second-order expansion log I₀(z) ≈ z²/4 (no closed-form optimum; floored at 1e-12);
     * every other map: no options.
+
+    The set rules read every key, so in causal attention a parameter chosen this way depends on later
+    positions (each output stays an unbiased-kernel FAVOR output, but not a function of the prefix
+    alone); use fixed parameters there when that matters.
     """
     check_choice(name, "feature", FEATURES)
     check_array(queries, "queries", min_ndim=2)

@@ -524,18 +524,28 @@ def test_registry_gram_uses_the_homogeneity_rule(name, inputs):
     np.testing.assert_allclose(row.estimate_gram(queries, keys, W), expected, rtol=1e-13)
 
 
-@pytest.mark.parametrize("name", ["oprf", "gerf-trig", "poisson", "geometric"])
+@pytest.mark.parametrize("name", ["oprf", "gerf-trig", "saderf", "poisson", "geometric"])
 @pytest.mark.parametrize("causal", [False, True])
 def test_attention_with_followup_features_is_the_favor_algebra(name, causal, inputs):
-    """FAVOR with a follow-up map equals the normalized kernel estimate built from the same features."""
+    """FAVOR with a follow-up map and per-side data options equals the normalized kernel estimate
+    built from the same features (SADERF needs Ψ for queries and Ψ⁻¹ for keys)."""
     rng = np.random.default_rng(23)
     q, k = inputs[0], inputs[1]
     v = rng.standard_normal((5, 3))
     W = _projection_for(name, m=16)
-    options, _ = features.data_options(name, q, k, scale_inputs=True)
-    out = attention.favor(q, k, v, W, feature=name, causal=causal, feature_options=options, denominator="raw")
-    phi_q = features.feature_map(name)(q, W, scale_inputs=True, **options)
-    phi_k = features.feature_map(name)(k, W, scale_inputs=True, **options)
+    query_options, key_options = features.data_options(name, q, k, scale_inputs=True)
+    out = attention.favor(
+        q,
+        k,
+        v,
+        W,
+        feature=name,
+        causal=causal,
+        feature_options=(query_options, key_options),
+        denominator="raw",
+    )
+    phi_q = features.feature_map(name)(q, W, scale_inputs=True, **query_options)
+    phi_k = features.feature_map(name)(k, W, scale_inputs=True, **key_options)
     scores = kernels.estimate_gram(phi_q, phi_k)
     if causal:
         scores = np.tril(scores)
