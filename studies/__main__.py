@@ -146,6 +146,9 @@ def _run(args, studies) -> int:
             )
         except StudyFailure as failure:
             results, failures = failure.results, failure.failures
+        except ValueError as error:
+            print(f"python -m studies: error: {error}", file=sys.stderr)
+            return EXIT_FAILED
     for name, rows in results.items():
         print(f"{name}: {len(rows)} rows -> {args.out}/{name}/")
     for name, errors in failures.items():

@@ -25,6 +25,8 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import csv
+import fcntl
+import functools
 import hashlib
 import importlib
 import io
@@ -344,6 +346,7 @@ def write_atomic(path: Path, data: bytes | str) -> None:
     payload = data.encode() if isinstance(data, str) else data
     handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(handle, 0o666 & ~_umask())
         with os.fdopen(handle, "wb") as stream:
             stream.write(payload)
             stream.flush()
@@ -353,6 +356,14 @@ def write_atomic(path: Path, data: bytes | str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
         raise
+
+
+@functools.cache
+def _umask() -> int:
+    """The process umask (mkstemp creates 0600 files; results get the usual 0644)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def record_line(record: dict) -> str:
@@ -380,13 +391,29 @@ def read_records(path: Path) -> list[dict]:
 
 
 class RecordLog:
-    """Append-only ``records.jsonl``: one flushed, fsynced line per finished cell."""
+    """Append-only ``records.jsonl``: one flushed, fsynced line per finished cell.
+
+    The study folder is locked (``.lock``, ``flock``) until :meth:`unlock`, so a second run into the
+    same folder fails at once (``ValueError``) instead of losing appends to a rewritten file.
+    """
 
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._repair_torn_tail()
-        self.stream = open(self.path, "a", encoding="utf-8")
+        self.lock = open(self.path.parent / ".lock", "w")
+        try:
+            fcntl.flock(self.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.lock.close()
+            raise ValueError(
+                f"{self.path.parent} is being written by another run; wait for it to finish"
+            ) from None
+        try:
+            self._repair_torn_tail()
+            self.stream = open(self.path, "a", encoding="utf-8")
+        except BaseException:
+            self.unlock()
+            raise
 
     def _repair_torn_tail(self) -> None:
         if self.path.exists() and self.path.stat().st_size:
@@ -401,6 +428,14 @@ class RecordLog:
 
     def close(self) -> None:
         self.stream.close()
+
+    def unlock(self) -> None:
+        """Close the log if still open and release the folder lock (after the study's files are final)."""
+        stream = getattr(self, "stream", None)
+        if stream is not None and not stream.closed:
+            stream.close()
+        fcntl.flock(self.lock, fcntl.LOCK_UN)
+        self.lock.close()
 
 
 def canonical_records(path: Path, cells: Sequence[Cell]) -> list[dict]:
@@ -605,17 +640,45 @@ def run_studies(
 ) -> dict[str, list[dict]]:
     """Run every cell of ``studies`` not already recorded under ``out``; write CSVs, plots and meta.
 
-    All studies' batches are in flight together. Returns ``{study name: CSV rows}``.
+    All studies' batches are in flight together. Returns ``{study name: CSV rows}``; raises
+    :class:`StudyFailure` (after finishing the other studies) if cells of some study raised.
     """
-    from tqdm import tqdm
-
     executor = executor or SerialExecutor()
     pending = {}
-    for study in studies:
-        cells = study.make_cells(context)
-        log = RecordLog(study_dir(out, study) / "records.jsonl")
-        done = {record["key"] for record in read_records(log.path)}
-        pending[study.name] = _Pending(study, cells, log, done)
+    try:
+        for study in studies:
+            cells = study.make_cells(context)
+            log = RecordLog(study_dir(out, study) / "records.jsonl")
+            done = {record["key"] for record in read_records(log.path)}
+            pending[study.name] = _Pending(study, cells, log, done)
+        _compute(pending, executor, progress)
+        results = {
+            name: finish_study(
+                state.study,
+                context,
+                state.cells,
+                Path(out),
+                state.computed,
+                state.finished - state.started,
+                executor_name,
+                plot,
+            )
+            for name, state in pending.items()
+            if not state.errors
+        }
+    finally:
+        for state in pending.values():
+            state.log.unlock()
+    failures = {name: state.errors for name, state in pending.items() if state.errors}
+    if failures:
+        raise StudyFailure(failures, results)
+    return results
+
+
+def _compute(pending: dict, executor, progress: bool) -> None:
+    """Submit every missing cell in batches; append records as batches finish; note failures."""
+    from tqdm import tqdm
+
     todo = {
         name: [cell for cell in state.cells if cell.key not in state.done] for name, state in pending.items()
     }
@@ -651,24 +714,6 @@ def run_studies(
         bar.close()
         for state in pending.values():
             state.log.close()
-    results = {
-        name: finish_study(
-            state.study,
-            context,
-            state.cells,
-            Path(out),
-            state.computed,
-            state.finished - state.started,
-            executor_name,
-            plot,
-        )
-        for name, state in pending.items()
-        if not state.errors
-    }
-    failures = {name: state.errors for name, state in pending.items() if state.errors}
-    if failures:
-        raise StudyFailure(failures, results)
-    return results
 
 
 class StudyFailure(RuntimeError):

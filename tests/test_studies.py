@@ -138,6 +138,16 @@ def test_interrupted_run_keeps_finished_cells_and_recomputes_none(tmp_path, monk
     assert _files(tmp_path / "resumed") == fresh
 
 
+def test_a_second_run_into_the_same_folder_is_refused(tmp_path):
+    log = runner.RecordLog(tmp_path / "tiny_smreg" / "records.jsonl")
+    try:
+        with pytest.raises(ValueError, match="another run"):
+            _run(tmp_path)
+    finally:
+        log.unlock()
+    _run(tmp_path)
+
+
 class CellInterrupted(RuntimeError):
     """Stands in for an interruption inside one cell."""
 
