@@ -98,7 +98,12 @@ def plot(rows, context, stem) -> None:
         worst = [ratio(4 * np.log(c), d)[0] for d in d_grid]
         plotting.curve(ax_d, d_grid, worst, color=color, label=f"min ratio, ‖A‖∞ ≤ $e^{{{np.log(c):.0f}}}$")
     plotting.curve(
-        ax_d, d_grid, 1 - 2 / d_grid ** (1 / 3), color="black", linestyle=":", label="1 − 2/d^{1/3}"
+        ax_d,
+        d_grid,
+        1 - 2 / d_grid ** (1 / 3),
+        color="black",
+        linestyle=":",
+        label="$1 - 2/d^{1/3}$ (Theorem 1)",
     )
     ax_d.set_xscale("log", base=2)
     ax_d.set_ylim(-0.1, 1.05)
