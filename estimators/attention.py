@@ -7,9 +7,9 @@ batch/head dims (broadcasting); outputs (…, L, d_v) in the backend, device and
   Eq. 1); causal: ``A → tril(A)`` (Eq. 2). Computed as a row-stable softmax.
 * :func:`favor`: ``Att^ = D̂⁻¹ (Q'((K')ᵀ V))``, ``D̂ = diag(Q'((K')ᵀ 1))`` (Eq. 4) with feature rows
   ``Q'_i = φ(q_i d^{-1/4})``, ``K'_j = φ(k_j d^{-1/4})`` from the same projection W; causal by chunked
-  prefix sums (App. B.1, Eq. 11; :mod:`estimators.causal`). Memory per head: bidirectional holds
-  the (L, m) and (M, m) feature matrices, O(L·(m + d) + m·d_v); causal computes features chunk by
-  chunk, O(L·(d + d_v) + C·(C + m) + m·d_v) for chunks of C positions — never O(L·m·d).
+  prefix sums (App. B.1, Eq. 11; :mod:`estimators.causal`). Both compute features chunk by chunk
+  (C positions): forward memory per head O(L·(d + d_v) + C·(C + m) + m·d_v), never an (L, m)
+  feature matrix and never O(L·m·d).
 * :func:`favor_from_features`: the same algebra on precomputed features.
 
 Masks. ``key_padding_mask`` (…, M), boolean, True = keep: a removed key leaves numerator and
@@ -55,7 +55,7 @@ import numpy as np
 from . import features as feature_maps
 from . import registry
 from .backends import backend_of, dtype_name, is_tracer, namespace
-from .causal import prefix_sums
+from .causal import bidirectional_sums, prefix_sums
 from .features import FeatureParts, assemble, feature_parts, row_shift
 from .validation import (
     LOW_PRECISION,
@@ -70,6 +70,7 @@ STABILIZERS = ("auto", "global", "none")
 DENOMINATORS = ("raise", "zero", "raw")
 IMPLS = ("auto", "reference", "triton")
 DEFAULT_CHUNK_SIZE = 128
+BIDIRECTIONAL_CHUNK_SIZE = 1024
 
 
 class DenominatorError(FloatingPointError):
@@ -150,7 +151,8 @@ def favor(
     eps : float
         Added to every shifted exponential feature (× m^{-1/2}); > 0 biases the output.
     chunk_size : int or None
-        Causal chunk length C (default min(L, 128)); memory O(L·(m + d) + C² + m·d_v) per head.
+        Positions per chunk C (default 128 causal, 1024 bidirectional); causal work inside a chunk is
+        quadratic in C.
     impl : {"auto", "reference", "triton"}
         ``"auto"`` uses :mod:`estimators.triton_favor` for CUDA torch tensors when Triton is importable,
         the call uses the defaults it implements, and its ``supports`` accepts the call; otherwise the
@@ -173,7 +175,7 @@ def favor(
     check_choice(denominator, "denominator", DENOMINATORS)
     check_choice(impl, "impl", IMPLS)
     eps = _check_eps(eps)
-    chunk_size = DEFAULT_CHUNK_SIZE if chunk_size is None else check_positive_int(chunk_size, "chunk_size")
+    chunk_size = None if chunk_size is None else check_positive_int(chunk_size, "chunk_size")
     query_options, key_options = _side_options(feature_options)
     _check_inputs(q, k, v, key_padding_mask, causal)
     _check_projection(W, q, k)
@@ -209,7 +211,7 @@ def favor_from_features(
         ``diag(Q'(K')ᵀ1)⁻¹ Q'((K')ᵀ V)``, causal with ``tril``; zero rows where no key is visible.
     """
     check_choice(denominator, "denominator", DENOMINATORS)
-    chunk_size = DEFAULT_CHUNK_SIZE if chunk_size is None else check_positive_int(chunk_size, "chunk_size")
+    chunk_size = None if chunk_size is None else check_positive_int(chunk_size, "chunk_size")
     _check_inputs(q_features, k_features, v, key_padding_mask, causal, ("q_features", "k_features", "v"))
     return _run(
         GivenFeatures(),
@@ -322,14 +324,12 @@ def _favor_arrays(featurizer, constants, queries, keys, v, keep, causal, chunk_s
             constants = constants._replace(
                 global_log_scale=_global_log_scale(featurizer, constants, keys, keep)
             )
-        numerator, total = prefix_sums(featurizer, constants, queries, keys, v, keep, chunk_size=chunk_size)
+        chunk = DEFAULT_CHUNK_SIZE if chunk_size is None else chunk_size
+        numerator, total = prefix_sums(featurizer, constants, queries, keys, v, keep, chunk_size=chunk)
         visible = None if keep is None else _seen_any(xp, keep)
     else:
-        phi_q = featurizer.queries(constants, queries)
-        key_parts, log_scale = featurizer.keys(constants, keys)
-        if keep is not None:
-            log_scale = xp.where(keep, log_scale, -math.inf)
-        numerator, total = _bidirectional(phi_q, key_parts, log_scale, keep, v, featurizer.eps)
+        chunk = BIDIRECTIONAL_CHUNK_SIZE if chunk_size is None else chunk_size
+        numerator, total = bidirectional_sums(featurizer, constants, queries, keys, v, keep, chunk_size=chunk)
         visible = None if keep is None else xp.any(keep, axis=-2)
     out, bad = _normalize(xp, numerator, total, visible, denominator)
     return _restore(xp, out, dtype), bad
@@ -342,20 +342,6 @@ def _global_log_scale(featurizer, constants, k, keep):
     if keep is not None:
         log_scale = xp.where(keep, log_scale, -math.inf)
     return xp.max(log_scale, axis=-2, keepdims=True)
-
-
-def _bidirectional(phi_q, key_parts, log_scale, keep, v, eps):
-    """Numerators Q'((K')ᵀV) (…, L, d_v) and denominators Q'((K')ᵀ1) (…, L), one key shift."""
-    xp = namespace(phi_q)
-    shift = xp.max(log_scale, axis=-2, keepdims=True)
-    if keep is not None:
-        shift = xp.where(keep, shift, math.inf)
-    phi_k = assemble(key_parts, shift, eps, keep_float32=True)
-    if keep is not None:
-        phi_k = xp.where(keep, phi_k, 0.0)
-    key_values = xp.matmul(xp.matrix_transpose(phi_k), v)
-    key_sum = xp.matrix_transpose(xp.sum(phi_k, axis=-2, keepdims=True))
-    return xp.matmul(phi_q, key_values), xp.matmul(phi_q, key_sum)[..., 0]
 
 
 def _query_shift(parts):

@@ -95,7 +95,7 @@ def test_favor_equals_quadratic_form_of_the_same_features(to_backend, backend, n
     q, k, v = _inputs(scale=0.3)
     W = _projection(per_head=True)
     expected = _quadratic(_features(name, q, W), _features(name, k, W), v, causal)
-    chunk_sizes = ((4,) if backend == "jax" else (None, 1, 4)) if causal else (None,)
+    chunk_sizes = (4,) if backend == "jax" else (None, 1, 4)
     for chunk_size in chunk_sizes:
         out = favor(*map(to_backend, (q, k, v, W)), feature=name, causal=causal, chunk_size=chunk_size)
         assert _relative_error(out, expected) < 1e-10
@@ -162,6 +162,21 @@ def test_stabilizers_cancel_exactly(to_backend, backend, stabilizer, causal):
     plain = to_numpy(favor(*args, causal=causal, stabilizer="none", chunk_size=4))
     shifted = favor(*args, causal=causal, stabilizer=stabilizer, chunk_size=4)
     assert _relative_error(shifted, plain) < 1e-12
+
+
+@pytest.mark.parametrize("name", ["positive", "hyperbolic"])
+def test_bidirectional_eps_is_the_public_codes(name):
+    """With eps > 0, chunked bidirectional FAVOR equals the quadratic form of the public code's
+    features: queries shifted by their row maximum, keys by the whole-sequence maximum, then + eps
+    (theory.md §8), for every chunking."""
+    q, k, v = _inputs(scale=1.0)
+    W = _projection()
+    feature = features.feature_map(name)
+    phi_q = to_numpy(feature(q, W, scale_inputs=True, stabilizer="row", eps=1e-2))
+    phi_k = to_numpy(feature(k, W, scale_inputs=True, stabilizer="global", eps=1e-2))
+    expected = _quadratic(phi_q, phi_k, v)
+    for chunk_size in (1, 4, None):
+        assert _relative_error(favor(q, k, v, W, name, eps=1e-2, chunk_size=chunk_size), expected) < 1e-12
 
 
 def test_stabilizer_keeps_large_inputs_finite_in_float32():
