@@ -30,7 +30,9 @@ Stabilizers (theory.md §8). Features are computed in log space and shifted befo
 Shifts are constants for differentiation (stop-gradient; exact when ``eps = 0``, where the output
 does not depend on them). ``eps`` > 0 adds ``eps · m^{-1/2}`` to every shifted exponential feature as
 the public code does; it biases every output (towards the plain mean of the visible values) by an
-amount that depends on the shifts, so it defaults to 0.
+amount that depends on the shifts, so it defaults to 0. Bidirectional, eps is added at the
+whole-sequence key shift exactly as in the public code; causal with ``"auto"``, at each key's own
+running shift (the public code's whole-sequence shift would see the future: ``"global"``).
 
 Denominators. If a visible row's D̂_i underflows to 0 or is not positive (trigonometric features can
 give D̂_i ≤ 0, Performers §2.3), ``denominator="raise"`` (default) raises :class:`DenominatorError`;
