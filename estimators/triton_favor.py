@@ -565,6 +565,8 @@ class _Plan:
         self.prec = "ieee" if q.dtype == torch.float32 else "tf32"
         self.sms = _multiprocessors(q.device)
         self.config = dict(CONFIG)
+        if self.D > 64:  # a 128-row chunk of d = 128 needs more shared memory than an SM has
+            self.config["chunk"] = min(self.config["chunk"], 64)
 
     def state(self, *leading):
         size = (*leading, self.njb * self.block_m, self.D)
