@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .checks import CheckResult, Settings
+from .checks import CHECKS, CheckResult, Settings
 from .protocol import Adapter
 
 PLOTS = {
@@ -110,6 +110,7 @@ def _section(result: CheckResult, target: str, settings: Settings, plots: dict) 
     if result.name in plots:
         lines += ["", f"![{result.name}]({plots[result.name]})"]
     if result.status == "fail":
+        lines += ["", f"What this means: {CHECKS[result.name].failure}."]
         lines += ["", "Reproduce:", "", "```", reproduce_command(target, result.name, settings), "```"]
     return lines
 
@@ -163,7 +164,8 @@ def _plot_mse(axes, r):
 
 def _plot_convergence(axes, r):
     m, mse, sem = (np.asarray(r.data[key]) for key in ("m", "mse", "sem"))
-    axes.errorbar(m, mse, yerr=1.96 * sem, fmt="o", capsize=3, label="measured")
+    axes.errorbar(m, mse, yerr=1.96 * sem, fmt="o", capsize=3, label="library")
+    axes.plot(m, r.data["reference_mse"], "s", mfc="none", label="same W, favor-bench features")
     axes.plot(m, mse[0] * m[0] / m, "k--", linewidth=1, label="∝ 1/m")
     axes.set_xscale("log")
     axes.set_yscale("log")
@@ -213,4 +215,5 @@ def _jsonable(value):
 def _atomic_write(path: Path, text: str) -> None:
     with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, encoding="utf-8") as handle:
         handle.write(text)
+    os.chmod(handle.name, 0o644)
     os.replace(handle.name, path)
