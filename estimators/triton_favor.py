@@ -579,7 +579,8 @@ class _Plan:
         return dict(BLOCK_M=self.block_m, D=self.D, NJB=self.njb)
 
     def launch(self, kind):
-        return dict(num_warps=self.config[f"{kind}_warps"], num_stages=self.config["stages"])
+        stages = self.config["stages"] if self.D <= 64 else 1  # d = 128 tiles fill shared memory
+        return dict(num_warps=self.config[f"{kind}_warps"], num_stages=stages)
 
 
 def _multiprocessors(device) -> int:

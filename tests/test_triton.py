@@ -191,9 +191,9 @@ def test_large_sizes_on_gpu(d, m, feature, dtype, causal):
 
 @gpu
 @needs_cuda
-@pytest.mark.parametrize("causal", [False, True])
-def test_large_gradients_on_gpu(causal):
-    (q, k, v), W = make_inputs(12, B=1, H=4, L=3000, d=64, m=128)
+@pytest.mark.parametrize(("causal", "d"), [(False, 64), (True, 64), (False, 128), (True, 128)])
+def test_large_gradients_on_gpu(causal, d):
+    (q, k, v), W = make_inputs(12, B=1, H=4, L=3000, d=d, m=128)
     grad_out = torch.randn(q.shape, generator=torch.Generator().manual_seed(13)).to(DEVICE)
     got = kernel_grads(q.float(), k.float(), v.float(), W.float(), "positive", causal, grad_out)
     want = reference_grads(q, k, v, W, "positive", causal, grad_out)
