@@ -25,7 +25,8 @@ Claims the papers make are scored in the CSV (``kind = claim``) and in the figur
 from closed forms, the Monte Carlo verdict from the 99% intervals ("holds" when the intervals
 separate in the claimed direction, "consistent" when the point estimates are ordered but the
 intervals overlap, "contradicted" otherwise). The ReLU rows are left out: they estimate the
-arc-cosine kernel, not softmax. QMC rows need the portable RNG (scipy draws the points on the host).
+arc-cosine kernel, not softmax. QMC points are drawn by scipy on the host (with ``--rng native``
+from the cell's host stream).
 
 Reading a "contradicted" verdict. (1) Heavy tails: at t ≳ 2 exp-type estimators have relative
 4th moments ~e^{4t}, so a few thousand replicates *underestimate* the MSE (points fall below their
@@ -189,9 +190,20 @@ def compute(cell) -> dict:
     if p["kind"] == "attention":
         return attention_errors(cell)
     x, y = pairs(T_GRID if p["kind"] == "t" else (T_FOR_M,), p["d"])
-    return kernel_errors(
-        cell, registry.get(p["estimator"]), p["m"], x, y, kernels.softmax(x, y), p["replicates"]
-    )
+    row = registry.get(p["estimator"])
+    draw = None
+    if _needs_host_draws(cell, row):
+        seed = cell.host_rng(1)
+
+        def draw(m, d, n, rng, like):
+            return row.draw(m, d, batch_shape=(n,), seed=seed, like=like)
+
+    return kernel_errors(cell, row, p["m"], x, y, kernels.softmax(x, y), p["replicates"], draw=draw)
+
+
+def _needs_host_draws(cell, row) -> bool:
+    """QMC points come from scipy on the host: with ``--rng native`` they use the cell's host stream."""
+    return cell.context.rng == "native" and row.projection.startswith("qmc")
 
 
 def attention_errors(cell) -> dict:
@@ -203,7 +215,8 @@ def attention_errors(cell) -> dict:
     row = registry.get(p["estimator"])
     scale = p["d"] ** -0.25
     q_options, k_options = features.data_options(row.feature, q * scale, k * scale)
-    W = row.draw(p["m"], p["d"], batch_shape=(p["replicates"],), seed=cell.rng(), like=q)
+    seed = cell.host_rng(1) if _needs_host_draws(cell, row) else cell.rng()
+    W = row.draw(p["m"], p["d"], batch_shape=(p["replicates"],), seed=seed, like=q)
     phi_q = row.features(q * scale, W, **q_options)
     phi_k = row.features(k * scale, W, **k_options)
     estimate = host(attention.favor_from_features(phi_q, phi_k, v, denominator="raw"))
