@@ -550,3 +550,14 @@ def test_attention_with_followup_features_is_the_favor_algebra(name, causal, inp
     if causal:
         scores = np.tril(scores)
     np.testing.assert_allclose(out, scores @ v / scores.sum(-1, keepdims=True), rtol=1e-10, atol=1e-12)
+
+
+def test_oprf_variance_reduction_examples_of_theory_md():
+    """theory.md §10.2: log(Var_PosRF / Var_OPRF) = 1.13 (d=16, ρ=4), 4.39 (d=64, ρ=16), 12.7 (d=64, ρ=32)."""
+    for d, rho, expected in ((16, 4.0, 1.13), (64, 16.0, 4.39), (64, 32.0, 12.7)):
+        x = np.zeros(d)
+        x[0] = math.sqrt(rho) / 2
+        ratio = theory_followup.gerf_variance(0.0, x, x) / theory_followup.gerf_variance(
+            theory_followup.optimal_gerf_A(rho, d), x, x
+        )
+        assert round(float(np.log(ratio)), 2 if expected < 10 else 1) == expected
