@@ -134,6 +134,21 @@ def test_different_projection_for_keys_fails(control):
     assert run_check("same-projection", _planted(control, features=two_maps), QUICK).status == "fail"
 
 
+def test_trig_at_equal_inputs_is_exact_and_passes():
+    """Trig features have zero variance at x = y (theory.md claim 5): the zero-variance branch passes."""
+    adapter = load_target("favor-bench:trig-iid")
+    assert run_check("unbiased-kernel", adapter, QUICK).status == "pass"
+
+
+def test_raising_implementation_is_reported_as_error(control):
+    def broken(q, k, v, W, causal=False, mask=None, dtype="float64"):
+        raise RuntimeError("kernel crashed")
+
+    result = run_check("mask-semantics", _planted(control, attention=broken), QUICK)
+    assert result.status == "error"
+    assert "kernel crashed" in result.effect
+
+
 def test_missing_capability_is_skipped(control):
     adapter = _planted(control, attention=None)
     result = run_check("causal-future", adapter, QUICK)

@@ -1,6 +1,7 @@
 """``python -m studies.audit --target NAME`` (also ``python -m studies audit …``): run the battery.
 
-Exit status 0 when the audit ran (whatever it found); with ``--strict``, 1 if any check failed.
+Exit status 0 when the audit ran (whatever it found); with ``--strict``, 1 if any check failed or
+raised an error.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ def parse_args(argv):
     parser.add_argument(
         "--out", type=Path, default=None, help="report folder (default results/audit/<target>)"
     )
-    parser.add_argument("--strict", action="store_true", help="exit with status 1 if any check fails")
+    parser.add_argument(
+        "--strict", action="store_true", help="exit with status 1 if any check fails or errors"
+    )
     return parser.parse_args(argv)
 
 
@@ -56,11 +59,12 @@ def main(argv=None) -> int:
     settings = Settings(quick=args.quick, seed=args.seed)
 
     def progress(result):
-        print(f"{result.status.upper():5s} {result.name:22s} {result.statistic}", flush=True)
+        summary = result.statistic or result.effect or " ".join(result.details[:1])
+        print(f"{result.status.upper():5s} {result.name:22s} {summary}", flush=True)
 
     adapter, results, wall = run_audit(args.target, checks=args.check, settings=settings, progress=progress)
     out = args.out or Path("results") / "audit" / target_directory(args.target)
     report = write_report(adapter, args.target, results, settings, out, wall)
-    failed = sum(r.status == "fail" for r in results)
-    print(f"{len(results) - failed} of {len(results)} checks not failed; report: {report}")
+    failed = sum(r.status in ("fail", "error") for r in results)
+    print(f"{sum(r.status == 'pass' for r in results)} of {len(results)} checks passed; report: {report}")
     return 1 if args.strict and failed else 0

@@ -15,6 +15,7 @@ import numpy as np
 from .checks import CHECKS, CheckResult, Settings
 from .protocol import Adapter
 
+STATUS_WORDS = {"pass": "passed", "fail": "failed", "error": "raised an error", "skip": "skipped"}
 PLOTS = {
     "unbiased-kernel": "unbiasedness.png",
     "mse-closed-form": "mse.png",
@@ -58,16 +59,14 @@ def write_report(
 
 
 def _markdown(adapter, target, results, settings, plots, meta) -> str:
-    failed = [r for r in results if r.status == "fail"]
+    counts = ", ".join(f"{_count(results, status)} {word}" for status, word in STATUS_WORDS.items())
     lines = [
         f"# favor-bench audit: {adapter.name} {adapter.version}",
         "",
         f"Claims to be: `{adapter.claims}` (favor-bench registry row). Layout: {adapter.layout}.",
         *(f"- {note}" for note in adapter.notes),
         "",
-        f"Result: **{sum(r.status == 'pass' for r in results)} passed, {len(failed)} failed, "
-        f"{sum(r.status == 'skip' for r in results)} skipped** "
-        f"({_mode(settings)} mode, seed {settings.seed}, "
+        f"Result: **{counts}** ({_mode(settings)} mode, seed {settings.seed}, "
         f"{meta['wall_seconds']:.0f} s on {meta['machine']}).",
         "",
         "Reproduce the whole audit:",
@@ -99,6 +98,10 @@ def _markdown(adapter, target, results, settings, plots, meta) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _count(results, status: str) -> int:
+    return sum(r.status == status for r in results)
+
+
 def _section(result: CheckResult, target: str, settings: Settings, plots: dict) -> list[str]:
     lines = ["", f"## {result.name}", "", f"**{result.status.upper()}**: {result.title}.", ""]
     if result.statistic:
@@ -109,8 +112,9 @@ def _section(result: CheckResult, target: str, settings: Settings, plots: dict) 
         lines += ["", "```", *result.details, "```"]
     if result.name in plots:
         lines += ["", f"![{result.name}]({plots[result.name]})"]
-    if result.status == "fail":
-        lines += ["", f"What this means: {CHECKS[result.name].failure}."]
+    if result.status in ("fail", "error"):
+        if result.status == "fail":
+            lines += ["", f"What this means: {CHECKS[result.name].failure}."]
         lines += ["", "Reproduce:", "", "```", reproduce_command(target, result.name, settings), "```"]
     return lines
 
@@ -127,7 +131,7 @@ def _write_plots(results, out: Path) -> dict:
 
     written = {}
     for r in results:
-        if r.name not in PLOTS or r.status == "skip" or not r.data:
+        if r.name not in PLOTS or r.status in ("skip", "error") or not r.data:
             continue
         figure, axes = plt.subplots(figsize=(7, 3.6))
         {"unbiased-kernel": _plot_z, "mse-closed-form": _plot_mse, "convergence-exact": _plot_convergence}[
