@@ -1,6 +1,6 @@
 """Tier 2 calibration of the statistical tests: false-positive rates and power against planted bugs.
 
-    python scripts/calibrate.py [--seeds 200] [--workers 2] [--out results/calibration] [--resume]
+    python scripts/calibrate.py [--seeds 200] [--workers 2] [--out results/calibration] [--resume | --replot]
 
 Runs every Tier 1 check of tests/statistical/battery.py over fresh seeds on the shipped estimators
 and on each planted bug meant to fail it, then writes calibration.csv, runs.csv, calibration.png and
@@ -24,10 +24,15 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="worker processes")
     parser.add_argument("--out", default="results/calibration", help="output folder")
     parser.add_argument("--resume", action="store_true", help="keep the runs already in OUT/runs.csv")
+    parser.add_argument("--replot", action="store_true", help="only redraw OUT/calibration.png from its CSV")
     args = parser.parse_args(argv)
     if args.seeds < 1 or args.workers < 1:
         parser.error("--seeds and --workers must be >= 1")
-    summary = calibration.calibrate(args.seeds, args.out, args.workers, resume=args.resume)
+    if args.replot:
+        summary = calibration.read_summary(Path(args.out) / "calibration.csv")
+        calibration.plot(summary, Path(args.out) / "calibration.png")
+    else:
+        summary = calibration.calibrate(args.seeds, args.out, args.workers, resume=args.resume)
     problems = calibration.failures(summary)
     for row in summary:
         print(

@@ -198,6 +198,27 @@ def _read_runs(path: Path) -> list[dict]:
     return rows
 
 
+def read_summary(path) -> list[dict]:
+    """``calibration.csv`` back as summary rows (for re-plotting without rerunning)."""
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        for field in (
+            "rate",
+            "ci_low",
+            "ci_high",
+            "family_alpha",
+            "per_test_alpha",
+            "critical",
+            "seconds_per_run",
+        ):
+            row[field] = float(row[field])
+        row["seeds"], row["rejections"] = int(row["seeds"]), int(row["rejections"])
+        row["allowed_rejections"] = int(row["allowed_rejections"]) if row["allowed_rejections"] else ""
+        row["passes"] = row["passes"] == "True"
+    return rows
+
+
 def failures(summary: list[dict]) -> list[str]:
     """Human-readable lines for every row that misses its criterion."""
     lines = []
@@ -244,7 +265,7 @@ def plot(summary: list[dict], path) -> None:
     _interval_panel(right, power, [f"{row['check']} ← {row['implementation']}" for row in power])
     right.axvline(REQUIRED_POWER, color="C3", lw=1.5)
     right.set_xlabel("power: rejection rate (99% Clopper–Pearson CI)")
-    right.set_title("Planted bugs: each check against the mutants it must catch\nred: required power 0.99")
+    right.set_title("Planted bugs: check ← mutant it must catch\nred: required power 0.99")
     right.set_xlim(0.9, 1.005)
     fig.tight_layout()
     buffer = Path(path).with_suffix(".tmp.png")
