@@ -561,3 +561,18 @@ def test_oprf_variance_reduction_examples_of_theory_md():
             theory_followup.optimal_gerf_A(rho, d), x, x
         )
         assert round(float(np.log(ratio)), 2 if expected < 10 else 1) == expected
+
+
+@pytest.mark.parametrize("name", ["oprf", "saderf", "poisson"])
+def test_attention_with_followup_features_agrees_across_backends(name, inputs, backend, to_backend):
+    rng = np.random.default_rng(24)
+    q, k = inputs[0], inputs[1]
+    v = rng.standard_normal((5, 3))
+    W = _projection_for(name, m=16)
+    reference_options = features.data_options(name, q, k, scale_inputs=True)
+    reference = attention.favor(q, k, v, W, feature=name, feature_options=reference_options)
+    qb, kb, vb, Wb = (to_backend(a) for a in (q, k, v, W))
+    options = features.data_options(name, qb, kb, scale_inputs=True)
+    out = attention.favor(qb, kb, vb, Wb, feature=name, feature_options=options)
+    assert backends.backend_of(out) == backend
+    np.testing.assert_allclose(to_numpy(out), reference, rtol=1e-10)
