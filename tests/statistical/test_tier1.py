@@ -58,7 +58,7 @@ def test_estimators_are_unbiased(checks):
     """Claims 1, 13, 14, 27: E[K̂(x, y)] equals theory.mean (SM, SMREG for √d norms, arc-cosine for ReLU).
 
     Null: E[K̂] = theory.mean in each of 100 cells (10 core registry rows × m ∈ {3, 6} × 5 pairs, d = 4,
-    axis-aligned pairs included, ‖x + y‖² ≤ 1). z = (mean − μ₀)/√(theory.mse/n). Family α = 0.01,
+    axis-aligned pairs included, ‖x + y‖² ≤ 1.21). z = (mean − μ₀)/√(theory.mse/n). Family α = 0.01,
     per-test α = 1e−4 (Bonferroni, |z| > 3.89). n = 8820 (iid χ), 8054 (orthogonal χ), 2915 (iid √d),
     2536 (orthogonal √d): required_samples(δ·|μ₀|, 1e−4, 0.99, MSE) maximized over cells, δ = 7%
     (15% for ReLU), so a relative bias δ in any cell is detected with power ≥ 0.99.
