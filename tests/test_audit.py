@@ -205,6 +205,11 @@ def test_cli_runs_one_check(tmp_path, capsys):
     assert (tmp_path / "report.md").exists()
 
 
+def test_cli_rejects_unknown_target_in_one_line(capsys):
+    assert main(["--target", "no-such-library"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
 def test_performer_adapter_is_faithful_to_the_library():
     """The SelfAttention-based adapter reproduces FastAttention bit for bit (bidirectional and causal)."""
     torch = pytest.importorskip("torch")

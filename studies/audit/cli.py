@@ -1,7 +1,7 @@
 """``python -m studies.audit --target NAME`` (also ``python -m studies audit …``): run the battery.
 
 Exit status 0 when the audit ran (whatever it found); with ``--strict``, 1 if any check failed or
-raised an error.
+raised an error; 2 when the target cannot be loaded (one line on stderr).
 """
 
 from __future__ import annotations
@@ -40,9 +40,10 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def run_audit(target: str, *, checks=None, settings: Settings | None = None, progress=None):
-    """Load ``target`` and run ``checks`` (default: all); returns (adapter, results, wall seconds)."""
-    adapter = load_target(target)
+def run_audit(adapter, *, checks=None, settings: Settings | None = None, progress=None):
+    """Run ``checks`` (default: all) on an :class:`Adapter` or a target name; returns
+    (adapter, results, wall seconds)."""
+    adapter = load_target(adapter) if isinstance(adapter, str) else adapter
     settings = settings or Settings()
     start = time.perf_counter()
     results = []
@@ -57,12 +58,17 @@ def main(argv=None) -> int:
     """Command-line entry point; returns the exit status."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
     settings = Settings(quick=args.quick, seed=args.seed)
+    try:
+        adapter = load_target(args.target)
+    except (ValueError, TypeError, ImportError, AttributeError) as error:
+        print(f"python -m studies.audit: {error}", file=sys.stderr)
+        return 2
 
     def progress(result):
         summary = result.statistic or result.effect or " ".join(result.details[:1])
         print(f"{result.status.upper():5s} {result.name:22s} {summary}", flush=True)
 
-    adapter, results, wall = run_audit(args.target, checks=args.check, settings=settings, progress=progress)
+    adapter, results, wall = run_audit(adapter, checks=args.check, settings=settings, progress=progress)
     out = args.out or Path("results") / "audit" / target_directory(args.target)
     report = write_report(adapter, args.target, results, settings, out, wall)
     failed = sum(r.status in ("fail", "error") for r in results)

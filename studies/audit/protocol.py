@@ -30,6 +30,25 @@ attention(q, k, v, W, causal, mask, dtype) -> (B, H, L, d_v)
 
 ``claims`` names the favor-bench registry row the implementation says it is (its kernel estimate
 must have that row's mean and MSE); ``dtypes`` lists the low-precision dtypes worth auditing.
+
+A user's adapter, run with ``python -m studies audit --target my_package.audit:adapter``::
+
+    import numpy as np
+    from studies.audit import Adapter
+
+    def sample_projection(m, d, seed):
+        return np.asarray(my_library.draw_projection(m, d, seed=seed), dtype=np.float64)
+
+    def attention(q, k, v, W, causal=False, mask=None, dtype="float64"):
+        out = my_library.favor(q.astype(dtype), k.astype(dtype), v.astype(dtype), W, causal=causal,
+                               key_mask=mask)
+        return np.asarray(out, dtype=np.float64)
+
+    adapter = Adapter("my-library", claims="positive-ort", sample_projection=sample_projection,
+                      attention=attention, dtypes=("float16",))
+
+Checks needing a capability the adapter lacks (here the kernel estimate, heads, redraws and the
+feature map) are reported as skipped.
 """
 
 from __future__ import annotations
