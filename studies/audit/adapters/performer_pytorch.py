@@ -207,5 +207,12 @@ def adapter() -> Adapter:
             "defaults audited: FastAttention(ortho_scaling=0, generalized_attention=False), "
             "softmax_kernel eps=1e-4",
             f"nb_features default int(d·ln d) = {int(64 * math.log(64))} at d = 64",
+            "projection blocks: torch.linalg.qr(...).q.t() with no sign(diag R) correction and no option "
+            "to add one (orthogonal_matrix_chunk)",
+            "key stabilizer: torch.amax over sequence and features, one per (batch, head); "
+            "ε = 1e-4 added after the shift",
+            "causal path on CPU: causal_linear_attention_noncuda (the fast_transformers CUDA kernel is not "
+            "importable there), with ε = 1e-6 added to the key prefix sums",
+            "padding mask (Attention.forward): masked values are zeroed; keys are not removed",
         ),
     )
