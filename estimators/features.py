@@ -435,14 +435,14 @@ def _check_uniforms(W, name):
 def _poisson_counts(uniforms, rate):
     """Counts ω = #{k ≥ 0 : F_λ(k) ≤ U} ~ Poisson(λ) from uniforms (…, m, d) by the inverse CDF.
 
-    Summed up to k_max = ⌈λ + 12√λ + 24⌉ for the largest λ (64 inside ``jax.jit``, where λ cannot be
-    read), beyond which the Poisson tail is below 1e-15.
+    Summed up to k_max = ⌈λ + 8√λ + 16⌉ for the largest λ, beyond which the Poisson tail is below
+    1e-15 (λ ≤ 1000). Inside ``jax.jit`` λ cannot be read and k_max = 64, exact to 1e-15 for λ ≤ 20.
     """
     xp = namespace(uniforms)
     largest = float(rate) if isinstance(rate, float) else None
     if largest is None and not is_tracer(rate):
         largest = float(xp.max(rate))
-    k_max = 64 if largest is None else math.ceil(largest + 12 * math.sqrt(largest) + 24)
+    k_max = 64 if largest is None else math.ceil(largest + 8 * math.sqrt(largest) + 16)
     mass = math.exp(-rate) if isinstance(rate, float) else xp.exp(-rate)
     cdf = mass
     counts = xp.zeros_like(uniforms)
