@@ -370,11 +370,12 @@ class AttentionDelta(Check):
     ô = FAVOR output, o = exact softmax attention; cells: 8 queries × 2 value coordinates, bidirectional
     and causal (query i sees keys j ≤ i; the delta method on that prefix), L = 8, d = 4, m = 64, inputs
     with max ‖x_i + y_j‖² ≤ 1.21 (scaled). A replicate is ô_i,c from a fresh W; its variance is the
-    delta-method Cov(ô_i)_cc (the O(1/m²) terms neglected in mean and variance are below 1% of the
-    standard error at this n, which the Tier 2 calibration confirms). n = max over cells of
-    required_samples(0.1·std_c(v), α, 0.99, Cov_cc): power ≥ 0.99 against a shift of 10% of the spread
-    of the values in any output entry (dropped normalizer, shifted prefix, wrong key weights).
-    The first causal row (one visible key, ô_0 = v_0 exactly) is excluded.
+    delta-method Cov(ô_i)_cc (the O(1/m²) terms it neglects are measured harmless by the Tier 2
+    calibration). The first causal row (one visible key, ô_0 = v_0 exactly) is excluded.
+    n = the larger of (a) max over cells of required_samples(0.01·std_c(v), α, 0.99, Cov_cc), power
+    ≥ 0.99 against an output shift of 1% of the value spread in any entry, and (b) min over cells of
+    required_samples(|bias_i,c|, α, 0.99, Cov_cc), power ≥ 0.99 to see the O(1/m) ratio bias itself in
+    the cell where it is largest against the noise, so an unbiased-looking output is rejected too.
     """
 
     name = "attention_delta"
@@ -387,25 +388,26 @@ class AttentionDelta(Check):
         length, d_v = self.v.shape
         scale = self.q.shape[-1] ** -0.25
         x, y = self.q * scale, self.k * scale
-        self.expected, self.variance, self.cells = {}, {}, []
+        self.expected, self.bias, self.variance, self.cells = {}, {}, {}, []
         for causal in (False, True):
             rows = range(1, length) if causal else range(length)
-            means, variances = [], []
+            means, biases, variances = [], [], []
             for i in rows:
                 keys = slice(0, i + 1) if causal else slice(None)
                 delta = theory.attention_delta("positive-iid", x[i : i + 1], y[keys], self.v[keys], self.m)
                 means.append(delta.output[0] + delta.bias[0])
+                biases.append(delta.bias[0])
                 variances.append(np.diagonal(delta.covariance[0]))
                 self.cells += [f"{'causal' if causal else 'bidirectional'} i={i} c={c}" for c in range(d_v)]
             self.expected[causal] = (list(rows), np.array(means))
-            self.variance[causal] = np.array(variances)
+            self.bias[causal], self.variance[causal] = np.array(biases), np.array(variances)
+        alpha, both = self.per_test_alpha, (False, True)
         effect = self.relative_effect * np.std(self.v, axis=0)
-        self.n = int(
-            max(
-                np.max(stats.required_samples(effect, self.per_test_alpha, POWER, self.variance[c]))
-                for c in (False, True)
-            )
+        shift_n = max(np.max(stats.required_samples(effect, alpha, POWER, self.variance[c])) for c in both)
+        bias_n = min(
+            np.min(stats.required_samples(np.abs(self.bias[c]), alpha, POWER, self.variance[c])) for c in both
         )
+        self.n = int(max(shift_n, bias_n))
 
     def run(self, impl, seed):
         row = registry.get("positive-iid")

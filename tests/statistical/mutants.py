@@ -209,6 +209,22 @@ class HalfTheFeatures(Reference):
         return super().favor(q, k, v, half, causal=causal, stabilizer=stabilizer, eps=eps)
 
 
+class ExactDenominator(Reference):
+    """FAVOR numerator over the EXACT softmax row sum (e.g. a cached normalizer from exact attention):
+    N̂_i/D_i is unbiased, so it lacks the O(1/m) bias of the ratio D̂⁻¹N̂ that theory.md §7.1 predicts."""
+
+    name = "exact-denominator"
+    caught_by = ("attention_delta",)
+
+    def favor(self, q, k, v, W, *, causal, stabilizer="auto", eps=0.0):
+        phi_q, phi_k = self.features("positive", _scaled(q), W), self.features("positive", _scaled(k), W)
+        gram = phi_q @ np.swapaxes(phi_k, -1, -2)
+        exact = np.exp(_scaled(q) @ _scaled(k).T)
+        if causal:
+            gram, exact = np.tril(gram), np.tril(exact)
+        return (gram @ v) / exact.sum(axis=-1, keepdims=True)
+
+
 MUTANTS = (
     NoSignFix(),
     MissingHalfNorm(),
@@ -222,4 +238,5 @@ MUTANTS = (
     IidAsOrthogonal(),
     PerKeyStabilizer(),
     HalfTheFeatures(),
+    ExactDenominator(),
 )
