@@ -26,7 +26,8 @@ class Estimator:
     feature : str
         Feature map in :data:`estimators.features.FEATURES`.
     projection : str
-        ``"iid"`` or ``"orthogonal"`` (block-orthogonal, Haar blocks).
+        A sampler in :data:`estimators.projections.SAMPLERS`: ``"iid"``, ``"orthogonal"`` (Haar
+        blocks), ``"simplex"``, ``"sorf"``, ``"qmc"``, ``"qmc-halton"`` or ``"uniform"`` (discrete maps).
     norms : str
         Row norms of W: ``"chi"`` (rows marginally N(0, I)) or ``"fixed"`` (√d).
     kernel : str
