@@ -616,10 +616,14 @@ def check_dtype(adapter: Adapter, settings: Settings) -> CheckResult:
         "dtype-overflow",
         "Half precision: no overflow, bounded error",
         _status(ok),
-        statistic="; ".join(f"{t}: max error {e:.2e} = {u:.1f}u" for t, (e, u, _) in effects.items())
+        statistic="; ".join(f"{t}: {_dtype_error(e, u)}" for t, (e, u, _) in effects.items())
         + f" (pass ≤ {DTYPE_ULPS}u, all finite)",
         effect="; ".join(f"{t}: non-finite {f:.1%}" for t, (_, _, f) in effects.items()),
     )
+
+
+def _dtype_error(error: float, ulps: float) -> str:
+    return f"max error {error:.2e} = {ulps:.1f}u" if math.isfinite(error) else "non-finite outputs"
 
 
 def _round_to(array, dtype: str) -> np.ndarray:
