@@ -553,7 +553,8 @@ class _Plan:
             w = torch.cat([w, -w], dim=-2)
         self.w_float = (w if w.ndim == 3 else w[None]) * self.D**-0.25
         self.M = w.shape[-2]
-        self.block_m = max(16, min(MAX_BLOCK_M, triton.next_power_of_2(self.M)))
+        largest_block = MAX_BLOCK_M if self.D <= 64 else MAX_BLOCK_M // 2  # d = 128: shared memory
+        self.block_m = max(16, min(largest_block, triton.next_power_of_2(self.M)))
         self.njb = triton.cdiv(self.M, self.block_m)
         self.w = torch.zeros(
             self.w_float.shape[0], self.njb * self.block_m, self.D, device=q.device, dtype=q.dtype
