@@ -276,8 +276,10 @@ def plot(rows, path, title):
                 L, t, memory = (np.array(x, dtype=float) for x in zip(*cells, strict=True))
                 label = f"{impl} {mode}"
                 axes[row_index, 0].plot(L, t, styles[mode], color=colors[impl], marker="o", ms=3, label=label)
-                axes[row_index, 1].plot(L, np.maximum(memory, 1) / 2**30, styles[mode], color=colors[impl],
-                                        marker="o", ms=3, label=label)  # fmt: skip
+                gib = np.maximum(memory, 2**20) / 2**30
+                axes[row_index, 1].plot(
+                    L, gib, styles[mode], color=colors[impl], marker="o", ms=3, label=label
+                )
             L_cross = crossover(rows, causal, mode)
             if L_cross is not None:
                 axes[row_index, 0].axvline(L_cross, color="k", ls=styles[mode], lw=0.8)
@@ -288,7 +290,9 @@ def plot(rows, path, title):
         )  # fmt: skip
         kind = "causal" if causal else "bidirectional"
         axes[row_index, 0].set(ylabel="time per call (ms)", title=f"{kind}: time")
-        axes[row_index, 1].set(ylabel="peak memory beyond inputs/outputs (GiB)", title=f"{kind}: memory")
+        axes[row_index, 1].set(
+            ylabel="peak memory beyond inputs/outputs (GiB, floor 1 MiB)", title=f"{kind}: memory"
+        )
     for axis in axes.flat:
         axis.set(xscale="log", yscale="log")
         axis.grid(True, which="both", alpha=0.3)
