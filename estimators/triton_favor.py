@@ -27,21 +27,27 @@ Stabilizers (theory.md §8), all cancelling exactly in the normalized output:
 Algorithms (per head; M = r feature rows, tiles of ``BLOCK_M`` features and ``BLOCK_L`` positions):
 
 * bidirectional forward: a key pass accumulating S = K'ᵀV (M×d) and z = K'ᵀ1 in fp32 over segments
-  of the sequence in parallel (each segment with its own running shift, merged on the host), then a
-  query pass out_i = Q'_i S / Q'_i z.
+  of the sequence in parallel (each segment with its own running shift), a merge kernel bringing
+  them to the one key shift c and dividing S and z by a = max(|S|, z) (a key constant, which cancels;
+  it lets S enter the query pass in the input's half type), then a query pass out_i = Q'_i S / Q'_i z.
 * causal forward: chunked scan (App. B.1, Eq. 11). A key pass gives the state of each group of
   chunks and each chunk's key maximum; a scan over groups turns them into prefix states; then one
   program per group walks its chunks: out = (Q' S_prev + tril(Q'K'ᵀ) V) / (Q' z_prev + tril(Q'K'ᵀ) 1),
-  quadratic inside a chunk, carrying the M×(d+1) state.
+  quadratic inside a chunk, carrying the M×(d+1) fp32 state (through L2, one feature block at a time).
 * backward: bidirectional with three kernels that recompute the features (dS, dz; dQ; dK, dV);
   causal by segments in PyTorch: the segment-start states come from the forward kernels, each
   segment's features are recomputed and differentiated, and the state gradient is carried backwards.
-  Only O(L + (L/segment)·m·d) floats are kept between forward and backward.
+  Between forward and backward only q, k, v (and, bidirectionally, O(L + m·d) floats) are kept;
+  the causal backward holds one segment's features (about 2^24 floats) at a time.
 
-Half-precision inputs use fp16/bf16 tensor-core products with fp32 accumulation; fp32 inputs use
-exact fp32 products. Shifts are stop-gradient constants (exact: the output does not depend on them).
-W is a constant (random projections are drawn, not trained): a W that requires grad is rejected by
-:func:`supports`.
+Precision: half-precision inputs use fp16/bf16 tensor-core products (projections, Q'K'ᵀ, K'ᵀV, the
+bidirectional Q'S) with fp32 accumulation, and tf32 products against the unnormalized fp32 causal
+state; fp32 inputs use exact fp32 products. Shifts are stop-gradient constants (exact: the output
+does not depend on them). W is a constant (random projections are drawn, not trained): a W that
+requires grad is rejected by :func:`supports`.
+
+Launch parameters (:data:`CONFIG`) were chosen from H100 timings of
+``python scripts/gpu_compare.py``; results/gpu_speed_memory/ holds the measured table.
 """
 
 from __future__ import annotations
