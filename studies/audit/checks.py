@@ -1,5 +1,5 @@
 """The audit battery: each check takes an :class:`~studies.audit.protocol.Adapter` and returns a
-:class:`CheckResult` (pass / fail / skip, statistic, p-value or measured effect with its CI).
+:class:`CheckResult` (pass / fail / skip / error, statistic, p-value or measured effect with its CI).
 
 Statistical checks are z-tests on a THEORETICAL variance (``studies.stats.z_test``; never the
 sample SD, which is unreliable for heavy-tailed exponential features), with fixed seeds derived from
@@ -184,7 +184,7 @@ def check_unbiased_kernel(adapter: Adapter, settings: Settings) -> CheckResult:
     n = settings.size(600, 2000)
     cells = _kernel_cells(settings.quick)
     alpha = stats.bonferroni(FAMILY_ALPHA, len(cells))
-    rows, z_values, p_values, detectable = [], [], [], []
+    rows, z_values, p_values = [], [], []
     for d, kind, m in cells:
         cell = f"{name}/d={d}/{kind}/m={m}"
         x, y = _kernel_pair(kind, d, _rng(settings, cell + "/inputs"))
@@ -195,7 +195,6 @@ def check_unbiased_kernel(adapter: Adapter, settings: Settings) -> CheckResult:
         z, p_value, relative = _mean_test(estimates, truth, variance, alpha)
         z_values.append(z)
         p_values.append(p_value)
-        detectable.append(relative)
         rows.append((d, kind, m, estimates.mean() / truth, z, relative, math.sqrt(variance / n) / truth))
     worst = int(np.argmax(np.abs(z_values)))
     d, kind, m, ratio, _, _, standard_error = rows[worst]
@@ -346,7 +345,8 @@ def _independence(name, title, adapter, settings, draw) -> CheckResult:
     r = _correlation(*errors)
     test = stats.z_test(r, 0.0, 1.0, n, alpha=FAMILY_ALPHA)
     low, high = np.tanh(
-        np.arctanh(np.clip(r, -0.999999, 0.999999)) + np.array([-1, 1]) * 1.96 / math.sqrt(n - 3)
+        np.arctanh(np.clip(r, -0.999999, 0.999999))
+        + np.array([-1, 1]) * stats.critical_value(0.05) / math.sqrt(n - 3)
     )
     return CheckResult(
         name,
