@@ -375,7 +375,7 @@ def _query_grad_state_kernel(
     do_ptr,
     r_ptr,
     den_ptr,
-    delta_ptr,
+    out_ptr,
     s_ptr,
     z_ptr,
     L,
@@ -410,9 +410,10 @@ def _query_grad_state_kernel(
         pointers = (base + rows)[:, None] * D + offs_d[None, :]
         qt = tl.load(q_ptr + pointers, mask=row_ok[:, None], other=0.0)
         dn = tl.load(do_ptr + pointers, mask=row_ok[:, None], other=0.0).to(tl.float32)
+        ot = tl.load(out_ptr + pointers, mask=row_ok[:, None], other=0.0).to(tl.float32)
         r = tl.load(r_ptr + base + rows, mask=row_ok, other=0.0)
         den = tl.load(den_ptr + base + rows, mask=row_ok, other=1.0)
-        dd = -tl.load(delta_ptr + base + rows, mask=row_ok, other=0.0) / den
+        dd = -tl.sum(dn * ot, axis=1) / den
         dn = dn / den[:, None]
         logits = tl.dot(qt, tl.trans(w), input_precision=PREC) - r[:, None]
         p = tl.exp(tl.where(row_ok[:, None] & feature_ok[None, :], logits, -float("inf")))
@@ -430,7 +431,7 @@ def _query_grad_kernel(
     do_ptr,
     r_ptr,
     den_ptr,
-    delta_ptr,
+    out_ptr,
     s_ptr,
     z_ptr,
     dq_ptr,
@@ -456,8 +457,10 @@ def _query_grad_kernel(
     qt = tl.load(q_ptr + pointers, mask=row_ok[:, None], other=0.0)
     r = tl.load(r_ptr + rows, mask=row_ok, other=0.0)
     den = tl.load(den_ptr + rows, mask=row_ok, other=1.0)
-    dn = tl.load(do_ptr + pointers, mask=row_ok[:, None], other=0.0).to(tl.float32) / den[:, None]
-    dd = -tl.load(delta_ptr + rows, mask=row_ok, other=0.0) / den
+    dn = tl.load(do_ptr + pointers, mask=row_ok[:, None], other=0.0).to(tl.float32)
+    ot = tl.load(out_ptr + pointers, mask=row_ok[:, None], other=0.0).to(tl.float32)
+    dd = -tl.sum(dn * ot, axis=1) / den
+    dn = dn / den[:, None]
     dq = tl.zeros((BLOCK_L, D), dtype=tl.float32)
     state = bh.to(tl.int64) * (NJB * BLOCK_M)
     for jb in range(NJB):
@@ -684,7 +687,6 @@ def _causal_forward(q, k, v, plan):
 def _bidirectional_backward(grad_out, q, k, v, out, saved, plan):
     s, z, key_shift, rows, den = saved
     grad_out = grad_out.contiguous()
-    delta = (grad_out.float() * out.float()).sum(-1).contiguous()
     block_l = plan.config["grad_block_l"]
     seg_len, n_seg = _segments(plan, block_l, plan.njb)
     ds_parts = plan.state(plan.BH, n_seg)
@@ -693,14 +695,14 @@ def _bidirectional_backward(grad_out, q, k, v, out, saved, plan):
         PREC=plan.prec, GRAD_PREC=plan.prec, BLOCK_L=block_l, **plan.common(), **plan.launch("grad")
     )
     _query_grad_state_kernel[(plan.BH, n_seg, plan.njb)](
-        q, plan.w, grad_out, rows, den, delta, ds_parts, dz_parts,
+        q, plan.w, grad_out, rows, den, out, ds_parts, dz_parts,
         plan.L, plan.H, plan.M, plan.w_head_stride, n_seg, seg_len, **options,
     )  # fmt: skip
     ds, dz = ds_parts.sum(1).contiguous(), dz_parts.sum(1).contiguous()
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
     grid = (plan.BH, triton.cdiv(plan.L, block_l))
     _query_grad_kernel[grid](
-        q, plan.w, grad_out, rows, den, delta, s, z, dq,
+        q, plan.w, grad_out, rows, den, out, s, z, dq,
         plan.L, plan.H, plan.M, plan.w_head_stride, **options,
     )  # fmt: skip
     _key_grad_kernel[grid](
