@@ -27,7 +27,16 @@ import numpy as np
 from estimators import attention, registry, theory
 
 from . import plotting
-from .runner import Study, error_moments, group_records, host, merge_moments, moment_summary, stable_rng
+from .runner import (
+    ELEMENT_BUDGET,
+    Study,
+    error_moments,
+    group_records,
+    host,
+    merge_moments,
+    moment_summary,
+    stable_rng,
+)
 
 ESTIMATORS = ("positive-iid", "positive-ort", "trig-iid", "trig-ort")
 PRESETS = {
@@ -44,8 +53,6 @@ PRESETS = {
 INPUT_SCALE = 0.35
 OFFSET = 1.0
 REGIMES = ("isotropic", "opposed")
-QUERY_CHUNK = 4
-"""Query rows per delta-method evaluation (its memory is O(rows · L²))."""
 
 
 def inputs(seed: int, regime: str, draw: int, length: int, queries: int, d: int):
@@ -68,17 +75,31 @@ def inputs(seed: int, regime: str, draw: int, length: int, queries: int, d: int)
 def cells(preset: str) -> list[dict]:
     config = PRESETS[preset]
     fixed = {key: config[key] for key in ("d", "L", "queries", "replicates")}
-    return [
-        {**fixed, "regime": regime, "estimator": name, "m": m, "draw": draw}
+    monte_carlo = [
+        {**fixed, "kind": "monte_carlo", "regime": regime, "estimator": name, "m": m, "draw": draw}
         for regime in REGIMES
         for draw in range(config["draws"])
         for m in config["ms"]
         for name in ESTIMATORS
     ]
+    delta_method = [
+        {**fixed, "kind": "delta_method", "regime": regime, "estimator": name, "m": 1, "draw": draw}
+        for regime in REGIMES
+        for draw in range(config["draws"])
+        for name in ESTIMATORS
+        if name in theory.DELTA_ROWS
+    ]
+    return monte_carlo + delta_method
 
 
 def compute(cell) -> dict:
+    """Monte Carlo cells: moments of the per-replicate RMS output error; delta-method cells: the
+    m = 1 terms of the prediction for the cell's input draw."""
     p = cell.kwargs
+    if p["kind"] == "delta_method":
+        q, k, v = inputs(cell.context.seed, p["regime"], p["draw"], p["L"], p["queries"], p["d"])
+        bias_sq, trace = delta_method_terms(p["estimator"], q, k, v)
+        return {"bias_sq": bias_sq, "trace": trace}
     target = cell.context.target
     q, k, v = inputs(cell.context.seed, p["regime"], p["draw"], p["L"], p["queries"], p["d"])
     exact = attention.exact(*(target.asarray(a) for a in (q, k, v)))
@@ -102,33 +123,30 @@ def delta_method_terms(name: str, q, k, v) -> tuple[float, float]:
     With m projections the delta-method MSE is ``bias_sq / m² + trace / m``.
     """
     bias_sq = trace = 0.0
-    for start in range(0, q.shape[0], QUERY_CHUNK):
-        delta = theory.attention_delta(name, q[start : start + QUERY_CHUNK], k, v, 1, scale_inputs=True)
+    rows = max(1, ELEMENT_BUDGET // k.shape[0] ** 2)
+    for start in range(0, q.shape[0], rows):
+        delta = theory.attention_delta(name, q[start : start + rows], k, v, 1, scale_inputs=True)
         bias_sq += float(np.sum(delta.bias**2))
         trace += float(np.sum(np.trace(delta.covariance, axis1=-2, axis2=-1)))
     return bias_sq / q.shape[0], trace / q.shape[0]
 
 
 def summarize(records, context) -> list[dict]:
+    delta = {
+        (r["params"]["regime"], r["params"]["estimator"], r["params"]["draw"]): r["values"]
+        for r in records
+        if r["params"]["kind"] == "delta_method"
+    }
+    monte_carlo = [r for r in records if r["params"]["kind"] == "monte_carlo"]
     rows = []
-    groups = group_records(records, "regime", "estimator", "m")
-    delta_cache = {}
-    for (regime, name, m), group in groups.items():
+    for (regime, name, m), group in group_records(monte_carlo, "regime", "estimator", "m").items():
         summary = moment_summary(merge_moments(r["values"] for r in group))
         failed = sum(r["values"]["failed_rows"] for r in group) / sum(r["values"]["rows"] for r in group)
         p = group[0]["params"]
-        theory_mse = np.nan
-        if name.endswith("-iid"):
-            predictions = []
-            for record in group:
-                draw = record["params"]["draw"]
-                key = (regime, name, draw)
-                if key not in delta_cache:
-                    draw_inputs = inputs(context.seed, regime, draw, p["L"], p["queries"], p["d"])
-                    delta_cache[key] = delta_method_terms(name, *draw_inputs)
-                bias_sq, trace = delta_cache[key]
-                predictions.append(bias_sq / m**2 + trace / m)
-            theory_mse = float(np.mean(predictions))
+        terms = [delta.get((regime, name, r["params"]["draw"])) for r in group]
+        predicted = np.nan
+        if all(terms):
+            predicted = float(np.mean([t["bias_sq"] / m**2 + t["trace"] / m for t in terms]))
         rows.append(
             {
                 "regime": regime,
@@ -141,7 +159,7 @@ def summarize(records, context) -> list[dict]:
                 "replicates": summary["n"],
                 "output_mse": float(summary["mse"]),
                 "ci99": float(summary["mse_ci"]),
-                "delta_method_mse": theory_mse,
+                "delta_method_mse": predicted,
                 "nonpositive_denominator_rate": failed,
             }
         )
@@ -187,8 +205,9 @@ def plot(rows, context, stem) -> None:
             REGIME_TITLES[regime],
             "number of random projections m",
             r"output MSE  $\mathrm{mean}_i \|\hat o_i - o_i\|^2$",
-            legend_kw={"loc": "lower left"},
+            legend=False,
         )
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right center", fontsize="small")
     first = rows[0]
     per_draw = first["replicates"] // first["input_draws"]
     fig.suptitle(

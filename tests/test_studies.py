@@ -211,6 +211,13 @@ def test_cli_lists_every_study(capsys):
     assert listed[: len(studies.ORDER)] == list(studies.ORDER)
 
 
+@pytest.mark.parametrize("preset", ["quick", "paper"])
+def test_every_study_builds_distinct_cells_for_each_preset(preset):
+    for study in studies.discover().values():
+        cells = study.make_cells(Context(preset=preset))
+        assert cells and len({cell.key for cell in cells}) == len(cells)
+
+
 TINY = {
     "unbiasedness": {"d": 4, "m": 4, "replicates": 200, "chunk": 200},
     "mse_vs_features": {"d": 4, "ms": (2, 4), "replicates": 200, "chunk": 200},
