@@ -8,6 +8,10 @@ rows (whose bias is divided by ‖x‖‖y‖/2, the kernel at θ = 0, since the
 A study-local variant, block-orthogonal positive features *without* the QR sign fix, shows the
 Haar pitfall of theory.md §5.1: its directions are not Haar, so it is biased at axis-aligned inputs
 (and at any fixed direction; the bias only averages out over isotropic random inputs).
+
+The CSV also gives ``z_theory``, the bias standardized by the closed-form variance of
+:func:`estimators.theory.mse` (not by the sample SD, which heavy tails make unreliable), for every
+row with a closed form: |z| well beyond 3 flags an estimator that disagrees with its theory.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import sys
 
 import numpy as np
 
-from estimators import kernels, projections, registry
+from estimators import kernels, projections, registry, theory
 
 from . import plotting
 from .runner import Study, chunk_cells, group_records, kernel_errors, merge_moments, moment_summary
@@ -28,6 +32,8 @@ PRESETS = {
     "paper": {"d": 16, "m": 16, "replicates": 400_000, "chunk": 20_000},
 }
 NORMS = (0.5, 0.8)
+EXACT = 1e-8
+"""Relative standard deviation below which an estimate counts as exact (rounding only)."""
 ANGLES = (0.0, math.pi / 2, 3 * math.pi / 4, math.pi)
 
 
@@ -118,6 +124,23 @@ def compute(cell) -> dict:
     return scaled_moments(moments, scale)
 
 
+def theory_z(name, x, y, m, summary, expected, scale):
+    """z = (mean error − expected) / sqrt(Var/n) with the closed-form variance of ``estimators.theory``.
+
+    NaN where the row has no closed form (or is the unfixed-QR variant) and where the relative standard
+    deviation is below :data:`EXACT` (the estimate is exact up to rounding there: trig at x = y,
+    positive features at x = −y).
+    """
+    if name == NO_SIGN_FIX:
+        return np.full(len(expected), np.nan)
+    try:
+        variance = theory.mse(name, x, y, m) / scale**2
+    except NotImplementedError:
+        return np.full(len(expected), np.nan)
+    standard_error = np.sqrt(np.where(variance > EXACT**2, variance, np.nan) / summary["n"])
+    return (summary["bias"] - expected) / standard_error
+
+
 def summarize(records, context) -> list[dict]:
     rows = []
     for (name,), group in group_records(records, "estimator").items():
@@ -126,9 +149,11 @@ def summarize(records, context) -> list[dict]:
         summary = moment_summary(merge_moments(r["values"] for r in group))
         row = row_for(name)
         target = kernels.exact(target_kernel(name), x, y)
-        expected = (row.exact(x, y) - target) / bias_scale(name, x, y)
+        scale = bias_scale(name, x, y)
+        expected = (row.exact(x, y) - target) / scale
         if name == NO_SIGN_FIX:
             expected = np.full(len(labels), np.nan)
+        z = theory_z(name, x, y, params["m"], summary, expected, scale)
         for index, label in enumerate(labels):
             rows.append(
                 {
@@ -143,6 +168,7 @@ def summarize(records, context) -> list[dict]:
                     "relative_bias": float(summary["bias"][index]),
                     "ci99": float(summary["bias_ci"][index]),
                     "theory_relative_bias": float(expected[index]),
+                    "z_theory": float(z[index]),
                 }
             )
     return rows
