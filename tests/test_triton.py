@@ -21,13 +21,12 @@ if not cuda_available():
 torch = pytest.importorskip("torch")
 pytest.importorskip("triton")
 
-from estimators import triton_favor  # noqa: E402
 from estimators.attention import favor  # noqa: E402
-from estimators.triton_favor import favor_triton, supports, unsupported_reason  # noqa: E402
+from estimators.triton_favor import favor_triton, host, kernels, supports, unsupported_reason  # noqa: E402
 
 ON_GPU = cuda_available()
 DEVICE = "cuda" if ON_GPU else "cpu"
-INTERPRETED = type(triton_favor._key_state_kernel).__name__ == "InterpretedFunction"
+INTERPRETED = type(kernels._key_state_kernel).__name__ == "InterpretedFunction"
 pytestmark = pytest.mark.skipif(
     not ON_GPU and not INTERPRETED, reason="needs CUDA or kernels decorated under TRITON_INTERPRET=1"
 )
@@ -92,7 +91,7 @@ def test_gradients_equal_reference_autograd(causal, feature):
 
 def test_causal_backward_carries_state_across_segments(monkeypatch):
     """Backward in several recomputed segments gives the gradients of the one-segment computation."""
-    monkeypatch.setattr(triton_favor, "CAUSAL_BACKWARD_ELEMENTS", 2 * 64 * 16)
+    monkeypatch.setattr(host, "CAUSAL_BACKWARD_ELEMENTS", 2 * 64 * 16)
     (q, k, v), W = make_inputs(4, L=200, m=16)
     grad_out = torch.randn(q.shape, generator=torch.Generator().manual_seed(5)).to(DEVICE)
     got = kernel_grads(q.float(), k.float(), v.float(), W.float(), "positive", True, grad_out)

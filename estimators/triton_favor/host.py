@@ -1,0 +1,368 @@
+"""Host side of the fused FAVOR kernels: launch plans, forward and backward, the autograd Function.
+
+The public API and the algorithms are described in :mod:`estimators.triton_favor`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import torch
+import triton
+
+from .kernels import (
+    NEG_INIT,
+    _bidirectional_output_kernel,
+    _causal_output_kernel,
+    _group_scan_kernel,
+    _key_grad_kernel,
+    _key_state_kernel,
+    _merge_segments_kernel,
+    _query_grad_kernel,
+    _query_grad_state_kernel,
+)
+
+FEATURES = ("positive", "hyperbolic")
+HEAD_DIMS = (16, 32, 64, 128)
+MAX_PROJECTIONS = 512
+DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+
+CONFIG = {
+    "key_block_l": 64,  # rows per tile in the key passes
+    "key_warps": 4,
+    "key_programs_per_sm": 4,  # segments are chosen so that about this many programs per SM run
+    "out_block_l": 64,  # rows per tile in the bidirectional query pass
+    "out_warps": 4,
+    "chunk": 128,  # causal chunk length C (a multiple of key_block_l)
+    "causal_warps": 8,
+    "causal_programs_per_sm": 4,
+    "grad_block_l": 64,
+    "grad_warps": 8,
+    "stages": 3,
+}
+MAX_BLOCK_M = 64
+CAUSAL_BACKWARD_ELEMENTS = 1 << 24
+
+
+class _Plan:
+    """Shapes, tile sizes and the stacked, scaled projection shared by all kernels of one call."""
+
+    def __init__(self, q, W, feature):
+        self.B, self.H, self.L, self.D = q.shape
+        self.BH = self.B * self.H
+        w = W.detach().to(device=q.device, dtype=torch.float32)
+        if feature == "hyperbolic":
+            w = torch.cat([w, -w], dim=-2)
+        self.w_float = (w if w.ndim == 3 else w[None]) * self.D**-0.25
+        self.M = w.shape[-2]
+        largest_block = MAX_BLOCK_M if self.D <= 64 else MAX_BLOCK_M // 2  # d = 128: shared memory
+        self.block_m = max(16, min(largest_block, triton.next_power_of_2(self.M)))
+        self.njb = triton.cdiv(self.M, self.block_m)
+        self.w = torch.zeros(
+            self.w_float.shape[0], self.njb * self.block_m, self.D, device=q.device, dtype=q.dtype
+        )
+        self.w[:, : self.M] = self.w_float
+        self.w_head_stride = 0 if self.w.shape[0] == 1 else self.njb * self.block_m * self.D
+        self.norm = 0.5 * self.D**-0.5
+        self.dtype = q.dtype
+        self.prec = "ieee" if q.dtype == torch.float32 else "tf32"
+        self.sms = _multiprocessors(q.device)
+        self.config = dict(CONFIG)
+        if self.D > 64:  # a 128-row chunk of d = 128 needs more shared memory than an SM has
+            self.config["chunk"] = min(self.config["chunk"], 64)
+
+    def state(self, *leading):
+        size = (*leading, self.njb * self.block_m, self.D)
+        return torch.empty(size, device=self.w.device, dtype=torch.float32)
+
+    def vector(self, *shape):
+        return torch.empty(*shape, device=self.w.device, dtype=torch.float32)
+
+    def common(self):
+        return dict(BLOCK_M=self.block_m, D=self.D, NJB=self.njb)
+
+    def launch(self, kind):
+        stages = self.config["stages"] if self.D <= 64 else 1  # d = 128 tiles fill shared memory
+        return dict(num_warps=self.config[f"{kind}_warps"], num_stages=stages)
+
+
+def _multiprocessors(device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).multi_processor_count
+    return 1
+
+
+def _segments(plan, block_l, parallel_per_segment):
+    """Segment length (a multiple of block_l) and count, for about key_programs_per_sm programs per SM."""
+    tiles = triton.cdiv(plan.L, block_l)
+    programs = plan.config["key_programs_per_sm"] * plan.sms
+    wanted = max(1, triton.cdiv(programs, plan.BH * parallel_per_segment))
+    seg_tiles = triton.cdiv(tiles, wanted)
+    return seg_tiles * block_l, triton.cdiv(tiles, seg_tiles)
+
+
+def _key_states(k, v, plan, block_l, seg_len, n_seg, chunk_max=None):
+    """Per-segment key states S (BH, n_seg, M̄, d), z, and their shifts t (BH, n_seg, NJB)."""
+    s = plan.state(plan.BH, n_seg)
+    z = plan.vector(plan.BH, n_seg, plan.njb * plan.block_m)
+    t = plan.vector(plan.BH, n_seg, plan.njb)
+    n_chunks = 1 if chunk_max is None else chunk_max.shape[1]
+    _key_state_kernel[(plan.njb, n_seg, plan.BH)](
+        k, v, plan.w, s, z, t, t if chunk_max is None else chunk_max,
+        plan.L, plan.H, plan.M, plan.w_head_stride, n_seg, n_chunks, seg_len,
+        BLOCK_L=block_l, NORM=plan.norm, PREC=plan.prec, STORE_CHUNK_MAX=chunk_max is not None,
+        **plan.common(), **plan.launch("key"),
+    )  # fmt: skip
+    return s, z, t
+
+
+def _bidirectional_forward(q, k, v, plan):
+    block_l = plan.config["key_block_l"]
+    seg_len, n_seg = _segments(plan, block_l, plan.njb)
+    s_parts, z_parts, t = _key_states(k, v, plan, block_l, seg_len, n_seg)
+    s, z, key_shift = plan.state(plan.BH), plan.vector(plan.BH, plan.njb * plan.block_m), plan.vector(plan.BH)
+    s_low = s if plan.dtype == torch.float32 else torch.empty_like(s, dtype=plan.dtype)
+    _merge_segments_kernel[(plan.BH,)](
+        s_parts, z_parts, t, s, z, s_low, key_shift, n_seg,
+        NT=triton.next_power_of_2(n_seg * plan.njb), **plan.common(),
+    )  # fmt: skip
+    out = torch.empty_like(q)
+    rows, den = plan.vector(plan.BH, plan.L), plan.vector(plan.BH, plan.L)
+    block_l = plan.config["out_block_l"]
+    _bidirectional_output_kernel[(triton.cdiv(plan.L, block_l), plan.BH)](
+        q, plan.w, s_low, z, out, rows, den, plan.L, plan.H, plan.M, plan.w_head_stride,
+        BLOCK_L=block_l, PREC=plan.prec, **plan.common(), **plan.launch("out"),
+    )  # fmt: skip
+    return out, (s, z, key_shift, rows, den)
+
+
+def _prefix_states(k, v, plan, chunks_per_group):
+    """Exclusive prefix states of each group of chunks, with frames: (s, z, group_frames, chunk_frames).
+
+    chunk_frames[n] = max of b over chunks 0..n (running maximum); group_frames[g] is the frame of
+    group g's state (the running maximum before it; −1e30 for the first group).
+    """
+    chunk, block_l = plan.config["chunk"], plan.config["key_block_l"]
+    n_chunks = triton.cdiv(plan.L, chunk)
+    n_groups = triton.cdiv(n_chunks, chunks_per_group)
+    tiles_per_chunk = chunk // block_l
+    tile_max = torch.full((plan.BH, n_chunks * tiles_per_chunk, plan.njb), -math.inf, device=k.device)
+    s, z, t = _key_states(k, v, plan, block_l, chunks_per_group * chunk, n_groups, tile_max)
+    chunk_max = tile_max.view(plan.BH, n_chunks, tiles_per_chunk * plan.njb).amax(dim=2)
+    chunk_frames = torch.cummax(chunk_max, dim=1).values.contiguous()
+    ends = (torch.arange(1, n_groups + 1, device=k.device) * chunks_per_group - 1).clamp_max(n_chunks - 1)
+    first = torch.full((plan.BH, 1), NEG_INIT, device=k.device, dtype=torch.float32)
+    group_frames = torch.cat([first, chunk_frames[:, ends]], dim=1).contiguous()
+    block_d = min(plan.D, 32)
+    _group_scan_kernel[(plan.BH, plan.njb, plan.D // block_d)](
+        s, z, t, group_frames, n_groups, BLOCK_M=plan.block_m, D=plan.D, BLOCK_D=block_d, NJB=plan.njb
+    )
+    return s, z, group_frames, chunk_frames
+
+
+def _causal_forward(q, k, v, plan):
+    chunk = plan.config["chunk"]
+    n_chunks = triton.cdiv(plan.L, chunk)
+    groups = max(1, triton.cdiv(plan.config["causal_programs_per_sm"] * plan.sms, plan.BH))
+    chunks_per_group = triton.cdiv(n_chunks, groups)
+    s, z, group_frames, chunk_frames = _prefix_states(k, v, plan, chunks_per_group)
+    out = torch.empty_like(q)
+    n_groups = group_frames.shape[1] - 1
+    _causal_output_kernel[(plan.BH, n_groups)](
+        q, k, v, plan.w, s, z, group_frames, chunk_frames, out,
+        plan.L, plan.H, plan.M, plan.w_head_stride, n_groups, n_chunks, chunks_per_group,
+        BLOCK_L=chunk, NORM=plan.norm, PREC=plan.prec, STATE_PREC=plan.prec,
+        **plan.common(), **plan.launch("causal"),
+    )  # fmt: skip
+    return out
+
+
+def _bidirectional_backward(grad_out, q, k, v, out, saved, plan):
+    s, z, key_shift, rows, den = saved
+    grad_out = grad_out.contiguous()
+    block_l = plan.config["grad_block_l"]
+    seg_len, n_seg = _segments(plan, block_l, plan.njb)
+    ds_parts = plan.state(plan.BH, n_seg)
+    dz_parts = plan.vector(plan.BH, n_seg, plan.njb * plan.block_m)
+    options = dict(
+        PREC=plan.prec, GRAD_PREC=plan.prec, BLOCK_L=block_l, **plan.common(), **plan.launch("grad")
+    )
+    _query_grad_state_kernel[(plan.BH, n_seg, plan.njb)](
+        q, plan.w, grad_out, rows, den, out, ds_parts, dz_parts,
+        plan.L, plan.H, plan.M, plan.w_head_stride, n_seg, seg_len, **options,
+    )  # fmt: skip
+    ds, dz = ds_parts.sum(1).contiguous(), dz_parts.sum(1).contiguous()
+    dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+    grid = (plan.BH, triton.cdiv(plan.L, block_l))
+    _query_grad_kernel[grid](
+        q, plan.w, grad_out, rows, den, out, s, z, dq,
+        plan.L, plan.H, plan.M, plan.w_head_stride, **options,
+    )  # fmt: skip
+    _key_grad_kernel[grid](
+        k, v, plan.w, ds, dz, key_shift, dk, dv,
+        plan.L, plan.H, plan.M, plan.w_head_stride, NORM=plan.norm, **options,
+    )  # fmt: skip
+    return dq, dk, dv
+
+
+def _causal_segment(q, k, v, w, state, c_in, c_out, norm, chunk):
+    """Differentiable causal FAVOR on one segment (B, H, Ls, d) in fp32, from a carried state.
+
+    ``state = (S (B, H, M, d), z (B, H, M))`` in frame ``c_in`` (B, H). Returns the segment's output
+    and the state after it in frame ``c_out``. The same chunked algebra as the kernels (App. B.1).
+    """
+    s_in, z_in = state
+    q_logits = q @ w.transpose(-1, -2)
+    p = torch.exp(q_logits - q_logits.amax(-1, keepdim=True).detach())
+    k_logits = k @ w.transpose(-1, -2) - norm * (k * k).sum(-1, keepdim=True)
+    frame = torch.maximum(c_in, k_logits.amax(dim=(-1, -2)).detach())
+    kp = torch.exp(k_logits - frame[..., None, None])
+    carry = torch.exp(c_in - frame)
+    s0, z0 = s_in * carry[..., None, None], z_in * carry[..., None]
+    length = q.shape[-2]
+    n = triton.cdiv(length, chunk)
+    pad = n * chunk - length
+    pc = torch.nn.functional.pad(p, (0, 0, 0, pad), value=1.0)  # padded queries: positive denominators
+    kc, vc = (torch.nn.functional.pad(x, (0, 0, 0, pad)) for x in (kp, v))
+    pc, kc, vc = (x.unflatten(-2, (n, chunk)) for x in (pc, kc, vc))
+    ds = kc.transpose(-1, -2) @ vc
+    dz = kc.sum(-2)
+    s_prev = torch.cumsum(ds, dim=2) - ds + s0[:, :, None]
+    z_prev = torch.cumsum(dz, dim=2) - dz + z0[:, :, None]
+    scores = torch.tril(pc @ kc.transpose(-1, -2))
+    num = pc @ s_prev + scores @ vc
+    den = (pc @ z_prev[..., None])[..., 0] + scores.sum(-1)
+    out = (num / den[..., None]).flatten(2, 3)[:, :, :length]
+    factor = torch.exp(frame - c_out)
+    return out, (s0 + ds.sum(2)) * factor[..., None, None], (z0 + dz.sum(2)) * factor[..., None]
+
+
+def _causal_backward(grad_out, q, k, v, plan):
+    """Backward by segments, last to first: recompute each segment's features, carry dS, dz back."""
+    chunk = plan.config["chunk"]
+    seg_chunks = max(1, CAUSAL_BACKWARD_ELEMENTS // (plan.BH * plan.M * chunk))
+    s, z, group_frames, _ = _prefix_states(k, v, plan, seg_chunks)
+    seg_len = seg_chunks * chunk
+    B, H, M = plan.B, plan.H, plan.M
+    s = s[:, :, :M].unflatten(0, (B, H))
+    z = z[:, :, :M].unflatten(0, (B, H))
+    frames = group_frames.unflatten(0, (B, H))
+    w = plan.w_float[None]
+    grads = [torch.empty_like(x) for x in (q, k, v)]
+    ds_next = torch.zeros_like(s[:, :, 0])
+    dz_next = torch.zeros_like(z[:, :, 0])
+    for seg in reversed(range(s.shape[2])):
+        rows = slice(seg * seg_len, min(plan.L, (seg + 1) * seg_len))
+        with torch.enable_grad():
+            inputs = [x[:, :, rows].detach().float().clone().requires_grad_() for x in (q, k, v)]
+            state = [s[:, :, seg].clone().requires_grad_(), z[:, :, seg].clone().requires_grad_()]
+            out, s_out, z_out = _causal_segment(
+                *inputs, w, state, frames[:, :, seg], frames[:, :, seg + 1], plan.norm, chunk
+            )
+            torch.autograd.backward([out, s_out, z_out], [grad_out[:, :, rows].float(), ds_next, dz_next])
+        for grad, x in zip(grads, inputs, strict=True):
+            grad[:, :, rows] = x.grad
+        ds_next, dz_next = state[0].grad, state[1].grad
+    return tuple(grads)
+
+
+class _FavorFunction(torch.autograd.Function):
+    """FAVOR attention with the fused kernels forward and feature-recomputing backward."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, W, feature, causal):
+        q, k, v = (x.contiguous() for x in (q, k, v))
+        plan = _Plan(q, W, feature)
+        ctx.plan, ctx.causal = plan, causal
+        if causal:
+            ctx.save_for_backward(q, k, v)
+            return _causal_forward(q, k, v, plan)
+        out, saved = _bidirectional_forward(q, k, v, plan)
+        ctx.save_for_backward(q, k, v, out, *saved)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        q, k, v, *rest = ctx.saved_tensors
+        if ctx.causal:
+            grads = _causal_backward(grad_out, q, k, v, ctx.plan)
+        else:
+            grads = _bidirectional_backward(grad_out, q, k, v, rest[0], rest[1:], ctx.plan)
+        return (*grads, None, None, None)
+
+
+def unsupported_reason(q, k, v, W, feature="positive", causal=False, key_padding_mask=None):
+    """Why the kernels cannot run this call (a sentence), or None when they can."""
+    if not all(isinstance(x, torch.Tensor) for x in (q, k, v, W)):
+        return "q, k, v and W must be torch tensors"
+    if feature not in FEATURES:
+        return f"feature must be one of {FEATURES}, got {feature!r}"
+    if key_padding_mask is not None:
+        return "key_padding_mask is not supported (must be None)"
+    if not isinstance(causal, bool):
+        return f"causal must be a bool, got {type(causal).__name__}"
+    if q.ndim != 4 or k.shape != q.shape or v.shape != q.shape:
+        shapes = ", ".join(str(tuple(x.shape)) for x in (q, k, v))
+        return f"q, k, v must share one shape (B, H, L, d), got {shapes}"
+    if q.shape[2] < 1:
+        return "q must have at least one position (L >= 1)"
+    if q.dtype not in DTYPES or k.dtype != q.dtype or v.dtype != q.dtype:
+        dtypes = ", ".join(str(x.dtype) for x in (q, k, v))
+        return f"q, k, v must share a dtype among float16, bfloat16, float32, got {dtypes}"
+    if not (q.device == k.device == v.device == W.device):
+        return "q, k, v and W must be on one device"
+    if q.device.type != "cuda" and not _interpreting():
+        return "the kernels need CUDA tensors (or TRITON_INTERPRET=1 for CPU tensors)"
+    d = q.shape[-1]
+    if d not in HEAD_DIMS:
+        return f"head dimension d must be one of {HEAD_DIMS}, got {d}"
+    if W.ndim not in (2, 3) or W.shape[-1] != d or (W.ndim == 3 and W.shape[0] != q.shape[1]):
+        return f"W must be (m, d) or (H, m, d) with d={d} and H={q.shape[1]}, got {tuple(W.shape)}"
+    if not 1 <= W.shape[-2] <= MAX_PROJECTIONS:
+        return f"W must have 1..{MAX_PROJECTIONS} rows (projections m), got {W.shape[-2]}"
+    if W.requires_grad:
+        return "W must not require grad (the kernels treat the projection as a constant)"
+    if not W.dtype.is_floating_point:
+        return f"W must be a floating-point tensor, got {W.dtype}"
+    return None
+
+
+def _interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def supports(q, k, v, W, feature="positive", causal=False, key_padding_mask=None) -> bool:
+    """True when :func:`favor_triton` can run this call (see :func:`unsupported_reason`)."""
+    return unsupported_reason(q, k, v, W, feature, causal, key_padding_mask) is None
+
+
+def favor_triton(q, k, v, W, feature="positive", causal=False):
+    """FAVOR attention through the fused kernels; differentiable in q, k and v.
+
+    Parameters
+    ----------
+    q, k, v : torch.Tensor (B, H, L, d)
+        float16, bfloat16 or float32, on CUDA (CPU under ``TRITON_INTERPRET=1``); d ∈ {16, 32, 64, 128}.
+    W : torch.Tensor (m, d) or (H, m, d)
+        Projection rows ω_j (m ≤ 512), shared by all heads or one per head; a constant.
+    feature : {"positive", "hyperbolic"}
+        φ(x) = m^{-1/2} e^{−‖x‖²/2} exp(Wx), or (2m)^{-1/2} e^{−‖x‖²/2} [exp(Wx), exp(−Wx)]
+        (Performers Lemma 1), applied to q·d^{-1/4} and k·d^{-1/4}.
+    causal : bool
+        Query i sees keys l ≤ i (Performers Eq. 2, App. B.1).
+
+    Returns
+    -------
+    torch.Tensor (B, H, L, d)
+        ``D̂⁻¹ Q'((K')ᵀ V)`` (causal: ``D̃⁻¹ tril(Q'(K')ᵀ) V``) in the dtype of q, accumulated in fp32;
+        the same function as ``estimators.attention.favor(..., impl="reference")``.
+    """
+    reason = unsupported_reason(q, k, v, W, feature, causal, None)
+    if reason is not None:
+        error = TypeError if "must be torch tensors" in reason or "must be a bool" in reason else ValueError
+        raise error(reason)
+    return _FavorFunction.apply(q, k, v, W, feature, causal)
+
+
+__all__ = ["FEATURES", "HEAD_DIMS", "MAX_PROJECTIONS", "favor_triton", "supports", "unsupported_reason"]

@@ -1,0 +1,472 @@
+"""Triton kernels of the fused FAVOR attention (see :mod:`estimators.triton_favor` for the algebra).
+
+Tile conventions: ``BLOCK_L`` positions × ``BLOCK_M`` feature rows × ``D`` head dimensions; feature
+rows are the scaled projection W_s (padded to NJB·BLOCK_M rows, padded rows masked by ``M``);
+log-amplitudes a = W_s q (queries) and b = W_s k − ‖k‖²·NORM (keys, NORM = 1/(2√d)); all states fp32.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+NEG_INIT = -1.0e30
+NEG_INIT_K = tl.constexpr(NEG_INIT)  # the same constant inside kernels
+
+
+@triton.jit
+def _key_state_kernel(
+    k_ptr,
+    v_ptr,
+    w_ptr,
+    s_ptr,
+    z_ptr,
+    t_ptr,
+    cmax_ptr,
+    L,
+    H,
+    M,
+    w_head_stride,
+    n_seg,
+    n_chunks,
+    seg_len,
+    BLOCK_L: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    D: tl.constexpr,
+    NJB: tl.constexpr,
+    NORM: tl.constexpr,
+    PREC: tl.constexpr,
+    STORE_CHUNK_MAX: tl.constexpr,
+):
+    """S_seg = Σ_l exp(b_l − t) v_lᵀ, z_seg = Σ_l exp(b_l − t) over one segment and feature block.
+
+    t is the running maximum of b over the segment and the block (online rescaling); it is stored so
+    the host can bring all segments to one shift. Optionally stores each BLOCK_L tile's maximum.
+    """
+    jb = tl.program_id(0)
+    seg = tl.program_id(1)
+    bh = tl.program_id(2)
+    offs_l = tl.arange(0, BLOCK_L)
+    offs_m = jb * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, D)
+    feature_ok = offs_m < M
+    w = tl.load(w_ptr + (bh % H) * w_head_stride + offs_m[:, None] * D + offs_d[None, :])
+    acc = tl.zeros((BLOCK_M, D), dtype=tl.float32)
+    zacc = tl.zeros((BLOCK_M,), dtype=tl.float32)
+    t = tl.full((), NEG_INIT_K, tl.float32)
+    base = bh.to(tl.int64) * L * D
+    start = seg * seg_len
+    stop = tl.minimum(start + seg_len, L)
+    for tile in range(start, stop, BLOCK_L):
+        rows = tile + offs_l
+        row_ok = rows < L
+        pointers = base + rows[:, None].to(tl.int64) * D + offs_d[None, :]
+        kt = tl.load(k_ptr + pointers, mask=row_ok[:, None], other=0.0)
+        vt = tl.load(v_ptr + pointers, mask=row_ok[:, None], other=0.0)
+        kf = kt.to(tl.float32)
+        half_sq_norm = tl.sum(kf * kf, axis=1) * NORM
+        logits = tl.dot(kt, tl.trans(w), input_precision=PREC) - half_sq_norm[:, None]
+        logits = tl.where(row_ok[:, None] & feature_ok[None, :], logits, -float("inf"))
+        tile_max = tl.max(tl.max(logits, axis=1), axis=0)
+        if STORE_CHUNK_MAX:
+            tl.store(cmax_ptr + (bh * n_chunks + tile // BLOCK_L) * NJB + jb, tile_max)
+        t_new = tl.maximum(t, tile_max)
+        alpha = tl.exp(t - t_new)
+        p = tl.exp(logits - t_new)
+        acc = acc * alpha + tl.dot(tl.trans(p.to(vt.dtype)), vt, input_precision=PREC)
+        zacc = zacc * alpha + tl.sum(p, axis=0)
+        t = t_new
+    out = (bh * n_seg + seg).to(tl.int64) * (NJB * BLOCK_M)
+    tl.store(s_ptr + (out + offs_m)[:, None] * D + offs_d[None, :], acc)
+    tl.store(z_ptr + out + offs_m, zacc)
+    tl.store(t_ptr + (bh * n_seg + seg) * NJB + jb, t)
+
+
+@triton.jit
+def _merge_segments_kernel(
+    s_ptr,
+    z_ptr,
+    t_ptr,
+    out_s_ptr,
+    out_z_ptr,
+    out_s_low_ptr,
+    shift_ptr,
+    n_seg,
+    BLOCK_M: tl.constexpr,
+    D: tl.constexpr,
+    NJB: tl.constexpr,
+    NT: tl.constexpr,
+):
+    """One head: S = Σ_seg S_seg·exp(t_seg − T), z likewise, T = max of all t (one key shift).
+
+    S and z are then divided by a = max(|S|, z) (a key factor, which cancels) so that S fits the
+    input's half-precision type for the query pass; the shift stored is T + log a.
+    """
+    bh = tl.program_id(0)
+    offs_t = tl.arange(0, NT)
+    all_t = tl.load(t_ptr + bh * n_seg * NJB + offs_t, mask=offs_t < n_seg * NJB, other=NEG_INIT_K)
+    shift = tl.max(all_t, axis=0)
+    offs_d = tl.arange(0, D)
+    row = bh.to(tl.int64) * (NJB * BLOCK_M)
+    largest = tl.full((), 0.0, tl.float32)
+    for jb in range(NJB):
+        offs_m = jb * BLOCK_M + tl.arange(0, BLOCK_M)
+        acc = tl.zeros((BLOCK_M, D), dtype=tl.float32)
+        zacc = tl.zeros((BLOCK_M,), dtype=tl.float32)
+        for seg in range(n_seg):
+            part = (bh * n_seg + seg).to(tl.int64) * (NJB * BLOCK_M)
+            weight = tl.exp(tl.load(t_ptr + (bh * n_seg + seg) * NJB + jb) - shift)
+            acc += tl.load(s_ptr + (part + offs_m)[:, None] * D + offs_d[None, :]) * weight
+            zacc += tl.load(z_ptr + part + offs_m) * weight
+        tl.store(out_s_ptr + (row + offs_m)[:, None] * D + offs_d[None, :], acc)
+        tl.store(out_z_ptr + row + offs_m, zacc)
+        largest = tl.maximum(
+            largest, tl.maximum(tl.max(tl.max(tl.abs(acc), axis=1), axis=0), tl.max(zacc, axis=0))
+        )
+    tl.debug_barrier()
+    largest = tl.maximum(largest, 1.0e-30)
+    for jb in range(NJB):
+        offs_m = jb * BLOCK_M + tl.arange(0, BLOCK_M)
+        pointers = (row + offs_m)[:, None] * D + offs_d[None, :]
+        acc = tl.load(out_s_ptr + pointers) / largest
+        tl.store(out_s_ptr + pointers, acc)
+        tl.store(out_s_low_ptr + pointers, acc.to(out_s_low_ptr.dtype.element_ty))
+        tl.store(out_z_ptr + row + offs_m, tl.load(out_z_ptr + row + offs_m) / largest)
+    tl.store(shift_ptr + bh, shift + tl.log(largest))
+
+
+@triton.jit
+def _group_scan_kernel(
+    s_ptr,
+    z_ptr,
+    t_ptr,
+    c_ptr,
+    n_groups,
+    BLOCK_M: tl.constexpr,
+    D: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    NJB: tl.constexpr,
+):
+    """In place: group sums (frame t_g) → exclusive prefix states (frame c_g), c_{g+1} = max(c_g, t_g).
+
+    H_0 = 0; H_{g+1} = H_g·exp(c_g − c_{g+1}) + ΔS_g·exp(t_g − c_{g+1}); every factor is ≤ 1.
+    """
+    bh = tl.program_id(0)
+    jb = tl.program_id(1)
+    db = tl.program_id(2)
+    offs_m = jb * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_d = db * BLOCK_D + tl.arange(0, BLOCK_D)
+    state = tl.zeros((BLOCK_M, BLOCK_D), dtype=tl.float32)
+    zstate = tl.zeros((BLOCK_M,), dtype=tl.float32)
+    for g in range(n_groups):
+        row = (bh * n_groups + g).to(tl.int64) * (NJB * BLOCK_M)
+        pointers = s_ptr + (row + offs_m)[:, None] * D + offs_d[None, :]
+        delta = tl.load(pointers)
+        tl.store(pointers, state)
+        c_now = tl.load(c_ptr + bh * (n_groups + 1) + g)
+        c_next = tl.load(c_ptr + bh * (n_groups + 1) + g + 1)
+        t_g = tl.load(t_ptr + (bh * n_groups + g) * NJB + jb)
+        keep = tl.exp(c_now - c_next)
+        add = tl.exp(t_g - c_next)
+        state = state * keep + delta * add
+        if db == 0:
+            zdelta = tl.load(z_ptr + row + offs_m)
+            tl.store(z_ptr + row + offs_m, zstate)
+            zstate = zstate * keep + zdelta * add
+
+
+@triton.jit
+def _bidirectional_output_kernel(
+    q_ptr,
+    w_ptr,
+    s_ptr,
+    z_ptr,
+    o_ptr,
+    r_ptr,
+    den_ptr,
+    L,
+    H,
+    M,
+    w_head_stride,
+    BLOCK_L: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    D: tl.constexpr,
+    NJB: tl.constexpr,
+    PREC: tl.constexpr,
+):
+    """out_i = Σ_j Q'_ij S_j / Σ_j Q'_ij z_j, the query row maximum taken online over feature blocks."""
+    lb = tl.program_id(0)
+    bh = tl.program_id(1)
+    offs_l = lb * BLOCK_L + tl.arange(0, BLOCK_L)
+    offs_d = tl.arange(0, D)
+    row_ok = offs_l < L
+    pointers = bh.to(tl.int64) * L * D + offs_l[:, None].to(tl.int64) * D + offs_d[None, :]
+    qt = tl.load(q_ptr + pointers, mask=row_ok[:, None], other=0.0)
+    acc = tl.zeros((BLOCK_L, D), dtype=tl.float32)
+    den = tl.zeros((BLOCK_L,), dtype=tl.float32)
+    r = tl.full((BLOCK_L,), NEG_INIT_K, tl.float32)
+    state = bh.to(tl.int64) * (NJB * BLOCK_M)
+    for jb in range(NJB):
+        offs_m = jb * BLOCK_M + tl.arange(0, BLOCK_M)
+        w = tl.load(w_ptr + (bh % H) * w_head_stride + offs_m[:, None] * D + offs_d[None, :])
+        s = tl.load(s_ptr + (state + offs_m)[:, None] * D + offs_d[None, :])
+        z = tl.load(z_ptr + state + offs_m)
+        logits = tl.dot(qt, tl.trans(w), input_precision=PREC)
+        logits = tl.where((offs_m < M)[None, :], logits, -float("inf"))
+        r_new = tl.maximum(r, tl.max(logits, axis=1))
+        alpha = tl.exp(r - r_new)
+        p = tl.exp(logits - r_new[:, None])
+        acc = acc * alpha[:, None] + tl.dot(p.to(s.dtype), s, input_precision=PREC)
+        den = den * alpha + tl.sum(p * z[None, :], axis=1)
+        r = r_new
+    out = acc / den[:, None]
+    tl.store(o_ptr + pointers, out.to(o_ptr.dtype.element_ty), mask=row_ok[:, None])
+    rows = bh.to(tl.int64) * L + offs_l
+    tl.store(r_ptr + rows, r, mask=row_ok)
+    tl.store(den_ptr + rows, den, mask=row_ok)
+
+
+@triton.jit
+def _causal_output_kernel(
+    q_ptr,
+    k_ptr,
+    v_ptr,
+    w_ptr,
+    s_ptr,
+    z_ptr,
+    cg_ptr,
+    cc_ptr,
+    o_ptr,
+    L,
+    H,
+    M,
+    w_head_stride,
+    n_groups,
+    n_chunks,
+    chunks_per_group,
+    BLOCK_L: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    D: tl.constexpr,
+    NJB: tl.constexpr,
+    NORM: tl.constexpr,
+    PREC: tl.constexpr,
+    STATE_PREC: tl.constexpr,
+):
+    """One group of CPG chunks of one head: the chunked causal scan from the group's prefix state.
+
+    The state (M×d and M, fp32, frame c) lives in this group's slot of ``s_ptr``/``z_ptr`` and is
+    updated chunk by chunk, one feature block at a time.
+    """
+    bh = tl.program_id(0)
+    g = tl.program_id(1)
+    offs_i = tl.arange(0, BLOCK_L)
+    offs_d = tl.arange(0, D)
+    state = (bh * n_groups + g).to(tl.int64) * (NJB * BLOCK_M)
+    c_prev = tl.load(cg_ptr + bh * (n_groups + 1) + g)
+    base = bh.to(tl.int64) * L * D
+    for chunk in range(g * chunks_per_group, tl.minimum(g * chunks_per_group + chunks_per_group, n_chunks)):
+        rows = chunk * BLOCK_L + offs_i
+        row_ok = rows < L
+        pointers = base + rows[:, None].to(tl.int64) * D + offs_d[None, :]
+        qt = tl.load(q_ptr + pointers, mask=row_ok[:, None], other=0.0)
+        kt = tl.load(k_ptr + pointers, mask=row_ok[:, None], other=0.0)
+        vt = tl.load(v_ptr + pointers, mask=row_ok[:, None], other=0.0)
+        kf = kt.to(tl.float32)
+        half_sq_norm = tl.sum(kf * kf, axis=1) * NORM
+        c_now = tl.load(cc_ptr + bh * n_chunks + chunk)
+        beta = tl.exp(c_prev - c_now)
+        acc = tl.zeros((BLOCK_L, D), dtype=tl.float32)
+        den = tl.zeros((BLOCK_L,), dtype=tl.float32)
+        scores = tl.zeros((BLOCK_L, BLOCK_L), dtype=tl.float32)
+        r = tl.full((BLOCK_L,), NEG_INIT_K, tl.float32)
+        for jb in range(NJB):
+            offs_m = jb * BLOCK_M + tl.arange(0, BLOCK_M)
+            feature_ok = offs_m < M
+            w = tl.load(w_ptr + (bh % H) * w_head_stride + offs_m[:, None] * D + offs_d[None, :])
+            s_pointers = s_ptr + (state + offs_m)[:, None] * D + offs_d[None, :]
+            s = tl.load(s_pointers) * beta
+            z = tl.load(z_ptr + state + offs_m) * beta
+            q_logits = tl.dot(qt, tl.trans(w), input_precision=PREC)
+            q_logits = tl.where(feature_ok[None, :], q_logits, -float("inf"))
+            r_new = tl.maximum(r, tl.max(q_logits, axis=1))
+            alpha = tl.exp(r - r_new)
+            p = tl.exp(q_logits - r_new[:, None])
+            k_logits = tl.dot(kt, tl.trans(w), input_precision=PREC) - half_sq_norm[:, None]
+            k_logits = tl.where(row_ok[:, None] & feature_ok[None, :], k_logits, -float("inf"))
+            kp = tl.exp(k_logits - c_now).to(vt.dtype)
+            acc = acc * alpha[:, None] + tl.dot(p, s, input_precision=STATE_PREC)
+            den = den * alpha + tl.sum(p * z[None, :], axis=1)
+            scores = scores * alpha[:, None] + tl.dot(p.to(vt.dtype), tl.trans(kp), input_precision=PREC)
+            s = s + tl.dot(tl.trans(kp), vt, input_precision=PREC)
+            z = z + tl.sum(kp.to(tl.float32), axis=0)
+            tl.store(s_pointers, s)
+            tl.store(z_ptr + state + offs_m, z)
+            r = r_new
+        scores = tl.where(offs_i[:, None] >= offs_i[None, :], scores, 0.0)
+        acc = acc + tl.dot(scores.to(vt.dtype), vt, input_precision=PREC)
+        den = den + tl.sum(scores, axis=1)
+        tl.store(o_ptr + pointers, (acc / den[:, None]).to(o_ptr.dtype.element_ty), mask=row_ok[:, None])
+        c_prev = c_now
+        tl.debug_barrier()
+
+
+@triton.jit
+def _query_grad_state_kernel(
+    q_ptr,
+    w_ptr,
+    do_ptr,
+    r_ptr,
+    den_ptr,
+    out_ptr,
+    s_ptr,
+    z_ptr,
+    L,
+    H,
+    M,
+    w_head_stride,
+    n_seg,
+    seg_len,
+    BLOCK_L: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    D: tl.constexpr,
+    NJB: tl.constexpr,
+    PREC: tl.constexpr,
+    GRAD_PREC: tl.constexpr,
+):
+    """dS_j = Σ_i Q'_ij dO_i / D_i and dz_j = −Σ_i Q'_ij (dO_i·out_i) / D_i over one segment."""
+    bh = tl.program_id(0)
+    seg = tl.program_id(1)
+    jb = tl.program_id(2)
+    offs_l = tl.arange(0, BLOCK_L)
+    offs_m = jb * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, D)
+    feature_ok = offs_m < M
+    w = tl.load(w_ptr + (bh % H) * w_head_stride + offs_m[:, None] * D + offs_d[None, :])
+    acc = tl.zeros((BLOCK_M, D), dtype=tl.float32)
+    zacc = tl.zeros((BLOCK_M,), dtype=tl.float32)
+    base = bh.to(tl.int64) * L
+    start = seg * seg_len
+    for tile in range(start, tl.minimum(start + seg_len, L), BLOCK_L):
+        rows = tile + offs_l
+        row_ok = rows < L
+        pointers = (base + rows)[:, None] * D + offs_d[None, :]
+        qt = tl.load(q_ptr + pointers, mask=row_ok[:, None], other=0.0)
+        dn = tl.load(do_ptr + pointers, mask=row_ok[:, None], other=0.0).to(tl.float32)
+        ot = tl.load(out_ptr + pointers, mask=row_ok[:, None], other=0.0).to(tl.float32)
+        r = tl.load(r_ptr + base + rows, mask=row_ok, other=0.0)
+        den = tl.load(den_ptr + base + rows, mask=row_ok, other=1.0)
+        dd = -tl.sum(dn * ot, axis=1) / den
+        dn = dn / den[:, None]
+        logits = tl.dot(qt, tl.trans(w), input_precision=PREC) - r[:, None]
+        p = tl.exp(tl.where(row_ok[:, None] & feature_ok[None, :], logits, -float("inf")))
+        acc += tl.dot(tl.trans(p), dn, input_precision=GRAD_PREC)
+        zacc += tl.sum(p * dd[:, None], axis=0)
+    out = (bh * n_seg + seg).to(tl.int64) * (NJB * BLOCK_M)
+    tl.store(s_ptr + (out + offs_m)[:, None] * D + offs_d[None, :], acc)
+    tl.store(z_ptr + out + offs_m, zacc)
+
+
+@triton.jit
+def _query_grad_kernel(
+    q_ptr,
+    w_ptr,
+    do_ptr,
+    r_ptr,
+    den_ptr,
+    out_ptr,
+    s_ptr,
+    z_ptr,
+    dq_ptr,
+    L,
+    H,
+    M,
+    w_head_stride,
+    BLOCK_L: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    D: tl.constexpr,
+    NJB: tl.constexpr,
+    PREC: tl.constexpr,
+    GRAD_PREC: tl.constexpr,
+):
+    """dq_i = Σ_j Q'_ij (dN_i·S_j + dD_i z_j) w_j with dN = dO/D, dD = −(dO·out)/D (bidirectional)."""
+    bh = tl.program_id(0)
+    lb = tl.program_id(1)
+    offs_l = lb * BLOCK_L + tl.arange(0, BLOCK_L)
+    offs_d = tl.arange(0, D)
+    row_ok = offs_l < L
+    rows = bh.to(tl.int64) * L + offs_l
+    pointers = rows[:, None] * D + offs_d[None, :]
+    qt = tl.load(q_ptr + pointers, mask=row_ok[:, None], other=0.0)
+    r = tl.load(r_ptr + rows, mask=row_ok, other=0.0)
+    den = tl.load(den_ptr + rows, mask=row_ok, other=1.0)
+    dn = tl.load(do_ptr + pointers, mask=row_ok[:, None], other=0.0).to(tl.float32)
+    ot = tl.load(out_ptr + pointers, mask=row_ok[:, None], other=0.0).to(tl.float32)
+    dd = -tl.sum(dn * ot, axis=1) / den
+    dn = dn / den[:, None]
+    dq = tl.zeros((BLOCK_L, D), dtype=tl.float32)
+    state = bh.to(tl.int64) * (NJB * BLOCK_M)
+    for jb in range(NJB):
+        offs_m = jb * BLOCK_M + tl.arange(0, BLOCK_M)
+        w = tl.load(w_ptr + (bh % H) * w_head_stride + offs_m[:, None] * D + offs_d[None, :])
+        s = tl.load(s_ptr + (state + offs_m)[:, None] * D + offs_d[None, :])
+        z = tl.load(z_ptr + state + offs_m)
+        logits = tl.dot(qt, tl.trans(w), input_precision=PREC) - r[:, None]
+        p = tl.exp(tl.where((offs_m < M)[None, :], logits, -float("inf")))
+        dp = tl.dot(dn, tl.trans(s), input_precision=GRAD_PREC) + dd[:, None] * z[None, :]
+        dq += tl.dot(dp * p, w.to(tl.float32), input_precision=GRAD_PREC)
+    tl.store(dq_ptr + pointers, dq.to(dq_ptr.dtype.element_ty), mask=row_ok[:, None])
+
+
+@triton.jit
+def _key_grad_kernel(
+    k_ptr,
+    v_ptr,
+    w_ptr,
+    ds_ptr,
+    dz_ptr,
+    c_ptr,
+    dk_ptr,
+    dv_ptr,
+    L,
+    H,
+    M,
+    w_head_stride,
+    BLOCK_L: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    D: tl.constexpr,
+    NJB: tl.constexpr,
+    NORM: tl.constexpr,
+    PREC: tl.constexpr,
+    GRAD_PREC: tl.constexpr,
+):
+    """dK'_lj = dS_j·v_l + dz_j; dk_l = Σ_j K'_lj dK'_lj (w_j − 2·NORM·k_l); dv_l = Σ_j K'_lj dS_j."""
+    bh = tl.program_id(0)
+    lb = tl.program_id(1)
+    offs_l = lb * BLOCK_L + tl.arange(0, BLOCK_L)
+    offs_d = tl.arange(0, D)
+    row_ok = offs_l < L
+    pointers = (bh.to(tl.int64) * L + offs_l)[:, None] * D + offs_d[None, :]
+    kt = tl.load(k_ptr + pointers, mask=row_ok[:, None], other=0.0)
+    vt = tl.load(v_ptr + pointers, mask=row_ok[:, None], other=0.0).to(tl.float32)
+    kf = kt.to(tl.float32)
+    half_sq_norm = tl.sum(kf * kf, axis=1) * NORM
+    c = tl.load(c_ptr + bh)
+    dk = tl.zeros((BLOCK_L, D), dtype=tl.float32)
+    dv = tl.zeros((BLOCK_L, D), dtype=tl.float32)
+    dlogit_sum = tl.zeros((BLOCK_L,), dtype=tl.float32)
+    state = bh.to(tl.int64) * (NJB * BLOCK_M)
+    for jb in range(NJB):
+        offs_m = jb * BLOCK_M + tl.arange(0, BLOCK_M)
+        w = tl.load(w_ptr + (bh % H) * w_head_stride + offs_m[:, None] * D + offs_d[None, :])
+        ds = tl.load(ds_ptr + (state + offs_m)[:, None] * D + offs_d[None, :])
+        dz = tl.load(dz_ptr + state + offs_m)
+        logits = tl.dot(kt, tl.trans(w), input_precision=PREC) - half_sq_norm[:, None] - c
+        kp = tl.exp(tl.where(row_ok[:, None] & (offs_m < M)[None, :], logits, -float("inf")))
+        dkp = tl.dot(vt, tl.trans(ds), input_precision=GRAD_PREC) + dz[None, :]
+        dlogit = dkp * kp
+        dk += tl.dot(dlogit, w.to(tl.float32), input_precision=GRAD_PREC)
+        dlogit_sum += tl.sum(dlogit, axis=1)
+        dv += tl.dot(kp, ds, input_precision=GRAD_PREC)
+    dk = dk - (2.0 * NORM) * kf * dlogit_sum[:, None]
+    tl.store(dk_ptr + pointers, dk.to(dk_ptr.dtype.element_ty), mask=row_ok[:, None])
+    tl.store(dv_ptr + pointers, dv.to(dv_ptr.dtype.element_ty), mask=row_ok[:, None])
