@@ -34,8 +34,21 @@ def require_kernels(backend: str) -> None:
 
 
 def inputs(backend: str, length: int, dtype: str = DTYPE):
-    """q, k, v (B, H, L, d) standard normal in ``dtype`` and W (m, d) float32 on the backend's device."""
-    q, k, v = (common.normal(backend, dtype, (B, H, length, D), seed=seed) for seed in (21, 22, 23))
+    """q, k, v (B, H, L, d) standard normal in ``dtype`` and W (m, d) float32 on the backend's device.
+
+    Drawn on the device with a seeded ``torch.Generator`` (a float64 host copy of q, k, v at
+    L = 2^20 would take 13 GB).
+    """
+    import torch
+
+    where = common.target(backend, dtype)
+    generator = torch.Generator(device=where.native_device).manual_seed(length)
+    q, k, v = (
+        torch.randn(
+            (B, H, length, D), generator=generator, device=where.native_device, dtype=where.native_dtype
+        )
+        for _ in range(3)
+    )
     W = projections.orthogonal(M, D, seed=0, like=q, dtype="float32")
     return q, k, v, W
 
