@@ -11,7 +11,10 @@ Examples::
 Options of ``run`` and ``all``: ``--backend numpy|torch|jax``, ``--device cpu|cuda|tpu``, ``--dtype``,
 ``--rng portable|native``, ``--preset quick|paper``, ``--seed``, ``--out`` (default ``results``),
 ``--executor local|serial|dask-local|dask://host:port``, ``--workers``, ``--no-plot``, ``--quiet``.
-``audit`` hands its arguments to ``studies.audit.main``. Bad arguments print one line and exit 2.
+``audit`` hands its arguments to ``studies.audit.main``. Bad arguments print one line and exit 2;
+a study whose cells raise is reported in one line and the command exits 1 (its finished cells are
+kept, the other studies complete). On one GPU, ``--executor serial --rng native`` keeps a single
+process on the device and draws W there.
 """
 
 from __future__ import annotations

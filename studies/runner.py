@@ -90,6 +90,12 @@ def _digest(value) -> str:
     return hashlib.sha256(_canonical(value).encode()).hexdigest()
 
 
+def _spawn_key(value) -> tuple[int, ...]:
+    """Four 32-bit words of the SHA-256 of ``value``'s canonical JSON (a stable SeedSequence key)."""
+    digest = hashlib.sha256(_canonical(value).encode()).digest()
+    return tuple(int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4))
+
+
 @dataclass(frozen=True)
 class Cell:
     """One unit of work: a study module, its parameters (sorted key/value pairs) and the run context."""
@@ -116,26 +122,21 @@ class Cell:
     @property
     def seed_key(self) -> tuple[int, ...]:
         """Spawn key from study and parameters only, so backends share the same portable draws."""
-        digest = hashlib.sha256(_canonical([self.study, self.kwargs]).encode()).digest()
-        return tuple(int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4))
+        return _spawn_key([self.study, self.kwargs])
 
-    def seed_sequence(self) -> np.random.SeedSequence:
-        """``SeedSequence(root_seed, spawn_key=seed_key)``."""
-        return np.random.SeedSequence(self.context.seed, spawn_key=self.seed_key)
+    def seed_sequence(self, stream: int = 0) -> np.random.SeedSequence:
+        """``SeedSequence(root_seed, spawn_key=(*seed_key, stream))``; streams are independent."""
+        return np.random.SeedSequence(self.context.seed, spawn_key=(*self.seed_key, stream))
 
     def host_rng(self, stream: int = 0) -> np.random.Generator:
-        """Host numpy Generator of this cell (for inputs built on the host whatever the RNG path).
-
-        ``stream`` selects an independent child stream (for quantities that must not share draws).
-        """
-        sequence = np.random.SeedSequence(self.context.seed, spawn_key=(*self.seed_key, stream))
-        return np.random.Generator(np.random.PCG64(sequence))
+        """Host numpy Generator of this cell (for inputs built on the host whatever the RNG path)."""
+        return np.random.Generator(np.random.PCG64(self.seed_sequence(stream)))
 
     def rng(self, stream: int = 0):
         """Random source for draws of W: the host Generator (portable) or the backend's native one."""
         if self.context.rng == "native":
-            state = np.random.SeedSequence(self.context.seed, spawn_key=(*self.seed_key, stream, 1))
-            return native_rng(int(state.generate_state(1)[0]), self.context.target)
+            seed = int(self.seed_sequence(stream).generate_state(1)[0])
+            return native_rng(seed, self.context.target)
         return self.host_rng(stream)
 
 
@@ -144,9 +145,7 @@ def stable_rng(root_seed: int, *labels) -> np.random.Generator:
 
     For data shared by several cells (e.g. one input draw used by every estimator and m).
     """
-    digest = hashlib.sha256(_canonical(list(labels)).encode()).digest()
-    spawn_key = tuple(int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4))
-    return np.random.default_rng(np.random.SeedSequence(root_seed, spawn_key=spawn_key))
+    return np.random.default_rng(np.random.SeedSequence(root_seed, spawn_key=_spawn_key(list(labels))))
 
 
 @dataclass(frozen=True)
