@@ -35,6 +35,7 @@ from .runner import (
     host,
     merge_moments,
     moment_summary,
+    replicate_chunks,
     stable_rng,
 )
 
@@ -101,19 +102,23 @@ def compute(cell) -> dict:
         bias_sq, trace = delta_method_terms(p["estimator"], q, k, v)
         return {"bias_sq": bias_sq, "trace": trace}
     target = cell.context.target
-    q, k, v = inputs(cell.context.seed, p["regime"], p["draw"], p["L"], p["queries"], p["d"])
-    exact = attention.exact(*(target.asarray(a) for a in (q, k, v)))
-    row = registry.get(p["estimator"])
-    W = row.draw(p["m"], p["d"], batch_shape=(p["replicates"],), seed=cell.rng(), like=exact)
-    estimate = host(
-        attention.favor(*(target.asarray(a) for a in (q, k, v)), W, feature=row.feature, denominator="zero")
+    q, k, v = (
+        target.asarray(a)
+        for a in inputs(cell.context.seed, p["regime"], p["draw"], p["L"], p["queries"], p["d"])
     )
-    squared = np.sum((estimate - host(exact)[None]) ** 2, axis=-1)
-    failed = np.all(estimate == 0, axis=-1)
+    exact = host(attention.exact(q, k, v))
+    row = registry.get(p["estimator"])
+    rng = cell.rng()
+    rms, failed = [], 0
+    for n in replicate_chunks(p["replicates"], 4 * p["m"] * (p["L"] + p["queries"])):
+        W = row.draw(p["m"], p["d"], batch_shape=(n,), seed=rng, like=q)
+        estimate = host(attention.favor(q, k, v, W, feature=row.feature, denominator="zero"))
+        rms.append(np.sqrt(np.mean(np.sum((estimate - exact) ** 2, axis=-1), axis=-1)))
+        failed += int(np.sum(np.all(estimate == 0, axis=-1)))
     return {
-        **error_moments(np.sqrt(np.mean(squared, axis=-1))),
-        "failed_rows": int(np.sum(failed)),
-        "rows": int(failed.size),
+        **error_moments(np.concatenate(rms)),
+        "failed_rows": failed,
+        "rows": p["replicates"] * p["queries"],
     }
 
 

@@ -253,6 +253,8 @@ def replicate_chunks(total: int, per_replicate: int, budget: int = ELEMENT_BUDGE
     """Split ``total`` replicates into chunk sizes whose arrays hold at most ``budget`` elements.
 
     ``per_replicate`` is the number of elements one replicate needs (e.g. m·d for a projection).
+    Chunks are drawn one after another from the cell's stream, so the split is part of what a seed
+    reproduces: a different budget gives different (equally distributed) draws.
     """
     size = max(1, min(total, budget // max(1, per_replicate)))
     return [min(size, total - start) for start in range(0, total, size)]
