@@ -4,13 +4,15 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup studies demo test lint slow bench-smoke clean
+.PHONY: setup studies demo test lint slow bench-smoke audit gpu-compare clean
 
+# torch first and pinned: it installs the CPU build (an unpinned torch pulls a multi-GB CUDA build).
+# triton is installed so the fused kernels are tested on CPU through its interpreter.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[all]' ruff
+	$(BIN)/python -m pip install -q -e '.[all,audit]' triton==3.9.0 ruff
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -19,13 +21,13 @@ demo: $(STAMP)
 	$(BIN)/python -m estimators.demo
 
 studies: $(STAMP)
-	$(BIN)/python -m estimators.demo
+	$(BIN)/python -m studies all
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 test: $(STAMP)
-	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/python -m pytest -q
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/python -m pytest -q && $(MAKE) bench-smoke
 
 slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
@@ -48,6 +50,12 @@ bench-smoke: $(STAMP)
 	$(ASV) machine --yes > /dev/null
 	$(ASV) check $(ASV_ENV)
 	$(ASV) run $(ASV_ENV) --quick --show-stderr $(SMOKE) --set-commit-hash $$(git rev-parse HEAD)
+
+audit: $(STAMP)
+	$(BIN)/python -m studies audit --target performer-pytorch
+
+gpu-compare: $(STAMP)
+	$(BIN)/python scripts/gpu_compare.py --out results/gpu_speed_memory
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
