@@ -471,19 +471,6 @@ def write_csv(path: Path, rows: Sequence[dict]) -> None:
     write_atomic(path, buffer.getvalue())
 
 
-def read_csv(path: Path) -> list[dict]:
-    """CSV rows with numeric fields parsed back to floats."""
-    with open(path, newline="") as stream:
-        return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(stream)]
-
-
-def _number(text: str):
-    try:
-        return float(text)
-    except ValueError:
-        return text
-
-
 # ---------------------------------------------------------------- metadata
 
 
