@@ -585,7 +585,8 @@ def make_executor(spec: str | None = None, workers: int | None = None):
             raise ValueError("executor needs dask.distributed: pip install 'favor-bench[dask]'") from error
         if spec == "dask-local":
             _single_thread_env()
-            with LocalCluster(n_workers=workers, threads_per_worker=1) as cluster, Client(cluster) as client:
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None)
+            with cluster, Client(cluster) as client:
                 yield client.get_executor(pure=False), f"dask-local ({workers})"
         else:
             address = "tcp://" + spec.split("://", 1)[1]

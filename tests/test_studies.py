@@ -113,6 +113,15 @@ def test_dask_local_cluster_gives_the_same_records(tmp_path):
     assert _files(tmp_path / "local") == _files(tmp_path / "dask")
 
 
+def test_dask_local_executor_spec_gives_the_same_records(tmp_path):
+    pytest.importorskip("distributed")
+    _run(tmp_path / "local")
+    with make_executor("dask-local", 1) as (executor, description):
+        _run(tmp_path / "dask", executor)
+    assert description.startswith("dask-local")
+    assert _files(tmp_path / "local") == _files(tmp_path / "dask")
+
+
 def test_interrupted_run_keeps_finished_cells_and_recomputes_none(tmp_path, monkeypatch):
     _run(tmp_path / "fresh")
     fresh = _files(tmp_path / "fresh")
