@@ -106,11 +106,14 @@ def test_dask_local_cluster_gives_the_same_records(tmp_path):
     distributed = pytest.importorskip("distributed")
     _run(tmp_path / "local")
     with distributed.LocalCluster(
-        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
-    ) as c:
-        with distributed.Client(c) as client:
+        n_workers=1, threads_per_worker=1, processes=False, protocol="tcp", dashboard_address=None
+    ) as cluster:
+        with distributed.Client(cluster) as client:
             _run(tmp_path / "dask", client.get_executor(pure=False))
-    assert _files(tmp_path / "local") == _files(tmp_path / "dask")
+        address = cluster.scheduler_address.split("://", 1)[1]
+        with make_executor(f"dask://{address}") as (executor, _):
+            _run(tmp_path / "dask-url", executor)
+    assert _files(tmp_path / "local") == _files(tmp_path / "dask") == _files(tmp_path / "dask-url")
 
 
 def test_dask_local_executor_spec_gives_the_same_records(tmp_path):
