@@ -14,6 +14,8 @@ import math
 import pkgutil
 import subprocess
 import sys
+import time
+import timeit
 from pathlib import Path
 
 import numpy as np
@@ -271,3 +273,13 @@ def test_figure_script_recovers_slopes_crossover_and_claims(tmp_path):
     assert claims[("forward", "favor time(16384)/time(4096)", 16384)] == pytest.approx(4.0)
     assert claims[("forward", "exact time(16384)/time(4096)", 16384)] == pytest.approx(16.0)
     assert claims[("forward", "causal peak bytes / (L(m+d) float32)", 65536)] == pytest.approx(2.0)
+
+
+def test_timer_is_wall_clock_unless_process_time_is_asked_for(monkeypatch):
+    monkeypatch.delenv("FAVOR_BENCH_TIMER", raising=False)
+    assert common.benchmark_timer() is timeit.default_timer
+    monkeypatch.setenv("FAVOR_BENCH_TIMER", "process")
+    assert common.benchmark_timer() is time.process_time
+    monkeypatch.setenv("FAVOR_BENCH_TIMER", "cpu")
+    with pytest.raises(ValueError, match="FAVOR_BENCH_TIMER"):
+        common.benchmark_timer()
