@@ -137,6 +137,8 @@ def summarize(records: list[dict]) -> list[dict]:
                 "seconds_per_run": float(np.mean([run["seconds"] for run in runs])),
             }
         )
+    order = list(checks)
+    rows.sort(key=lambda row: (row["kind"] != "null", order.index(row["check"]), row["implementation"]))
     return rows
 
 
@@ -170,7 +172,9 @@ def calibrate(
     summary = summarize(records)
     _write_csv(out / "calibration.csv", summary, SUMMARY_FIELDS)
     plot(summary, out / "calibration.png")
-    _write_text(out / "meta.json", json.dumps(_meta(seeds, workers, time.perf_counter() - start), indent=2))
+    meta = _meta(seeds, workers, time.perf_counter() - start)
+    meta.update(resumed=resume, sum_run_seconds=round(sum(record["seconds"] for record in records), 1))
+    _write_text(out / "meta.json", json.dumps(meta, indent=2))
     return summary
 
 
@@ -316,7 +320,7 @@ def _meta(seeds: int, workers: int, seconds: float) -> dict:
         "seeds": seeds,
         "first_seed": FIRST_SEED,
         "workers": workers,
-        "wall_seconds": round(seconds, 1),
+        "wall_seconds_this_invocation": round(seconds, 1),
         "python": sys.version.split()[0],
         "numpy": np.__version__,
         "scipy": scipy.__version__,
