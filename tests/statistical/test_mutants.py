@@ -24,3 +24,9 @@ def test_battery_rejects_mutant(mutant, checks):
     assert mutant.caught_by and set(mutant.caught_by) <= set(checks)
     accepted = [name for name in mutant.caught_by if not checks[name].run(mutant, SEED).reject]
     assert not accepted, f"{mutant.name} passed {accepted}"
+
+
+def test_every_check_is_shown_able_to_fail(checks):
+    """Each check is meant to catch at least one planted bug, so none of them passes everything."""
+    caught = {name for mutant in mutants.MUTANTS for name in mutant.caught_by}
+    assert caught == set(checks)
