@@ -59,7 +59,6 @@ class Reference:
     """The estimators as shipped: registry draws and feature maps, :func:`estimators.attention.favor`."""
 
     name = "reference"
-    description = "the estimators as shipped"
     feature_bug = False
 
     def draw(self, row, m, d, n, seed):
