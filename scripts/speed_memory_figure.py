@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from favor_bench.common import BACKENDS
+
 TIME_KEY = "attention.AttentionTime.time_attention"
 MEMORY_KEY = "attention.AttentionPeakMemory.track_peak_bytes"
 METHOD_STYLE = {"exact": "tab:red", "favor": "tab:blue", "favor-causal": "tab:green"}
@@ -39,6 +41,8 @@ METHOD_LABEL = {"exact": "exact softmax", "favor": "FAVOR+ bidirectional", "favo
 PASS_STYLE = {"forward": "-", "forward+backward": "--"}
 D, M = 64, 256
 FLOAT32_BYTES = 4
+SLOPE_FROM = 4096
+LEGEND_INCHES = 1.0
 
 
 def newest_results_file(results_dir: Path, machine: str | None) -> Path:
@@ -109,9 +113,9 @@ def series(records, backend, method, attention_pass, field):
     return np.array([p[0] for p in points], float), np.array([p[1] for p in points], float)
 
 
-def loglog_slope(lengths, values, min_length=4096):
+def loglog_slope(lengths, values, min_length=None):
     """Least-squares slope of log(value) on log(L) over L >= ``min_length`` (start-up costs excluded)."""
-    keep = lengths >= min_length
+    keep = lengths >= (SLOPE_FROM if min_length is None else min_length)
     if keep.sum() < 2:
         keep = np.ones_like(lengths, bool)
     if keep.sum() < 2:
@@ -183,48 +187,84 @@ def _claim(backend, attention_pass, quantity, length, value, target):
 
 
 def plot(records, out: Path, title_suffix: str) -> None:
-    """Write speed_memory.png/.svg: a time panel per backend, then a memory panel per backend that has one."""
+    """Write speed_memory.png/.svg: a time panel per backend, then a memory panel per backend that has one.
+
+    Each curve ends with its log-log slope over L >= 4096; one legend below the panels.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
-    backends = sorted({r["backend"] for r in records if r["time_s"] is not None})
-    memory_backends = sorted({r["backend"] for r in records if r["peak_bytes"] is not None})
+    backends = _in_suite_order({r["backend"] for r in records if r["time_s"] is not None})
+    memory_backends = _in_suite_order({r["backend"] for r in records if r["peak_bytes"] is not None})
     panels = [("time_s", b) for b in backends] + [("peak_bytes", b) for b in memory_backends]
     ncols = math.ceil(math.sqrt(len(panels)))
     nrows = math.ceil(len(panels) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 4.2 * nrows), squeeze=False)
+    height = 4.0 * nrows + LEGEND_INCHES
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.6 * ncols, height), squeeze=False)
     for ax, (field, backend) in zip(axes.flat, panels, strict=False):
         _panel(ax, records, field, backend)
     for ax in axes.flat[len(panels) :]:
         fig.delaxes(ax)
-    fig.suptitle(f"Attention cost vs sequence length: one head, d = {D}, m = {M}, float32 ({title_suffix})")
-    fig.tight_layout()
+    handles = [
+        Line2D(
+            [],
+            [],
+            color=METHOD_STYLE[method],
+            ls=PASS_STYLE[attention_pass],
+            marker="o",
+            ms=3,
+            label=f"{METHOD_LABEL[method]}, {attention_pass}",
+        )
+        for method, attention_pass in itertools.product(METHOD_STYLE, PASS_STYLE)
+    ]
+    handles.append(Line2D([], [], color="black", lw=0.8, ls=":", label="L·(m + d) float32 values (memory)"))
+    handles.append(Line2D([], [], color="grey", lw=1.2, ls=":", label="crossover: FAVOR+ = exact (forward)"))
+    fig.legend(
+        handles=handles,
+        loc="lower center",
+        ncol=3,
+        fontsize=8,
+        frameon=False,
+        title=f"number at each curve end: log-log slope over L ≥ {SLOPE_FROM:,} (1 linear, 2 quadratic)",
+        title_fontsize=8,
+    )
+    fig.suptitle(f"Attention cost vs sequence length: one head, d = {D}, m = {M}, float32\n{title_suffix}")
+    fig.tight_layout(rect=(0, LEGEND_INCHES / height, 1, 1))
     for suffix in ("png", "svg"):
         fig.savefig(out / f"speed_memory.{suffix}", dpi=150)
     plt.close(fig)
 
 
+def _in_suite_order(backends):
+    return sorted(backends, key=BACKENDS.index)
+
+
 def _panel(ax, records, field, backend):
+    scale = 2**-20 if field == "peak_bytes" else 1.0
+    lengths_seen = []
     for method, attention_pass in itertools.product(METHOD_STYLE, PASS_STYLE):
         lengths, values = series(records, backend, method, attention_pass, field)
         if lengths.size == 0:
             continue
-        if field == "peak_bytes":
-            values = values / 2**20
-        slope = loglog_slope(lengths, values)
-        ax.plot(
-            lengths,
-            values,
-            PASS_STYLE[attention_pass],
-            marker="o",
-            ms=3,
-            color=METHOD_STYLE[method],
-            label=f"{METHOD_LABEL[method]}, {attention_pass} (slope {slope:.2f})",
+        values = values * scale
+        lengths_seen.extend(lengths)
+        color = METHOD_STYLE[method]
+        ax.plot(lengths, values, PASS_STYLE[attention_pass], marker="o", ms=3, color=color)
+        ax.annotate(
+            f"{loglog_slope(lengths, values):.2f}",
+            (lengths[-1], values[-1]),
+            xytext=(5, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=7,
+            color=color,
         )
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
+    ax.set_xlim(min(lengths_seen) / 1.5, max(lengths_seen) * 3)
     ax.set_xlabel("sequence length L")
     if field == "time_s":
         ax.set_ylabel("time per call [s]")
@@ -246,17 +286,9 @@ def _panel(ax, records, field, backend):
     else:
         ax.set_ylabel("peak working memory [MiB]")
         ax.set_title(f"peak memory above inputs, {backend}")
-        lengths = np.array(sorted({r["L"] for r in records if r["backend"] == backend}), float)
-        ax.plot(
-            lengths,
-            lengths * (M + D) * FLOAT32_BYTES / 2**20,
-            color="black",
-            lw=0.8,
-            ls=":",
-            label="L·(m + d) float32 values",
-        )
+        lengths = np.array(sorted(set(lengths_seen)), float)
+        ax.plot(lengths, lengths * (M + D) * FLOAT32_BYTES * scale, color="black", lw=0.8, ls=":")
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=6.5, loc="upper left")
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
@@ -276,6 +308,7 @@ def main(argv=None) -> None:
     parser.add_argument("--machine", default=None, help="asv machine name (default: any)")
     parser.add_argument("--results-file", type=Path, default=None, help="one asv results JSON file")
     parser.add_argument("--out", type=Path, default=Path("results/speed_memory"))
+    parser.add_argument("--note", default="wall-clock time", help="how time was measured (title, meta.json)")
     args = parser.parse_args(argv)
     path = args.results_file or newest_results_file(args.results_dir, args.machine)
     data = json.loads(path.read_text())
@@ -285,7 +318,7 @@ def main(argv=None) -> None:
     measured = claims(records)
     write_csv(args.out / "claims.csv", measured)
     machine = data["params"].get("machine", "unknown")
-    plot(records, args.out, f"{machine}, commit {data['commit_hash'][:8]}")
+    plot(records, args.out, f"{args.note}; {machine}, commit {data['commit_hash'][:8]}")
     meta = {
         "machine": data["params"],
         "commit": data["commit_hash"],
@@ -293,6 +326,7 @@ def main(argv=None) -> None:
         "python": data["python"],
         "results_file": str(path),
         "date_ms": data["date"],
+        "note": args.note,
     }
     (args.out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     for row in measured:
