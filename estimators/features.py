@@ -418,8 +418,10 @@ def _geometric_parts(x, W, dtype, *, p=0.5):
     log_p = math.log(p) if isinstance(p, float) else xp.log(p)
     log_q = math.log1p(-p) if isinstance(p, float) else xp.log1p(-p)
     counts = xp.floor(xp.log1p(-W) / log_q)
-    per_row = log_q * xp.sum(counts, axis=-1) + xp.sum(_log_factorial(counts), axis=-1)
-    log_weight = -x.shape[-1] * log_p / 2 - per_row[..., None, :] / 2
+    per_projection = (
+        log_q * xp.sum(counts, axis=-1)[..., None, :] + xp.sum(_log_factorial(counts), axis=-1)[..., None, :]
+    )
+    log_weight = -x.shape[-1] * log_p / 2 - per_projection / 2
     return _discrete_parts(x, counts, log_weight, dtype)
 
 

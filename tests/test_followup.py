@@ -576,3 +576,18 @@ def test_attention_with_followup_features_agrees_across_backends(name, inputs, b
     out = attention.favor(qb, kb, vb, Wb, feature=name, feature_options=options)
     assert backends.backend_of(out) == backend
     np.testing.assert_allclose(to_numpy(out), reference, rtol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["poisson-iid", "geometric-iid"])
+def test_discrete_rows_broadcast_per_pair_parameters_over_batched_W(name):
+    """Per-pair optima (…, 1, 1) against a batch of W (R, 1, m, d) give one estimate per (draw, pair)."""
+    row = registry.get(name)
+    W = row.draw(8, 6, batch_shape=(4, 1), seed=0)
+    x = np.random.default_rng(0).standard_normal((5, 6)) * 0.3
+    y = x[::-1]
+    batched = row.estimate(x, y, W)
+    assert batched.shape == (4, 5)
+    for draw in range(4):
+        for pair in range(5):
+            single = row.estimate(x[pair], y[pair], W[draw, 0])
+            np.testing.assert_allclose(batched[draw, pair], single, rtol=1e-12)
