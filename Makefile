@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup studies demo test lint slow bench-smoke audit gpu-compare clean
+.PHONY: setup studies demo test lint slow calibrate bench-smoke audit gpu-compare clean
 
 # torch first and pinned: it installs the CPU build (an unpinned torch pulls a multi-GB CUDA build).
 # triton is installed so the fused kernels are tested on CPU through its interpreter.
@@ -31,6 +31,11 @@ test: $(STAMP)
 
 slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
+
+# Tier 2: every Tier 1 statistical check over 200 fresh seeds (about 30 min on 2 cores);
+# rewrites results/calibration/ (--resume continues an interrupted run).
+calibrate: $(STAMP)
+	$(BIN)/python scripts/calibrate.py --seeds 200 --workers 2
 
 # asv suite smoke: discovery/signature check, then one quick call of a few small cases in this
 # environment (numpy, torch and jax on CPU; torch:cuda shows the n/a path). Nothing is timed or saved.
