@@ -43,6 +43,7 @@ D, M = 64, 256
 FLOAT32_BYTES = 4
 SLOPE_FROM = 4096
 LEGEND_INCHES = 1.0
+LABEL_CLEARANCE = 0.06  # decades: closer slope labels are stacked downwards
 
 
 def newest_results_file(results_dir: Path, machine: str | None) -> Path:
@@ -244,7 +245,7 @@ def _in_suite_order(backends):
 
 def _panel(ax, records, field, backend):
     scale = 2**-20 if field == "peak_bytes" else 1.0
-    lengths_seen = []
+    lengths_seen, label_heights = [], []
     for method, attention_pass in itertools.product(METHOD_STYLE, PASS_STYLE):
         lengths, values = series(records, backend, method, attention_pass, field)
         if lengths.size == 0:
@@ -253,10 +254,12 @@ def _panel(ax, records, field, backend):
         lengths_seen.extend(lengths)
         color = METHOD_STYLE[method]
         ax.plot(lengths, values, PASS_STYLE[attention_pass], marker="o", ms=3, color=color)
+        nudge = -9 * sum(abs(math.log10(values[-1] / y)) < LABEL_CLEARANCE for y in label_heights)
+        label_heights.append(values[-1])
         ax.annotate(
             f"{loglog_slope(lengths, values):.2f}",
             (lengths[-1], values[-1]),
-            xytext=(5, 0),
+            xytext=(5, nudge),
             textcoords="offset points",
             va="center",
             fontsize=7,
