@@ -201,19 +201,23 @@ def requires_grad(array):
 
 
 def warmed_up(call):
-    """Run ``call()`` once and wait for it (JIT compilation, lazy initialization); return ``call``.
+    """Run ``call()`` once and wait for it (JIT compilation, lazy initialization); return ``call``."""
+    sync(na_if_untraceable(call))
+    return call
 
-    A function that ``jax.jit`` cannot trace (it reads a traced value on the host) is n/a:
-    ``NotImplementedError`` naming JAX's error, since a jitted function is what the suite times.
+
+def na_if_untraceable(call):
+    """``call()``; a JAX trace error (a traced value read on the host) becomes ``NotImplementedError``.
+
+    Such a function cannot run under ``jax.jit``/``lax`` control flow, which is what the suite times.
     """
     try:
-        sync(call())
+        return call()
     except TypeError as error:
         jax = sys.modules.get("jax")
         if jax is not None and isinstance(error, jax.errors.JAXTypeError):
             raise NotImplementedError(f"not traceable by jax.jit: {type(error).__name__}") from error
         raise
-    return call
 
 
 def max_length(device: str) -> int:
