@@ -183,24 +183,25 @@ def _check_counts(m) -> np.ndarray:
     return m.astype(np.int64)
 
 
+def _row_quantity(name, x, y, attribute, description):
+    """Evaluate the closed form ``attribute`` of row ``name`` (§10 rows live in theory_followup)."""
+    if name in theory_followup.ROWS:
+        return getattr(theory_followup, attribute)(name, x, y)
+    row = _row(name)
+    formula = getattr(row, attribute)
+    if formula is None:
+        raise _missing(name, row, description)
+    return as_output(formula(pair_stats(x, y)))
+
+
 def mean(name, x, y):
     """E[K̂(x, y)] for registry row ``name`` on pairs x, y (…, d) → (…) float64 numpy."""
-    if name in theory_followup.ROWS:  # theory.md §10 rows: estimators/theory_followup.py
-        return theory_followup.mean(name, x, y)
-    row = _row(name)
-    if row.mean is None:
-        raise _missing(name, row, "the mean")
-    return as_output(row.mean(pair_stats(x, y)))
+    return _row_quantity(name, x, y, "mean", "the mean")
 
 
 def single_variance(name, x, y):
     """V1: variance of one projection's term (MSE with m = 1) for row ``name``; (…, d) → (…)."""
-    if name in theory_followup.ROWS:  # theory.md §10 rows: estimators/theory_followup.py
-        return theory_followup.single_variance(name, x, y)
-    row = _row(name)
-    if row.single_variance is None:
-        raise _missing(name, row, "the single-feature variance")
-    return as_output(row.single_variance(pair_stats(x, y)))
+    return _row_quantity(name, x, y, "single_variance", "the single-feature variance")
 
 
 def pair_covariance(name, x, y):
