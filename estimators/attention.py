@@ -71,7 +71,7 @@ from .validation import (
 STABILIZERS = ("auto", "global", "none")
 DENOMINATORS = ("raise", "zero", "raw")
 IMPLS = ("auto", "reference", "triton")
-DEFAULT_CHUNK_SIZE = 128
+DEFAULT_CHUNK_SIZE = 64
 BIDIRECTIONAL_CHUNK_SIZE = 1024
 
 
@@ -153,7 +153,7 @@ def favor(
     eps : float
         Added to every shifted exponential feature (× m^{-1/2}); > 0 biases the output.
     chunk_size : int or None
-        Positions per chunk C (default 128 causal, 1024 bidirectional); causal work inside a chunk is
+        Positions per chunk C (default 64 causal, 1024 bidirectional); causal work inside a chunk is
         quadratic in C.
     impl : {"auto", "reference", "triton"}
         ``"auto"`` uses :mod:`estimators.triton_favor` for CUDA torch tensors when Triton is importable,

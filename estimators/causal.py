@@ -6,14 +6,18 @@ Performers App. B.1, Eq. 11 (theory.md §2): the causal numerator of query i is
 and the denominator is the same with v_j replaced by 1. Storing every ``G^PS_i`` costs O(L·m·d_v)
 memory; here the sequence is cut into chunks of C positions instead:
 
-* features are computed chunk by chunk (never a whole (L, m) feature matrix);
 * inside a chunk the masked quadratic form ``tril(Q'_c K'_cᵀ) V_c`` is computed directly (C × C);
 * across chunks only the running state ``S = Σ φ(k_j) v_jᵀ`` (m × d_v) and ``z = Σ φ(k_j)`` (m) are
-  carried,
+  carried;
+* chunks are processed in blocks of k = ``BLOCK_ROWS`` / C chunks with one set of batched array
+  operations per block (:class:`_BlockStep`): features are computed a block at a time (never a whole
+  (L, m) feature matrix), each chunk's state increment is formed at once, and the states before the
+  k chunks come from one (k+1) × (k+1) lower-triangular combination of the increments.
 
-so the forward pass holds O(L·(d + d_v) + C·(C + m) + m·d_v) numbers per head, and time is
-O(L·(C + m)·(m + d_v) + L·m·d). Reverse-mode autodiff keeps each chunk's features and state:
-O(L·m + (L/C)·m·d_v), still linear in L.
+The forward pass holds O(L·(d + d_v) + B·(C + m) + k·m·d_v) numbers per head (B = k·C rows per
+block), and time is O(L·(C + m)·(m + d_v) + L·m·d + L·k·m·d_v/C). Reverse-mode autodiff keeps each
+block's features and states: O(L·m + (L/C)·m·d_v), still linear in L (torch splits the inputs with
+one ``split``, whose backward is one concatenation; per-piece slicing would cost O(L²/C)).
 
 Stabilizer (log space, never looking ahead). Key features are ``φ(k_j) = s · f_j · exp(a_j)`` with
 log-amplitudes ``a_j`` (:class:`estimators.features.FeatureParts`). Let ``ρ_j`` be a per-key log
@@ -37,8 +41,10 @@ from array_api_compat import device as device_of
 from .backends import backend_of, namespace
 from .features import assemble
 
+BLOCK_ROWS = 1024
 
-def prefix_sums(featurizer, constants, queries, keys, v, keep=None, *, chunk_size=128):
+
+def prefix_sums(featurizer, constants, queries, keys, v, keep=None, *, chunk_size=64):
     """Causal FAVOR numerators and denominators, features computed chunk by chunk.
 
     Parameters
@@ -95,16 +101,14 @@ def bidirectional_sums(featurizer, constants, queries, keys, v, keep=None, *, ch
     xp = namespace(v)
     step = _KeySumStep(featurizer, constants, xp)
     sums = _initial_key_sums(step, keys, v, keep)
-    for start in range(0, length, chunk):
-        piece = (
-            keys[..., start : start + chunk, :],
-            None if keep is None else keep[..., start : start + chunk, :],
-        )
-        sums, _ = step(sums, (*piece, v[..., start : start + chunk, :]))
+    key_bounds = [(start, min(start + chunk, length)) for start in range(0, length, chunk)]
+    for piece in zip(*(_pieces(a, key_bounds) for a in (keys, keep, v)), strict=True):
+        sums, _ = step(sums, piece)
     key_values, key_sum = step.totals(sums)
     numerators, denominators = [], []
-    for start in range(0, queries.shape[-2], chunk):
-        phi_q = featurizer.queries(constants, queries[..., start : start + chunk, :])
+    rows = queries.shape[-2]
+    for piece in _pieces(queries, [(start, min(start + chunk, rows)) for start in range(0, rows, chunk)]):
+        phi_q = featurizer.queries(constants, piece)
         numerators.append(xp.matmul(phi_q, key_values))
         denominators.append(xp.matmul(phi_q, key_sum)[..., 0])
     return xp.concat(numerators, axis=-2), xp.concat(denominators, axis=-1)
@@ -212,25 +216,29 @@ def cumulative_max(x, axis=-1):
     return np.maximum.accumulate(x, axis=axis)
 
 
-class _ChunkStep:
-    """One chunk of the causal scan: ``(S, z, M), chunk -> (S', z', M'), (numerator, denominator)``.
+class _BlockStep:
+    """One block of the causal scan: ``(S, z, M), block -> (S', z', M'), (numerator, denominator)``.
 
-    ``S`` (…, r, d_v) and ``z`` (…, r, 1) hold ``Σ φ(k_j) e^{−M} v_jᵀ`` and ``Σ φ(k_j) e^{−M}`` over the
-    previous chunks, ``M`` (…, 1, 1) is the key shift at the last of them (−∞ before any kept key).
+    A block is ``k`` chunks of ``C`` positions, all handled in one set of batched array operations
+    (per-chunk Python overhead would otherwise dominate at C ≈ 100). ``S`` (…, r, d_v) and ``z``
+    (…, r, 1) hold ``Σ φ(k_j) e^{−M} v_jᵀ`` and ``Σ φ(k_j) e^{−M}`` over the previous blocks, ``M``
+    (…, 1, 1) is the key shift at the last of them (−∞ before any kept key).
+
+    Inside the block, chunk t ends at shift ``E_t`` (the running maximum at its last key); its own
+    contribution ``ΔS_t = Σ_{j∈t} φ(k_j) e^{−E_t} v_jᵀ`` is formed at that shift, and the state before
+    chunk t is ``P_t = e^{M−F_t} S + Σ_{s<t} e^{E_s−F_t} ΔS_s`` at ``F_t = E_{t−1}`` (``F_0 = M``):
+    one (k+1) × k lower-triangular matrix of factors ``≤ 1`` times the stacked ``ΔS`` (row k is the
+    state after the block). Every exponent is ≤ 0 and no factor looks past the chunk it serves.
     """
 
     def __init__(self, featurizer, constants, xp, chunk, dev):
         self.featurizer, self.constants, self.xp, self.device = featurizer, constants, xp, dev
-        self.tril = self._tril(chunk)
-
-    def _tril(self, size):
-        index = self.xp.arange(size, device=self.device)
-        return index[:, None] >= index[None, :]
+        self.chunk = chunk
 
     def features(self, queries, keys, keep, shift):
-        """Query features, shifted key features φ̃ (zero if removed) and key shifts c (…, C, 1).
+        """Query features, shifted key features φ̃ (zero if removed) and key shifts c (…, B, 1).
 
-        ``shift`` (…, 1, 1) is the running maximum carried from earlier chunks (None: none yet).
+        ``shift`` (…, 1, 1) is the running maximum carried from earlier blocks (None: none yet).
         """
         xp = self.xp
         phi_q = self.featurizer.queries(self.constants, queries)
@@ -245,29 +253,79 @@ class _ChunkStep:
         phi_k = assemble(parts, xp.where(keep, key_shift, math.inf), self.featurizer.eps, keep_float32=True)
         return phi_q, xp.where(keep, phi_k, 0.0), key_shift
 
-    def __call__(self, carry, chunk):
+    def __call__(self, carry, block):
         xp = self.xp
         state, normalizer, shift = carry
-        queries, keys, keep, v = chunk
+        queries, keys, keep, v = block
         phi_q, phi_k, key_shift = self.features(queries, keys, keep, shift)
-        size = phi_q.shape[-2]
-        tril = self.tril if size == self.tril.shape[0] else self._tril(size)
-        visible = tril if keep is None else tril & xp.matrix_transpose(keep)
+        size = self.chunk if phi_q.shape[-2] % self.chunk == 0 else phi_q.shape[-2]
+        phi_q, phi_k, key_shift, v = (_split(xp, a, size) for a in (phi_q, phi_k, key_shift, v))
         current = _finite_or_zero(xp, key_shift)
+
+        visible = _lower_triangle(xp, size, self.device)
+        if keep is not None:
+            visible = visible & xp.matrix_transpose(_split(xp, keep, size))
         decay = xp.exp(xp.where(visible, xp.matrix_transpose(current) - current, -math.inf))
         scores = xp.matmul(phi_q, xp.matrix_transpose(phi_k)) * decay
-        old = _finite_or_zero(xp, shift)
-        carried = xp.where(shift > -math.inf, xp.exp(xp.minimum(old - current, 0.0)), 0.0)
-        numerator = carried * xp.matmul(phi_q, state) + xp.matmul(scores, v)
-        denominator = carried * xp.matmul(phi_q, normalizer) + xp.sum(scores, axis=-1, keepdims=True)
 
-        new_shift = key_shift[..., -1:, :]
-        new = _finite_or_zero(xp, new_shift)
-        weighted = phi_k * xp.exp(xp.where(key_shift > -math.inf, xp.minimum(current - new, 0.0), -math.inf))
-        rescale = xp.exp(xp.minimum(old - new, 0.0))
-        state = state * rescale + xp.matmul(xp.matrix_transpose(weighted), v)
-        normalizer = normalizer * rescale + xp.matrix_transpose(xp.sum(weighted, axis=-2, keepdims=True))
-        return (state, normalizer, new_shift), (numerator, denominator)
+        ends = key_shift[..., -1:, :]
+        weighted = phi_k * xp.exp(
+            xp.where(key_shift > -math.inf, xp.minimum(current - _finite_or_zero(xp, ends), 0.0), -math.inf)
+        )
+        states = _stack_states(xp, state, normalizer, weighted, v)
+        before = xp.matmul(_carry_factors(xp, shift, ends, self.device), states)
+        before = xp.reshape(before, (*before.shape[:-1], state.shape[-2], state.shape[-1] + 1))
+        frames = xp.concat([xp.reshape(shift, (*shift.shape[:-2], 1, 1, 1)), ends[..., :-1, :, :]], axis=-3)
+        seen = xp.where(
+            frames > -math.inf, xp.exp(xp.minimum(_finite_or_zero(xp, frames) - current, 0.0)), 0.0
+        )
+        carried = seen * xp.matmul(phi_q, before[..., :-1, :, :])
+        numerator = carried[..., :-1] + xp.matmul(scores, v)
+        denominator = carried[..., -1:] + xp.sum(scores, axis=-1, keepdims=True)
+
+        after = before[..., -1, :, :]
+        new_carry = (after[..., :-1], after[..., -1:], ends[..., -1, :, :])
+        return new_carry, (_merge(xp, numerator), _merge(xp, denominator))
+
+
+def _split(xp, a, size):
+    """(…, k·C, w) -> (…, k, C, w)."""
+    return xp.reshape(a, (*a.shape[:-2], a.shape[-2] // size, size, a.shape[-1]))
+
+
+def _merge(xp, a):
+    """(…, k, C, w) -> (…, k·C, w)."""
+    return xp.reshape(a, (*a.shape[:-3], a.shape[-3] * a.shape[-2], a.shape[-1]))
+
+
+def _stack_states(xp, state, normalizer, weighted, v):
+    """Rows [S | z] of the carry and [ΔS_t | Δz_t] of each chunk, flattened: (…, k + 1, r·(d_v + 1))."""
+    ones = xp.ones((*v.shape[:-1], 1), dtype=v.dtype, device=device_of(v))
+    chunks = xp.matmul(xp.matrix_transpose(weighted), xp.concat([v, ones], axis=-1))
+    carried = xp.concat([state, normalizer], axis=-1)
+    batch = np.broadcast_shapes(tuple(chunks.shape[:-3]), tuple(carried.shape[:-2]))
+    chunks = xp.broadcast_to(chunks, (*batch, *chunks.shape[-3:]))
+    carried = xp.broadcast_to(carried[..., None, :, :], (*batch, 1, *carried.shape[-2:]))
+    stacked = xp.concat([carried, chunks], axis=-3)
+    return xp.reshape(stacked, (*batch, stacked.shape[-3], stacked.shape[-2] * stacked.shape[-1]))
+
+
+def _carry_factors(xp, shift, ends, dev):
+    """(…, k + 1, k + 1) over the sources [carry, chunk 0, …, chunk k−1] (shifts ``M, E_0, …``):
+    row t weighs source c ≤ t by ``e^{shift_c − F_t}`` with ``F_t`` = shift of source t (≤ 1, as shifts
+    never decrease); zero above the diagonal and for a source with no kept key yet."""
+    sources = xp.concat([shift, ends[..., 0]], axis=-2)[..., 0]
+    sources = xp.reshape(sources, (*sources.shape[:-1], 1, sources.shape[-1]))
+    frames = xp.matrix_transpose(sources)
+    use = _lower_triangle(xp, sources.shape[-1], dev) & (sources > -math.inf)
+    exponent = xp.minimum(_finite_or_zero(xp, sources) - _finite_or_zero(xp, frames), 0.0)
+    return xp.where(use, xp.exp(exponent), 0.0)
+
+
+def _lower_triangle(xp, size, dev):
+    """Boolean (size, size), True where column ≤ row."""
+    index = xp.arange(size, device=dev)
+    return index[:, None] >= index[None, :]
 
 
 def _finite_or_zero(xp, shift):
@@ -275,7 +333,7 @@ def _finite_or_zero(xp, shift):
 
 
 def _initial_state(step, sequences):
-    """Zero S and z and M = −∞, shaped from the first chunk's features (broadcast leading dims)."""
+    """Zero S and z and M = −∞, shaped from the first row's features (broadcast leading dims)."""
     xp = step.xp
     queries, keys, keep, v = (None if a is None else a[..., :1, :] for a in sequences)
     phi_q, phi_k, _ = step.features(queries, keys, keep, None)
@@ -288,17 +346,48 @@ def _initial_state(step, sequences):
     return state, normalizer, shift
 
 
+def _block_bounds(length, chunk, block):
+    """(start, stop) of the blocks: ``block`` rows (a multiple of ``chunk``), then the whole chunks
+    left, then the remainder shorter than one chunk (a block of one chunk of its own size)."""
+    bounds, start = [], 0
+    for size in (block, chunk):
+        while length - start >= size:
+            bounds.append((start, start + size))
+            start += size
+    if start < length:
+        bounds.append((start, length))
+    return bounds
+
+
+def _block_rows(chunk):
+    """Rows per block: ``BLOCK_ROWS`` rounded down to whole chunks (at least one chunk)."""
+    return max(1, BLOCK_ROWS // chunk) * chunk
+
+
 def _loop(featurizer, constants, sequences, chunk, length):
     xp = namespace(sequences[-1])
-    step = _ChunkStep(featurizer, constants, xp, chunk, device_of(sequences[-1]))
+    step = _BlockStep(featurizer, constants, xp, chunk, device_of(sequences[-1]))
     carry = _initial_state(step, sequences)
     numerators, denominators = [], []
-    for start in range(0, length, chunk):
-        pieces = tuple(None if a is None else a[..., start : start + chunk, :] for a in sequences)
+    bounds = _block_bounds(length, chunk, _block_rows(chunk))
+    for pieces in zip(*(_pieces(a, bounds) for a in sequences), strict=True):
         carry, (numerator, denominator) = step(carry, pieces)
         numerators.append(numerator)
         denominators.append(denominator)
     return xp.concat(numerators, axis=-2), xp.concat(denominators, axis=-2)
+
+
+def _pieces(a, bounds):
+    """``a[..., start:stop, :]`` for each (start, stop) of ``bounds`` (contiguous, covering the rows);
+    ``None`` pieces for ``a = None``. Torch splits in one op: the backward of many slices would write
+    each piece's gradient into its own zero tensor of the whole length, O(L²/C) work."""
+    if a is None:
+        return [None] * len(bounds)
+    if backend_of(a) == "torch":
+        import torch
+
+        return torch.split(a, [stop - start for start, stop in bounds], dim=-2)
+    return [a[..., start:stop, :] for start, stop in bounds]
 
 
 def _scan_jax(featurizer, constants, sequences, chunk, length):
@@ -310,15 +399,16 @@ def _scan_jax(featurizer, constants, sequences, chunk, length):
 
 
 def _scan(featurizer, constants, sequences, chunk, length):
-    """``lax.scan`` over chunks of C positions (the end padded; padding is later than every real key)."""
+    """``lax.scan`` over blocks (the end padded to whole blocks; padding is later than every real key)."""
     import jax
     import jax.numpy as jnp
 
-    step = _ChunkStep(featurizer, constants, jnp, chunk, None)
+    step = _BlockStep(featurizer, constants, jnp, chunk, None)
     carry = _initial_state(step, sequences)
-    count = -(-length // chunk)
-    chunked = tuple(None if a is None else _to_chunks(jnp, a, chunk, count) for a in sequences)
-    _, (numerators, denominators) = jax.lax.scan(step, carry, chunked)
+    block = min(_block_rows(chunk), -(-length // chunk) * chunk)
+    count = -(-length // block)
+    blocked = tuple(None if a is None else _to_chunks(jnp, a, block, count) for a in sequences)
+    _, (numerators, denominators) = jax.lax.scan(step, carry, blocked)
     return _from_chunks(jnp, numerators, length), _from_chunks(jnp, denominators, length)
 
 

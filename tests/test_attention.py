@@ -8,12 +8,15 @@ delta-method bias and covariance of theory.md §7.1, at two m (so the error must
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 import pytest
 from scipy import stats
 
+from estimators import attention as attention_module
+from estimators import causal as causal_scan
 from estimators import features, projections, registry
 from estimators.attention import DenominatorError, exact, favor, favor_from_features
 
@@ -99,6 +102,26 @@ def test_favor_equals_quadratic_form_of_the_same_features(to_backend, backend, n
     for chunk_size in chunk_sizes:
         out = favor(*map(to_backend, (q, k, v, W)), feature=name, causal=causal, chunk_size=chunk_size)
         assert _relative_error(out, expected) < 1e-10
+
+
+@pytest.mark.parametrize("block_rows", [4, 8, 12])
+def test_causal_blocks_of_several_chunks_carry_the_state(to_backend, backend, monkeypatch, block_rows):
+    """The causal scan batches k = block_rows / C chunks per step (C = 4 here: k = 1, 2, 3) and carries
+    the state between blocks; L = 37 ends with a partial block and a one-row remainder. With a mask and
+    a large key mid-block (the running shift jumps inside a block), the output equals the masked tril
+    form of the unshifted features (1e-10)."""
+    monkeypatch.setattr(causal_scan, "BLOCK_ROWS", block_rows)
+    if backend == "jax":  # the jitted graphs were traced with the default block size: fresh caches
+        for module, name in ((causal_scan, "_jitted_scan"), (attention_module, "_jitted")):
+            monkeypatch.setattr(module, name, functools.cache(getattr(module, name).__wrapped__))
+    q, k, v = _inputs(scale=0.3, length=37)
+    k[..., 18, :] *= 12.0
+    keep = np.random.default_rng(6).random((B, 1, 37)) > 0.25
+    W = _projection(per_head=True)
+    expected = _quadratic(_features("positive", q, W), _features("positive", k, W), v, True, keep)
+    args = map(to_backend, (q, k, v, W))
+    out = favor(*args, causal=True, key_padding_mask=_mask(to_backend, keep), chunk_size=4)
+    assert _relative_error(out, expected) < 1e-10
 
 
 FOLLOWUP_CASES = [
