@@ -163,9 +163,12 @@ def favor(
         What a visible row with an underflowed or non-positive D̂_i gets (module docstring).
     feature_options : dict, (dict, dict) or None
         Parameters of the feature map (:func:`estimators.features.feature_parts`), one dict for q
-        and k or a ``(query_options, key_options)`` pair, e.g. from
-        ``features.data_options(name, q, k, scale_inputs=True)``. Data-dependent options computed from
-        the whole sequence see the future; in causal mode pass data-independent ones.
+        and k or a ``(query_options, key_options)`` pair; ``{}`` gives the map's plain defaults
+        (e.g. OPRF's A = 0, which is the positive map). ``None`` with a data-tuned map
+        (:data:`estimators.features.DATA_TUNED`: OPRF, SADERF, Poisson, geometric): bidirectionally
+        ``features.data_options(name, q, k, scale_inputs=True)`` (the papers' attention rules, read
+        from every query and key, masked keys included); causal raises ``ValueError``, since those
+        rules read later positions: pass options explicitly there.
 
     Returns
     -------
@@ -178,9 +181,9 @@ def favor(
     check_choice(impl, "impl", IMPLS)
     eps = _check_eps(eps)
     chunk_size = None if chunk_size is None else check_positive_int(chunk_size, "chunk_size")
-    query_options, key_options = _side_options(feature_options)
     _check_inputs(q, k, v, key_padding_mask, causal)
     _check_projection(W, q, k)
+    query_options, key_options = _side_options(_default_options(name, feature_options, q, k, causal))
     call = (q, k, v, W, name, causal, key_padding_mask)
     kernel = _triton_kernel(impl, call, stabilizer, eps, bool(query_options or key_options))
     if kernel is not None:
@@ -375,6 +378,19 @@ def _jitted(function, static_argnums):
     import jax
 
     return jax.jit(function, static_argnums=static_argnums)
+
+
+def _default_options(name, feature_options, q, k, causal):
+    """``feature_options``, or for a data-tuned map given None, its attention rules (bidirectional)."""
+    if feature_options is not None or name not in feature_maps.DATA_TUNED:
+        return feature_options
+    if causal:
+        raise ValueError(
+            f"feature {name!r} has data-tuned parameters and causal=True: pass feature_options "
+            "explicitly (features.data_options on the whole sequence reads later positions; "
+            "{} gives the plain defaults)"
+        )
+    return feature_maps.data_options(name, q, k, scale_inputs=True)
 
 
 def _side_options(feature_options):

@@ -303,6 +303,10 @@ def saderf_psi(queries, keys):
     return ((key_power + _PARAMETER_FLOOR) / (query_power + _PARAMETER_FLOOR)) ** 0.25
 
 
+DATA_TUNED = ("oprf", "saderf", "poisson", "geometric")
+"""Feature maps whose parameters :func:`data_options` chooses from the query and key sets."""
+
+
 def data_options(name, queries, keys, *, scale_inputs=False):
     """Per-side options ``(query_options, key_options)`` of feature ``name`` for these query/key sets.
 
@@ -354,14 +358,14 @@ def _as_parameter(value, name, like, low, high):
     xp = namespace(like)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = float(value)
+        inside = low < value < high  # in Python: under jax.jit, jnp comparisons of constants are traced
     elif hasattr(value, "shape"):
         value = xp.astype(xp.asarray(value), like.dtype)
+        inside = is_tracer(value) or bool(xp.all((value > low) & (value < high)))
     else:
         raise TypeError(f"{name} must be a float or an array, got {type(value).__name__}")
-    if not is_tracer(value):
-        inside = xp.all((xp.asarray(value) > low) & (xp.asarray(value) < high))
-        if not bool(inside):
-            raise ValueError(f"{name} must lie in ({low}, {high}), got {value}")
+    if not inside:
+        raise ValueError(f"{name} must lie in ({low}, {high}), got {value}")
     return value
 
 
@@ -504,6 +508,7 @@ _FOLLOWUP_MAPS = {
 
 
 __all__ = [
+    "DATA_TUNED",
     "FEATURES",
     "FOLLOWUP_FEATURES",
     "FeatureParts",

@@ -6,8 +6,10 @@ with q, k, v (L = 512, d = 32) standard normal scaled by 0.5, m = 256, and W dra
 generator (seed 0), so every backend sees the same inputs and W and the numbers agree across
 backends to rounding (the error's fall with m is the studies' subject, ``mse_vs_features``). A row
 whose FAVOR denominator is not positive (discrete or trigonometric features can give D̂ ≤ 0) is
-returned as zeros (``denominator="zero"``) and counts fully in the error. A jump in this number
-flags an estimator regression.
+returned as zeros (``denominator="zero"``) and counts fully in the error. Data-tuned maps (OPRF,
+SADERF, Poisson, geometric) use ``features.data_options`` of the whole q and k in both modes (in
+causal mode that rule reads later positions; :func:`estimators.attention.favor` makes it explicit).
+A jump in this number flags an estimator regression.
 """
 
 from __future__ import annotations
@@ -32,18 +34,16 @@ def _to_host(array) -> np.ndarray:
 @common.cached
 def relative_error(backend: str, estimator: str, mode: str) -> float:
     """‖favor − exact‖_F / ‖exact‖_F for registry row ``estimator`` with M features, float64."""
-    from estimators import attention
+    from estimators import attention, features
 
     common.target(backend, "float64")
     q, k, v = (common.normal(backend, "float64", (LENGTH, D), seed, INPUT_SCALE) for seed in (21, 22, 23))
     row = registry.get(estimator)
     W = row.draw(M, D, seed=0, like=q)
     causal = mode == "causal"
-    estimate = _to_host(
-        common.na_if_untraceable(
-            lambda: attention.favor(q, k, v, W, feature=estimator, causal=causal, denominator="zero")
-        )
-    )
+    options = features.data_options(row.feature, q, k, scale_inputs=True)
+    call = dict(feature=estimator, causal=causal, denominator="zero", feature_options=options)
+    estimate = _to_host(common.na_if_untraceable(lambda: attention.favor(q, k, v, W, **call)))
     reference = _to_host(attention.exact(q, k, v, causal=causal))
     return float(np.linalg.norm(estimate - reference) / np.linalg.norm(reference))
 

@@ -159,6 +159,31 @@ def test_followup_feature_maps_with_per_side_options(to_backend, backend, row, c
     assert _relative_error(out, expected) < 1e-10
 
 
+@pytest.mark.parametrize("name", features.DATA_TUNED)
+def test_data_tuned_maps_default_to_their_attention_rules(to_backend, name):
+    """feature_options=None: bidirectionally the data_options rules (equal outputs to 1e-13, unlike the
+    plain defaults {}); causal raises, since those rules read later positions, and {} is accepted."""
+    q, k, v = map(to_backend, _inputs(scale=0.3))
+    estimator = next(row for row in registry.rows() if row.feature == name)
+    W = estimator.draw(16, D, seed=2, like=q)
+    tuned = features.data_options(name, q, k, scale_inputs=True)
+    default = favor(q, k, v, W, name, denominator="zero")
+    assert (
+        _relative_error(default, to_numpy(favor(q, k, v, W, name, feature_options=tuned, denominator="zero")))
+        < 1e-13
+    )
+    assert (
+        _relative_error(default, to_numpy(favor(q, k, v, W, name, feature_options={}, denominator="zero")))
+        > 1e-6
+    )
+    with pytest.raises(ValueError, match="feature_options"):
+        favor(q, k, v, W, name, causal=True)
+    assert (
+        to_numpy(favor(q, k, v, W, name, causal=True, feature_options={}, denominator="zero")).shape
+        == v.shape
+    )
+
+
 @pytest.mark.parametrize("causal", [False, True])
 def test_favor_from_features_equals_quadratic_form(to_backend, causal):
     q, k, v = _inputs()

@@ -40,3 +40,16 @@ def test_fixed_norm_rows_have_sqrt_d_rows():
     for name in ("positive-iid-fixed", "positive-ort-fixed"):
         W = registry.get(name).draw(10, 4, seed=3)
         np.testing.assert_allclose(np.linalg.norm(W, axis=-1), 2.0, rtol=1e-14)
+
+
+@pytest.mark.parametrize("name", registry.names())
+def test_rows_estimate_under_jax_jit(name):
+    """Every row's estimate traces under ``jax.jit`` (parameter checks must not read traced values)
+    and gives the numpy numbers."""
+    jax = pytest.importorskip("jax")
+    row = registry.get(name)
+    rng = np.random.default_rng(7)
+    x, y = rng.standard_normal((2, 4)) * 0.4
+    W = row.draw(9, 4, batch_shape=(5,), seed=1)
+    jitted = jax.jit(row.estimate)(*(jax.numpy.asarray(a) for a in (x, y, W)))
+    np.testing.assert_allclose(np.asarray(jitted), row.estimate(x, y, W), rtol=1e-12)
