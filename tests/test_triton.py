@@ -89,15 +89,106 @@ def test_gradients_equal_reference_autograd(causal, feature):
         assert relative_error(a, b) < GRAD_TOLERANCE, name
 
 
-def test_causal_backward_carries_state_across_segments(monkeypatch):
-    """Backward in several recomputed segments gives the gradients of the one-segment computation."""
-    monkeypatch.setattr(host, "CAUSAL_BACKWARD_ELEMENTS", 2 * 64 * 16)
-    (q, k, v), W = make_inputs(4, L=200, m=16)
-    grad_out = torch.randn(q.shape, generator=torch.Generator().manual_seed(5)).to(DEVICE)
-    got = kernel_grads(q.float(), k.float(), v.float(), W.float(), "positive", True, grad_out)
-    want = reference_grads(q, k, v, W, "positive", True, grad_out)
+def causal_gradient_errors(monkeypatch, seed, programs, feature="positive", dtype=torch.float32, **sizes):
+    """Relative errors of the kernels' causal (dq, dk, dv) against float64 reference autograd.
+
+    ``programs`` sets ``causal_programs_per_sm``: on CPU (one "SM") the B·H heads then scan
+    cdiv(programs, B·H) groups of chunks (fewer when there are fewer chunks), each with its carried
+    prefix state forwards and suffix state backwards. ``sizes`` go to :func:`make_inputs`; ``W``
+    may be scaled by ``w_scale`` and row ``outlier`` of k replaced by W[:, 0]·d^{1/4} (per-head W),
+    the key of largest log-amplitude b = ‖w_0‖²/2 for feature 0.
+    """
+    monkeypatch.setitem(host.CONFIG, "causal_programs_per_sm", programs)
+    w_scale, outlier = sizes.pop("w_scale", 1.0), sizes.pop("outlier", None)
+    (q, k, v), W = make_inputs(seed, **sizes)
+    W = W * w_scale
+    if outlier is not None:
+        k[:, :, outlier] = W[:, 0] * q.shape[-1] ** 0.25
+    q, k, v = (x.to(dtype) for x in (q, k, v))
+    grad_out = torch.randn(q.shape, generator=torch.Generator().manual_seed(seed + 1)).to(DEVICE, dtype)
+    got = kernel_grads(q, k, v, W.float(), feature, True, grad_out)
+    want = reference_grads(q, k, v, W, feature, True, grad_out)
+    errors = {"finite": all(bool(torch.isfinite(a).all()) for a in got)}
     for name, a, b in zip("qkv", got, want, strict=True):
-        assert relative_error(a, b) < GRAD_TOLERANCE, name
+        errors[name] = relative_error(a, b)
+        errors[f"{name} before"] = relative_error(a[:, :, :outlier], b[:, :, :outlier])
+    return errors
+
+
+CAUSAL_GRADIENT_CASES = [  # the backward's chunk is 64 rows; L is never a multiple of it
+    pytest.param(dict(d=16, m=40, L=400, programs=4), id="d16-positive-per_head-2_groups_of_4_3_chunks"),
+    pytest.param(
+        dict(d=32, m=70, L=300, programs=6, feature="hyperbolic", per_head=False),
+        id="d32-hyperbolic-shared-3_groups_of_2_2_1_chunks-3_feature_blocks",
+    ),
+    pytest.param(
+        dict(d=32, m=24, L=150, programs=2, per_head=False), id="d32-positive-shared-1_group_of_3_chunks"
+    ),
+    pytest.param(
+        dict(d=16, m=20, L=270, programs=8, feature="hyperbolic", B=2), id="d16-hyperbolic-B2-2_groups_of_3_2"
+    ),
+    pytest.param(dict(d=128, m=20, L=200, programs=8), id="d128-positive-per_head-4_groups_of_1_chunk"),
+]
+
+
+@pytest.mark.parametrize("case", CAUSAL_GRADIENT_CASES)
+def test_causal_gradients_equal_reference_autograd(monkeypatch, case):
+    """The Triton causal backward (forward scan, suffix states by group, reverse scan) is exact."""
+    errors = causal_gradient_errors(monkeypatch, 20, **case)
+    for name in "qkv":
+        assert errors[name] < GRAD_TOLERANCE, (name, errors)
+
+
+def test_causal_gradients_survive_a_late_outlier_key(monkeypatch):
+    """A key with b ≈ 150 (exp overflows float32) starts chunk 4 of 0..6; earlier gradients stay exact.
+
+    Keys are carried in the running-maximum frame of their chunk and later queries reach them through
+    factors exp(c_n − c_{n'}) ≤ 1: no exponent is positive, and the jump of c at the outlier does not
+    flush the gradients of earlier rows (queries before it see the earlier, smaller frames). Rows
+    after the outlier have dq and dk of ~1e-13 (saturated attention), compared in the whole-tensor
+    error only.
+    """
+    errors = causal_gradient_errors(monkeypatch, 21, 8, L=400, m=16, w_scale=3.0, outlier=256)
+    assert errors["finite"]
+    for name in ("q", "k", "v", "q before", "k before", "v before"):
+        assert errors[name] < GRAD_TOLERANCE, (name, errors)
+
+
+def _zero_suffix_states(scan):
+    def planted(s, z, t, frames, plan, reverse):
+        scan(s, z, t, frames, plan, reverse)
+        if reverse:
+            s.zero_(), z.zero_()
+
+    return planted
+
+
+def _unscaled_suffix_frames(scan):
+    def planted(s, z, t, frames, plan, reverse):
+        scan(s, z, torch.zeros_like(t) if reverse else t, torch.zeros_like(frames) if reverse else frames,
+             plan, reverse)  # fmt: skip
+
+    return planted
+
+
+@pytest.mark.parametrize(
+    ("plant", "outlier"),
+    [
+        pytest.param(_zero_suffix_states, None, id="suffix_state_not_carried_across_groups"),
+        pytest.param(_zero_suffix_states, 256, id="suffix_state_not_carried_across_groups-outlier"),
+        pytest.param(_unscaled_suffix_frames, 256, id="suffix_states_summed_without_frame_factors-outlier"),
+    ],
+)
+def test_causal_gradient_check_catches_planted_bugs(monkeypatch, plant, outlier):
+    """The gradient comparison above fails, by far, when the reverse group scan is broken.
+
+    Frame factors matter only where the running key maximum rises between groups: the outlier (chunk 4
+    of 0..6, groups of two chunks) lifts the frame of the last group far above those before it.
+    """
+    monkeypatch.setattr(host, "_scan_groups", plant(host._scan_groups))
+    sizes = dict(L=400, m=16) if outlier is None else dict(L=400, m=16, w_scale=3.0, outlier=outlier)
+    errors = causal_gradient_errors(monkeypatch, 21, 8, **sizes)
+    assert not errors["finite"] or max(errors["k"], errors["v"]) > 100 * GRAD_TOLERANCE, errors
 
 
 BF16_INTERPRETED = pytest.mark.skipif(
@@ -113,6 +204,13 @@ def test_half_precision_inputs_accumulate_in_float32(dtype, causal):
     assert out.dtype == dtype
     want = reference(q.to(dtype), k.to(dtype), v.to(dtype), W, "positive", causal)
     assert relative_error(out, want) < HALF_TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, pytest.param(torch.bfloat16, marks=BF16_INTERPRETED)])
+def test_causal_gradients_of_half_precision_inputs(monkeypatch, dtype):
+    errors = causal_gradient_errors(monkeypatch, 22, 4, dtype=dtype, L=200, d=32, m=32)
+    for name in "qkv":
+        assert errors[name] < HALF_TOLERANCE[dtype], (name, errors)
 
 
 @pytest.mark.parametrize("causal", [False, True])
@@ -198,6 +296,32 @@ def test_large_gradients_on_gpu(causal, d):
     want = reference_grads(q, k, v, W, "positive", causal, grad_out)
     for name, a, b in zip("qkv", got, want, strict=True):
         assert relative_error(a, b) < 1e-4, name
+
+
+@gpu
+@needs_cuda
+@pytest.mark.parametrize(
+    ("d", "m", "feature", "dtype", "outlier"),
+    [
+        (64, 256, "positive", torch.float16, None),
+        (128, 512, "hyperbolic", torch.float16, None),
+        (64, 266, "hyperbolic", torch.bfloat16, None),
+        (32, 100, "positive", torch.float32, None),
+        (128, 100, "positive", torch.float32, 3000),
+    ],
+)
+def test_large_causal_gradients_on_gpu(monkeypatch, d, m, feature, dtype, outlier):
+    """L = 4100 (ragged last chunk), the launch configuration's own groups of chunks; per-head W with the
+    outlier key."""
+    programs = host.CONFIG["causal_programs_per_sm"]
+    sizes = dict(B=2, H=4, L=4100, d=d, m=m, per_head=outlier is not None, feature=feature, dtype=dtype)
+    if outlier is not None:
+        sizes.update(w_scale=3.0, outlier=outlier)
+    errors = causal_gradient_errors(monkeypatch, 23, programs, **sizes)
+    tolerance = {**HALF_TOLERANCE, torch.float32: 1e-4}[dtype]
+    assert errors["finite"]
+    for name in ("q", "k", "v", "q before", "k before", "v before"):
+        assert errors[name] < tolerance, (name, errors)
 
 
 @gpu

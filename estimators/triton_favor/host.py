@@ -14,7 +14,9 @@ import triton
 from .kernels import (
     NEG_INIT,
     _bidirectional_output_kernel,
+    _causal_key_grad_kernel,
     _causal_output_kernel,
+    _causal_query_grad_kernel,
     _group_scan_kernel,
     _key_grad_kernel,
     _key_state_kernel,
@@ -38,11 +40,11 @@ CONFIG = {
     "causal_warps": 8,
     "causal_programs_per_sm": 4,
     "grad_block_l": 64,
+    "grad_chunk": 64,  # causal backward chunk length (a multiple of key_block_l; two C×C fp32 tiles live)
     "grad_warps": 8,
     "stages": 3,
 }
 MAX_BLOCK_M = 64
-CAUSAL_BACKWARD_ELEMENTS = 1 << 24
 
 
 class _Plan:
@@ -54,15 +56,13 @@ class _Plan:
         w = W.detach().to(device=q.device, dtype=torch.float32)
         if feature == "hyperbolic":
             w = torch.cat([w, -w], dim=-2)
-        self.w_float = (w if w.ndim == 3 else w[None]) * self.D**-0.25
+        w = (w if w.ndim == 3 else w[None]) * self.D**-0.25
         self.M = w.shape[-2]
         largest_block = MAX_BLOCK_M if self.D <= 64 else MAX_BLOCK_M // 2  # d = 128: shared memory
         self.block_m = max(16, min(largest_block, triton.next_power_of_2(self.M)))
         self.njb = triton.cdiv(self.M, self.block_m)
-        self.w = torch.zeros(
-            self.w_float.shape[0], self.njb * self.block_m, self.D, device=q.device, dtype=q.dtype
-        )
-        self.w[:, : self.M] = self.w_float
+        self.w = torch.zeros(w.shape[0], self.njb * self.block_m, self.D, device=q.device, dtype=q.dtype)
+        self.w[:, : self.M] = w
         self.w_head_stride = 0 if self.w.shape[0] == 1 else self.njb * self.block_m * self.D
         self.norm = 0.5 * self.D**-0.5
         self.dtype = q.dtype
@@ -137,13 +137,13 @@ def _bidirectional_forward(q, k, v, plan):
     return out, (s, z, key_shift, rows, den)
 
 
-def _prefix_states(k, v, plan, chunks_per_group):
+def _prefix_states(k, v, plan, chunk, chunks_per_group):
     """Exclusive prefix states of each group of chunks, with frames: (s, z, group_frames, chunk_frames).
 
     chunk_frames[n] = max of b over chunks 0..n (running maximum); group_frames[g] is the frame of
     group g's state (the running maximum before it; −1e30 for the first group).
     """
-    chunk, block_l = plan.config["chunk"], plan.config["key_block_l"]
+    block_l = plan.config["key_block_l"]
     n_chunks = triton.cdiv(plan.L, chunk)
     n_groups = triton.cdiv(n_chunks, chunks_per_group)
     tiles_per_chunk = chunk // block_l
@@ -154,19 +154,30 @@ def _prefix_states(k, v, plan, chunks_per_group):
     ends = (torch.arange(1, n_groups + 1, device=k.device) * chunks_per_group - 1).clamp_max(n_chunks - 1)
     first = torch.full((plan.BH, 1), NEG_INIT, device=k.device, dtype=torch.float32)
     group_frames = torch.cat([first, chunk_frames[:, ends]], dim=1).contiguous()
+    _scan_groups(s, z, t, group_frames, plan, reverse=False)
+    return s, z, group_frames, chunk_frames
+
+
+def _scan_groups(s, z, t, frames, plan, reverse):
+    """In place: per-group states (BH, G, M̄, d), z (BH, G, M̄) → exclusive prefix (or suffix) states."""
     block_d = min(plan.D, 32)
     _group_scan_kernel[(plan.BH, plan.njb, plan.D // block_d)](
-        s, z, t, group_frames, n_groups, BLOCK_M=plan.block_m, D=plan.D, BLOCK_D=block_d, NJB=plan.njb
-    )
-    return s, z, group_frames, chunk_frames
+        s, z, t, frames, s.shape[1],
+        BLOCK_M=plan.block_m, D=plan.D, BLOCK_D=block_d, NJB=plan.njb, REVERSE=reverse,
+    )  # fmt: skip
+
+
+def _causal_groups(plan, chunk):
+    """Chunk count and chunks per group: about causal_programs_per_sm programs per SM over B·H heads."""
+    n_chunks = triton.cdiv(plan.L, chunk)
+    groups = max(1, triton.cdiv(plan.config["causal_programs_per_sm"] * plan.sms, plan.BH))
+    return n_chunks, triton.cdiv(n_chunks, groups)
 
 
 def _causal_forward(q, k, v, plan):
     chunk = plan.config["chunk"]
-    n_chunks = triton.cdiv(plan.L, chunk)
-    groups = max(1, triton.cdiv(plan.config["causal_programs_per_sm"] * plan.sms, plan.BH))
-    chunks_per_group = triton.cdiv(n_chunks, groups)
-    s, z, group_frames, chunk_frames = _prefix_states(k, v, plan, chunks_per_group)
+    n_chunks, chunks_per_group = _causal_groups(plan, chunk)
+    s, z, group_frames, chunk_frames = _prefix_states(k, v, plan, chunk, chunks_per_group)
     out = torch.empty_like(q)
     n_groups = group_frames.shape[1] - 1
     _causal_output_kernel[(plan.BH, n_groups)](
@@ -189,8 +200,8 @@ def _bidirectional_backward(grad_out, q, k, v, out, saved, plan):
         PREC=plan.prec, GRAD_PREC=plan.prec, BLOCK_L=block_l, **plan.common(), **plan.launch("grad")
     )
     _query_grad_state_kernel[(plan.BH, n_seg, plan.njb)](
-        q, plan.w, grad_out, rows, den, out, ds_parts, dz_parts,
-        plan.L, plan.H, plan.M, plan.w_head_stride, n_seg, seg_len, **options,
+        q, plan.w, grad_out, rows, den, out, ds_parts, dz_parts, rows, rows,
+        plan.L, plan.H, plan.M, plan.w_head_stride, n_seg, seg_len, 1, CAUSAL=False, **options,
     )  # fmt: skip
     ds, dz = ds_parts.sum(1).contiguous(), dz_parts.sum(1).contiguous()
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
@@ -206,65 +217,42 @@ def _bidirectional_backward(grad_out, q, k, v, out, saved, plan):
     return dq, dk, dv
 
 
-def _causal_segment(q, k, v, w, state, c_in, c_out, norm, chunk):
-    """Differentiable causal FAVOR on one segment (B, H, Ls, d) in fp32, from a carried state.
-
-    ``state = (S (B, H, M, d), z (B, H, M))`` in frame ``c_in`` (B, H). Returns the segment's output
-    and the state after it in frame ``c_out``. The same chunked algebra as the kernels (App. B.1).
-    """
-    s_in, z_in = state
-    q_logits = q @ w.transpose(-1, -2)
-    p = torch.exp(q_logits - q_logits.amax(-1, keepdim=True).detach())
-    k_logits = k @ w.transpose(-1, -2) - norm * (k * k).sum(-1, keepdim=True)
-    frame = torch.maximum(c_in, k_logits.amax(dim=(-1, -2)).detach())
-    kp = torch.exp(k_logits - frame[..., None, None])
-    carry = torch.exp(c_in - frame)
-    s0, z0 = s_in * carry[..., None, None], z_in * carry[..., None]
-    length = q.shape[-2]
-    n = triton.cdiv(length, chunk)
-    pad = n * chunk - length
-    pc = torch.nn.functional.pad(p, (0, 0, 0, pad), value=1.0)  # padded queries: positive denominators
-    kc, vc = (torch.nn.functional.pad(x, (0, 0, 0, pad)) for x in (kp, v))
-    pc, kc, vc = (x.unflatten(-2, (n, chunk)) for x in (pc, kc, vc))
-    ds = kc.transpose(-1, -2) @ vc
-    dz = kc.sum(-2)
-    s_prev = torch.cumsum(ds, dim=2) - ds + s0[:, :, None]
-    z_prev = torch.cumsum(dz, dim=2) - dz + z0[:, :, None]
-    scores = torch.tril(pc @ kc.transpose(-1, -2))
-    num = pc @ s_prev + scores @ vc
-    den = (pc @ z_prev[..., None])[..., 0] + scores.sum(-1)
-    out = (num / den[..., None]).flatten(2, 3)[:, :, :length]
-    factor = torch.exp(frame - c_out)
-    return out, (s0 + ds.sum(2)) * factor[..., None, None], (z0 + dz.sum(2)) * factor[..., None]
-
-
 def _causal_backward(grad_out, q, k, v, plan):
-    """Backward by segments, last to first: recompute each segment's features, carry dS, dz back."""
-    chunk = plan.config["chunk"]
-    seg_chunks = max(1, CAUSAL_BACKWARD_ELEMENTS // (plan.BH * plan.M * chunk))
-    s, z, group_frames, _ = _prefix_states(k, v, plan, seg_chunks)
-    seg_len = seg_chunks * chunk
-    B, H, M = plan.B, plan.H, plan.M
-    s = s[:, :, :M].unflatten(0, (B, H))
-    z = z[:, :, :M].unflatten(0, (B, H))
-    frames = group_frames.unflatten(0, (B, H))
-    w = plan.w_float[None]
-    grads = [torch.empty_like(x) for x in (q, k, v)]
-    ds_next = torch.zeros_like(s[:, :, 0])
-    dz_next = torch.zeros_like(z[:, :, 0])
-    for seg in reversed(range(s.shape[2])):
-        rows = slice(seg * seg_len, min(plan.L, (seg + 1) * seg_len))
-        with torch.enable_grad():
-            inputs = [x[:, :, rows].detach().float().clone().requires_grad_() for x in (q, k, v)]
-            state = [s[:, :, seg].clone().requires_grad_(), z[:, :, seg].clone().requires_grad_()]
-            out, s_out, z_out = _causal_segment(
-                *inputs, w, state, frames[:, :, seg], frames[:, :, seg + 1], plan.norm, chunk
-            )
-            torch.autograd.backward([out, s_out, z_out], [grad_out[:, :, rows].float(), ds_next, dz_next])
-        for grad, x in zip(grads, inputs, strict=True):
-            grad[:, :, rows] = x.grad
-        ds_next, dz_next = state[0].grad, state[1].grad
-    return tuple(grads)
+    """dq, dk, dv of causal FAVOR: a forward scan (dq), suffix states by group, a reverse scan (dk, dv).
+
+    Frames (:mod:`estimators.triton_favor`): the suffix state entering chunk n holds the queries of
+    later chunks weighted by exp(c_n − c_{n(i)}) ≤ 1; group g's increment is formed in frame c_g
+    (the running maximum before the group, ``group_frames[:, g]``), and the reverse group scan moves
+    states from frame c_{g+1} to c_g by exp(c_g − c_{g+1}) ≤ 1: in the scan kernel's shift
+    convention (a state in shift t is multiplied by exp(t − t') to reach shift t') a frame c is the
+    shift −c.
+    """
+    grad_out = grad_out.contiguous()
+    chunk = plan.config["grad_chunk"]
+    n_chunks, chunks_per_group = _causal_groups(plan, chunk)
+    s, z, group_frames, chunk_frames = _prefix_states(k, v, plan, chunk, chunks_per_group)
+    n_groups = group_frames.shape[1] - 1
+    row_max, den, delta = (plan.vector(plan.BH, plan.L) for _ in range(3))
+    dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+    options = dict(PREC=plan.prec, GRAD_PREC=plan.prec, **plan.common(), **plan.launch("grad"))
+    frames, sizes = (group_frames, chunk_frames), (plan.L, plan.H, plan.M, plan.w_head_stride)
+    counts = (n_groups, n_chunks, chunks_per_group)
+    _causal_query_grad_kernel[(plan.BH, n_groups)](
+        q, k, v, plan.w, grad_out, s, z, *frames, row_max, den, delta, dq, *sizes, *counts,
+        BLOCK_L=chunk, NORM=plan.norm, STATE_PREC=plan.prec, **options,
+    )  # fmt: skip
+    u, uz = plan.state(plan.BH, n_groups), plan.vector(plan.BH, n_groups, plan.njb * plan.block_m)
+    _query_grad_state_kernel[(plan.BH, n_groups, plan.njb)](
+        q, plan.w, grad_out, row_max, den, delta, u, uz, *frames, *sizes, n_groups, chunks_per_group * chunk,
+        chunk, BLOCK_L=plan.config["grad_block_l"], CAUSAL=True, **options,
+    )  # fmt: skip
+    increment_frames = (-group_frames[:, :n_groups, None]).expand(-1, -1, plan.njb).contiguous()
+    _scan_groups(u, uz, increment_frames, (-group_frames).contiguous(), plan, reverse=True)
+    _causal_key_grad_kernel[(plan.BH, n_groups)](
+        q, k, v, plan.w, grad_out, row_max, den, delta, u, uz, *frames, dk, dv, *sizes, *counts,
+        BLOCK_L=chunk, NORM=plan.norm, **options,
+    )  # fmt: skip
+    return dq, dk, dv
 
 
 class _FavorFunction(torch.autograd.Function):

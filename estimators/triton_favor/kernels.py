@@ -146,10 +146,14 @@ def _group_scan_kernel(
     D: tl.constexpr,
     BLOCK_D: tl.constexpr,
     NJB: tl.constexpr,
+    REVERSE: tl.constexpr,
 ):
     """In place: group sums (frame t_g) → exclusive prefix states (frame c_g), c_{g+1} = max(c_g, t_g).
 
     H_0 = 0; H_{g+1} = H_g·exp(c_g − c_{g+1}) + ΔS_g·exp(t_g − c_{g+1}); every factor is ≤ 1.
+    REVERSE: exclusive suffix states, last group first: slot g receives the state of groups > g in
+    frame c_{g+1}, then H ← H·exp(c_{g+1} − c_g) + ΔS_g·exp(t_g − c_g) (the caller's frames make
+    these factors ≤ 1).
     """
     bh = tl.program_id(0)
     jb = tl.program_id(1)
@@ -158,13 +162,19 @@ def _group_scan_kernel(
     offs_d = db * BLOCK_D + tl.arange(0, BLOCK_D)
     state = tl.zeros((BLOCK_M, BLOCK_D), dtype=tl.float32)
     zstate = tl.zeros((BLOCK_M,), dtype=tl.float32)
-    for g in range(n_groups):
+    for step in range(n_groups):
+        if REVERSE:
+            g = n_groups - 1 - step
+            c_now = tl.load(c_ptr + bh * (n_groups + 1) + g + 1)
+            c_next = tl.load(c_ptr + bh * (n_groups + 1) + g)
+        else:
+            g = step
+            c_now = tl.load(c_ptr + bh * (n_groups + 1) + g)
+            c_next = tl.load(c_ptr + bh * (n_groups + 1) + g + 1)
         row = (bh * n_groups + g).to(tl.int64) * (NJB * BLOCK_M)
         pointers = s_ptr + (row + offs_m)[:, None] * D + offs_d[None, :]
         delta = tl.load(pointers)
         tl.store(pointers, state)
-        c_now = tl.load(c_ptr + bh * (n_groups + 1) + g)
-        c_next = tl.load(c_ptr + bh * (n_groups + 1) + g + 1)
         t_g = tl.load(t_ptr + (bh * n_groups + g) * NJB + jb)
         keep = tl.exp(c_now - c_next)
         add = tl.exp(t_g - c_next)
@@ -227,6 +237,81 @@ def _bidirectional_output_kernel(
 
 
 @triton.jit
+def _query_features(qt, w, r, feature_ok, PREC: tl.constexpr):
+    """Q'_ij = exp(a_ij − r_i), a = q W_sᵀ (BLOCK_L×BLOCK_M, fp32); padded feature rows give 0."""
+    logits = tl.dot(qt, tl.trans(w), input_precision=PREC) - r[:, None]
+    return tl.exp(tl.where(feature_ok[None, :], logits, -float("inf")))
+
+
+@triton.jit
+def _key_features(kt, w, half_sq_norm, c, row_ok, feature_ok, PREC: tl.constexpr):
+    """K'_lj = exp(b_lj − c), b = k W_sᵀ − ‖k‖²·NORM, in the input's dtype; padded rows/features give 0."""
+    logits = tl.dot(kt, tl.trans(w), input_precision=PREC) - half_sq_norm[:, None]
+    logits = tl.where(row_ok[:, None] & feature_ok[None, :], logits, -float("inf"))
+    return tl.exp(logits - c).to(kt.dtype)
+
+
+@triton.jit
+def _causal_chunk(
+    qt,
+    kt,
+    vt,
+    half_sq_norm,
+    row_ok,
+    w_head,
+    s_rows,
+    z_rows,
+    c_now,
+    beta,
+    M,
+    BLOCK_L: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    D: tl.constexpr,
+    NJB: tl.constexpr,
+    PREC: tl.constexpr,
+    STATE_PREC: tl.constexpr,
+    UPDATE_STATE: tl.constexpr,
+):
+    """Numerator, denominator and query row maximum r of one chunk (App. B.1, Eq. 11).
+
+    num = Q'(S·β) + tril(Q'K'ᵀ)V, den = Q'(z·β) + tril(Q'K'ᵀ)1 with Q' = exp(a − r) (r online over
+    feature blocks), K' = exp(b − c_now), β = exp(c_prev − c_now) bringing the carried state (rows
+    ``s_rows``/``z_rows``, M̄×d and M̄, fp32, frame c_prev) to the chunk's frame. With UPDATE_STATE the
+    state after the chunk, S·β + K'ᵀV and z·β + K'ᵀ1 (frame c_now), is stored in place.
+    """
+    offs_i = tl.arange(0, BLOCK_L)
+    offs_d = tl.arange(0, D)
+    acc = tl.zeros((BLOCK_L, D), dtype=tl.float32)
+    den = tl.zeros((BLOCK_L,), dtype=tl.float32)
+    scores = tl.zeros((BLOCK_L, BLOCK_L), dtype=tl.float32)
+    r = tl.full((BLOCK_L,), NEG_INIT_K, tl.float32)
+    for jb in range(NJB):
+        offs_m = jb * BLOCK_M + tl.arange(0, BLOCK_M)
+        feature_ok = offs_m < M
+        w = tl.load(w_head + offs_m[:, None] * D + offs_d[None, :])
+        s_pointers = s_rows + offs_m[:, None] * D + offs_d[None, :]
+        s = tl.load(s_pointers) * beta
+        z = tl.load(z_rows + offs_m) * beta
+        q_logits = tl.dot(qt, tl.trans(w), input_precision=PREC)
+        q_logits = tl.where(feature_ok[None, :], q_logits, -float("inf"))
+        r_new = tl.maximum(r, tl.max(q_logits, axis=1))
+        alpha = tl.exp(r - r_new)
+        p = tl.exp(q_logits - r_new[:, None])
+        kp = _key_features(kt, w, half_sq_norm, c_now, row_ok, feature_ok, PREC)
+        acc = acc * alpha[:, None] + tl.dot(p, s, input_precision=STATE_PREC)
+        den = den * alpha + tl.sum(p * z[None, :], axis=1)
+        scores = scores * alpha[:, None] + tl.dot(p.to(vt.dtype), tl.trans(kp), input_precision=PREC)
+        if UPDATE_STATE:
+            tl.store(s_pointers, s + tl.dot(tl.trans(kp), vt, input_precision=PREC))
+            tl.store(z_rows + offs_m, z + tl.sum(kp.to(tl.float32), axis=0))
+        r = r_new
+    scores = tl.where(offs_i[:, None] >= offs_i[None, :], scores, 0.0)
+    acc = acc + tl.dot(scores.to(vt.dtype), vt, input_precision=PREC)
+    den = den + tl.sum(scores, axis=1)
+    return acc, den, r
+
+
+@triton.jit
 def _causal_output_kernel(
     q_ptr,
     k_ptr,
@@ -255,13 +340,14 @@ def _causal_output_kernel(
     """One group of CPG chunks of one head: the chunked causal scan from the group's prefix state.
 
     The state (M×d and M, fp32, frame c) lives in this group's slot of ``s_ptr``/``z_ptr`` and is
-    updated chunk by chunk, one feature block at a time.
+    updated chunk by chunk, one feature block at a time (:func:`_causal_chunk`).
     """
     bh = tl.program_id(0)
     g = tl.program_id(1)
     offs_i = tl.arange(0, BLOCK_L)
     offs_d = tl.arange(0, D)
     state = (bh * n_groups + g).to(tl.int64) * (NJB * BLOCK_M)
+    w_head = w_ptr + (bh % H) * w_head_stride
     c_prev = tl.load(cg_ptr + bh * (n_groups + 1) + g)
     base = bh.to(tl.int64) * L * D
     for chunk in range(g * chunks_per_group, tl.minimum(g * chunks_per_group + chunks_per_group, n_chunks)):
@@ -275,37 +361,103 @@ def _causal_output_kernel(
         half_sq_norm = tl.sum(kf * kf, axis=1) * NORM
         c_now = tl.load(cc_ptr + bh * n_chunks + chunk)
         beta = tl.exp(c_prev - c_now)
-        acc = tl.zeros((BLOCK_L, D), dtype=tl.float32)
-        den = tl.zeros((BLOCK_L,), dtype=tl.float32)
-        scores = tl.zeros((BLOCK_L, BLOCK_L), dtype=tl.float32)
-        r = tl.full((BLOCK_L,), NEG_INIT_K, tl.float32)
+        acc, den, _ = _causal_chunk(
+            qt, kt, vt, half_sq_norm, row_ok, w_head, s_ptr + state * D, z_ptr + state, c_now, beta, M,
+            BLOCK_L, BLOCK_M, D, NJB, PREC, STATE_PREC, True,
+        )  # fmt: skip
+        tl.store(o_ptr + pointers, (acc / den[:, None]).to(o_ptr.dtype.element_ty), mask=row_ok[:, None])
+        c_prev = c_now
+        tl.debug_barrier()
+
+
+@triton.jit
+def _causal_query_grad_kernel(
+    q_ptr,
+    k_ptr,
+    v_ptr,
+    w_ptr,
+    do_ptr,
+    s_ptr,
+    z_ptr,
+    cg_ptr,
+    cc_ptr,
+    r_ptr,
+    den_ptr,
+    delta_ptr,
+    dq_ptr,
+    L,
+    H,
+    M,
+    w_head_stride,
+    n_groups,
+    n_chunks,
+    chunks_per_group,
+    BLOCK_L: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    D: tl.constexpr,
+    NJB: tl.constexpr,
+    NORM: tl.constexpr,
+    PREC: tl.constexpr,
+    STATE_PREC: tl.constexpr,
+    GRAD_PREC: tl.constexpr,
+):
+    """dq of one group of chunks of one head: the forward scan again, then the query chain rule.
+
+    Per chunk (frame c_now): num, den, r as the forward (:func:`_causal_chunk`, state not updated),
+    g_i = dO_i/den_i, δ_i = dO_i·out_i, e_i = −δ_i/den_i (r, den, δ stored for the key pass), and per
+    feature block dQ'_i = S g_i + z e_i + Σ_{l≤i} A_il K'_l with A_il = g_i·v_l + e_i (the intra-chunk
+    part of S_i g_i + z_i e_i), dq_i = Σ_j Q'_ij dQ'_ij w_j; then the state advances as in the forward.
+    """
+    bh = tl.program_id(0)
+    g = tl.program_id(1)
+    offs_i = tl.arange(0, BLOCK_L)
+    offs_d = tl.arange(0, D)
+    state = (bh * n_groups + g).to(tl.int64) * (NJB * BLOCK_M)
+    w_head = w_ptr + (bh % H) * w_head_stride
+    c_prev = tl.load(cg_ptr + bh * (n_groups + 1) + g)
+    base = bh.to(tl.int64) * L
+    for chunk in range(g * chunks_per_group, tl.minimum(g * chunks_per_group + chunks_per_group, n_chunks)):
+        rows = chunk * BLOCK_L + offs_i
+        row_ok = rows < L
+        pointers = (base + rows)[:, None] * D + offs_d[None, :]
+        qt = tl.load(q_ptr + pointers, mask=row_ok[:, None], other=0.0)
+        kt = tl.load(k_ptr + pointers, mask=row_ok[:, None], other=0.0)
+        vt = tl.load(v_ptr + pointers, mask=row_ok[:, None], other=0.0)
+        dn = tl.load(do_ptr + pointers, mask=row_ok[:, None], other=0.0).to(tl.float32)
+        kf = kt.to(tl.float32)
+        half_sq_norm = tl.sum(kf * kf, axis=1) * NORM
+        c_now = tl.load(cc_ptr + bh * n_chunks + chunk)
+        beta = tl.exp(c_prev - c_now)
+        num, den, r = _causal_chunk(
+            qt, kt, vt, half_sq_norm, row_ok, w_head, s_ptr + state * D, z_ptr + state, c_now, beta, M,
+            BLOCK_L, BLOCK_M, D, NJB, PREC, STATE_PREC, False,
+        )  # fmt: skip
+        den = tl.where(row_ok, den, 1.0)
+        delta = tl.sum(dn * num, axis=1) / den
+        dn = dn / den[:, None]
+        e = -delta / den
+        tl.store(r_ptr + base + rows, r, mask=row_ok)
+        tl.store(den_ptr + base + rows, den, mask=row_ok)
+        tl.store(delta_ptr + base + rows, delta, mask=row_ok)
+        a = tl.dot(dn, tl.trans(vt.to(tl.float32)), input_precision=GRAD_PREC) + e[:, None]
+        a = tl.where(offs_i[:, None] >= offs_i[None, :], a, 0.0)
+        tl.debug_barrier()
+        dq = tl.zeros((BLOCK_L, D), dtype=tl.float32)
         for jb in range(NJB):
             offs_m = jb * BLOCK_M + tl.arange(0, BLOCK_M)
             feature_ok = offs_m < M
-            w = tl.load(w_ptr + (bh % H) * w_head_stride + offs_m[:, None] * D + offs_d[None, :])
+            w = tl.load(w_head + offs_m[:, None] * D + offs_d[None, :])
             s_pointers = s_ptr + (state + offs_m)[:, None] * D + offs_d[None, :]
             s = tl.load(s_pointers) * beta
             z = tl.load(z_ptr + state + offs_m) * beta
-            q_logits = tl.dot(qt, tl.trans(w), input_precision=PREC)
-            q_logits = tl.where(feature_ok[None, :], q_logits, -float("inf"))
-            r_new = tl.maximum(r, tl.max(q_logits, axis=1))
-            alpha = tl.exp(r - r_new)
-            p = tl.exp(q_logits - r_new[:, None])
-            k_logits = tl.dot(kt, tl.trans(w), input_precision=PREC) - half_sq_norm[:, None]
-            k_logits = tl.where(row_ok[:, None] & feature_ok[None, :], k_logits, -float("inf"))
-            kp = tl.exp(k_logits - c_now).to(vt.dtype)
-            acc = acc * alpha[:, None] + tl.dot(p, s, input_precision=STATE_PREC)
-            den = den * alpha + tl.sum(p * z[None, :], axis=1)
-            scores = scores * alpha[:, None] + tl.dot(p.to(vt.dtype), tl.trans(kp), input_precision=PREC)
-            s = s + tl.dot(tl.trans(kp), vt, input_precision=PREC)
-            z = z + tl.sum(kp.to(tl.float32), axis=0)
-            tl.store(s_pointers, s)
-            tl.store(z_ptr + state + offs_m, z)
-            r = r_new
-        scores = tl.where(offs_i[:, None] >= offs_i[None, :], scores, 0.0)
-        acc = acc + tl.dot(scores.to(vt.dtype), vt, input_precision=PREC)
-        den = den + tl.sum(scores, axis=1)
-        tl.store(o_ptr + pointers, (acc / den[:, None]).to(o_ptr.dtype.element_ty), mask=row_ok[:, None])
+            p = _query_features(qt, w, r, feature_ok, PREC)
+            kp = _key_features(kt, w, half_sq_norm, c_now, row_ok, feature_ok, PREC)
+            dp = tl.dot(dn, tl.trans(s), input_precision=GRAD_PREC) + e[:, None] * z[None, :]
+            dp += tl.dot(a, kp.to(tl.float32), input_precision=GRAD_PREC)
+            dq += tl.dot(dp * p, w.to(tl.float32), input_precision=GRAD_PREC)
+            tl.store(s_pointers, s + tl.dot(tl.trans(kp), vt, input_precision=PREC))
+            tl.store(z_ptr + state + offs_m, z + tl.sum(kp.to(tl.float32), axis=0))
+        tl.store(dq_ptr + pointers, dq.to(dq_ptr.dtype.element_ty), mask=row_ok[:, None])
         c_prev = c_now
         tl.debug_barrier()
 
@@ -320,20 +472,29 @@ def _query_grad_state_kernel(
     out_ptr,
     s_ptr,
     z_ptr,
+    cg_ptr,
+    cc_ptr,
     L,
     H,
     M,
     w_head_stride,
     n_seg,
     seg_len,
+    chunk,
     BLOCK_L: tl.constexpr,
     BLOCK_M: tl.constexpr,
     D: tl.constexpr,
     NJB: tl.constexpr,
     PREC: tl.constexpr,
     GRAD_PREC: tl.constexpr,
+    CAUSAL: tl.constexpr,
 ):
-    """dS_j = Σ_i Q'_ij dO_i / D_i and dz_j = −Σ_i Q'_ij (dO_i·out_i) / D_i over one segment."""
+    """dS_j = Σ_i Q'_ij dO_i / D_i and dz_j = −Σ_i Q'_ij (dO_i·out_i) / D_i over one segment.
+
+    CAUSAL: ``out_ptr`` holds δ_i = dO_i·out_i (L), the segments are the groups of chunks, and row i
+    of chunk n(i) is weighted by exp(c_g − c_{n(i)}) ≤ 1 with c_g = ``cg_ptr[g]``, the running key
+    maximum before group g: the group's suffix-state increment in frame c_g (see :mod:`.host`).
+    """
     bh = tl.program_id(0)
     seg = tl.program_id(1)
     jb = tl.program_id(2)
@@ -352,11 +513,18 @@ def _query_grad_state_kernel(
         pointers = (base + rows)[:, None] * D + offs_d[None, :]
         qt = tl.load(q_ptr + pointers, mask=row_ok[:, None], other=0.0)
         dn = tl.load(do_ptr + pointers, mask=row_ok[:, None], other=0.0).to(tl.float32)
-        ot = tl.load(out_ptr + pointers, mask=row_ok[:, None], other=0.0).to(tl.float32)
         r = tl.load(r_ptr + base + rows, mask=row_ok, other=0.0)
         den = tl.load(den_ptr + base + rows, mask=row_ok, other=1.0)
-        dd = -tl.sum(dn * ot, axis=1) / den
-        dn = dn / den[:, None]
+        if CAUSAL:
+            c_group = tl.load(cg_ptr + bh * (n_seg + 1) + seg)
+            c_row = tl.load(cc_ptr + bh * tl.cdiv(L, chunk) + rows // chunk, mask=row_ok, other=0.0)
+            weight = tl.where(row_ok, tl.exp(tl.minimum(c_group - c_row, 0.0)), 0.0) / den
+            dd = -tl.load(out_ptr + base + rows, mask=row_ok, other=0.0) * weight
+            dn = dn * weight[:, None]
+        else:
+            ot = tl.load(out_ptr + pointers, mask=row_ok[:, None], other=0.0).to(tl.float32)
+            dd = -tl.sum(dn * ot, axis=1) / den
+            dn = dn / den[:, None]
         logits = tl.dot(qt, tl.trans(w), input_precision=PREC) - r[:, None]
         p = tl.exp(tl.where(row_ok[:, None] & feature_ok[None, :], logits, -float("inf")))
         acc += tl.dot(tl.trans(p), dn, input_precision=GRAD_PREC)
@@ -470,3 +638,104 @@ def _key_grad_kernel(
     dk = dk - (2.0 * NORM) * kf * dlogit_sum[:, None]
     tl.store(dk_ptr + pointers, dk.to(dk_ptr.dtype.element_ty), mask=row_ok[:, None])
     tl.store(dv_ptr + pointers, dv.to(dv_ptr.dtype.element_ty), mask=row_ok[:, None])
+
+
+@triton.jit
+def _causal_key_grad_kernel(
+    q_ptr,
+    k_ptr,
+    v_ptr,
+    w_ptr,
+    do_ptr,
+    r_ptr,
+    den_ptr,
+    delta_ptr,
+    u_ptr,
+    uz_ptr,
+    cg_ptr,
+    cc_ptr,
+    dk_ptr,
+    dv_ptr,
+    L,
+    H,
+    M,
+    w_head_stride,
+    n_groups,
+    n_chunks,
+    chunks_per_group,
+    BLOCK_L: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    D: tl.constexpr,
+    NJB: tl.constexpr,
+    NORM: tl.constexpr,
+    PREC: tl.constexpr,
+    GRAD_PREC: tl.constexpr,
+):
+    """dk, dv of one group of chunks of one head: the reverse causal scan, last chunk first.
+
+    The carried suffix state U = Σ_{i later} Q'_i g_iᵀ, u = Σ_{i later} Q'_i e_i (M̄×d, M̄, fp32) starts
+    as this group's slot of ``u_ptr``/``uz_ptr`` (queries of later groups, frame c of the group's
+    last chunk) and is brought to each chunk's frame c_n by exp(c_n − c_{n+1}) ≤ 1. Per chunk, with
+    A_il = g_i·v_l + e_i for i ≥ l (query i, key l):
+    dK'_l = U v_l + u + Σ_{i≥l} A_il Q'_i,  dv_l = Uᵀ K'_l + Σ_{i≥l} (Q'_i·K'_l) g_i,
+    dk_l = Σ_j K'_lj dK'_lj (w_j − 2·NORM·k_l); then U += Q'ᵀG, u += Q'ᵀe (weight 1 in frame c_n).
+    """
+    bh = tl.program_id(0)
+    g = tl.program_id(1)
+    offs_i = tl.arange(0, BLOCK_L)
+    offs_d = tl.arange(0, D)
+    state = (bh * n_groups + g).to(tl.int64) * (NJB * BLOCK_M)
+    w_head = w_ptr + (bh % H) * w_head_stride
+    frame = tl.load(cg_ptr + bh * (n_groups + 1) + g + 1)
+    base = bh.to(tl.int64) * L
+    first = g * chunks_per_group
+    last = tl.minimum(first + chunks_per_group, n_chunks) - 1
+    for step in range(0, last - first + 1):
+        chunk = last - step
+        rows = chunk * BLOCK_L + offs_i
+        row_ok = rows < L
+        pointers = (base + rows)[:, None] * D + offs_d[None, :]
+        qt = tl.load(q_ptr + pointers, mask=row_ok[:, None], other=0.0)
+        kt = tl.load(k_ptr + pointers, mask=row_ok[:, None], other=0.0)
+        vt = tl.load(v_ptr + pointers, mask=row_ok[:, None], other=0.0)
+        vf = vt.to(tl.float32)
+        r = tl.load(r_ptr + base + rows, mask=row_ok, other=0.0)
+        den = tl.load(den_ptr + base + rows, mask=row_ok, other=1.0)
+        e = -tl.load(delta_ptr + base + rows, mask=row_ok, other=0.0) / den
+        dn = tl.load(do_ptr + pointers, mask=row_ok[:, None], other=0.0).to(tl.float32) / den[:, None]
+        kf = kt.to(tl.float32)
+        half_sq_norm = tl.sum(kf * kf, axis=1) * NORM
+        c_now = tl.load(cc_ptr + bh * n_chunks + chunk)
+        beta = tl.exp(c_now - frame)
+        a = tl.dot(dn, tl.trans(vf), input_precision=GRAD_PREC) + e[:, None]
+        a = tl.where(offs_i[:, None] >= offs_i[None, :], a, 0.0)
+        dk = tl.zeros((BLOCK_L, D), dtype=tl.float32)
+        dv = tl.zeros((BLOCK_L, D), dtype=tl.float32)
+        dlogit_sum = tl.zeros((BLOCK_L,), dtype=tl.float32)
+        scores = tl.zeros((BLOCK_L, BLOCK_L), dtype=tl.float32)
+        for jb in range(NJB):
+            offs_m = jb * BLOCK_M + tl.arange(0, BLOCK_M)
+            feature_ok = offs_m < M
+            w = tl.load(w_head + offs_m[:, None] * D + offs_d[None, :])
+            u_pointers = u_ptr + (state + offs_m)[:, None] * D + offs_d[None, :]
+            u = tl.load(u_pointers) * beta
+            uz = tl.load(uz_ptr + state + offs_m) * beta
+            p = _query_features(qt, w, r, feature_ok, PREC)
+            p = tl.where(row_ok[:, None], p, 0.0)
+            kp = _key_features(kt, w, half_sq_norm, c_now, row_ok, feature_ok, PREC).to(tl.float32)
+            dkp = tl.dot(vf, tl.trans(u), input_precision=GRAD_PREC) + uz[None, :]
+            dkp += tl.dot(tl.trans(a), p, input_precision=GRAD_PREC)
+            dlogit = dkp * kp
+            dk += tl.dot(dlogit, w.to(tl.float32), input_precision=GRAD_PREC)
+            dlogit_sum += tl.sum(dlogit, axis=1)
+            dv += tl.dot(kp, u, input_precision=GRAD_PREC)
+            scores += tl.dot(kp, tl.trans(p), input_precision=GRAD_PREC)
+            tl.store(u_pointers, u + tl.dot(tl.trans(p), dn, input_precision=GRAD_PREC))
+            tl.store(uz_ptr + state + offs_m, uz + tl.sum(p * e[:, None], axis=0))
+        scores = tl.where(offs_i[None, :] >= offs_i[:, None], scores, 0.0)
+        dv += tl.dot(scores, dn, input_precision=GRAD_PREC)
+        dk = dk - (2.0 * NORM) * kf * dlogit_sum[:, None]
+        tl.store(dk_ptr + pointers, dk.to(dk_ptr.dtype.element_ty), mask=row_ok[:, None])
+        tl.store(dv_ptr + pointers, dv.to(dv_ptr.dtype.element_ty), mask=row_ok[:, None])
+        frame = c_now
+        tl.debug_barrier()
