@@ -137,6 +137,21 @@ def test_numpy_peak_bytes_counts_the_buffers_a_call_allocates():
     assert 3 * 8 * n <= peak < 3 * 8 * n + 65_536
 
 
+def test_torch_cpu_peak_bytes_sees_the_largest_live_set_not_the_total():
+    """Three 8 MB buffers alive together peak at 24 MB; allocating and freeing one at a time, at 8 MB."""
+    torch = pytest.importorskip("torch")
+    n = 1_000_000
+    together = common.peak_bytes(
+        common.target("torch:cpu"), lambda: [torch.ones(n, dtype=torch.float64) for _ in range(3)]
+    )
+    one_at_a_time = common.peak_bytes(
+        common.target("torch:cpu"),
+        lambda: [float(torch.ones(n, dtype=torch.float64).sum()) for _ in range(3)],
+    )
+    assert 3 * 8 * n <= together < 3 * 8 * n + 65_536
+    assert 8 * n <= one_at_a_time < 2 * 8 * n
+
+
 def test_peak_bytes_is_na_for_cpu_allocators_without_statistics():
     for backend in common.BACKENDS:
         if backend in common.PEAK_BYTES_BACKENDS:
