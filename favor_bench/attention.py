@@ -14,6 +14,8 @@ Reproduce the paper's speed/memory figure with ``python scripts/speed_memory_fig
 
 from __future__ import annotations
 
+import functools
+
 from estimators import projections
 
 from . import common
@@ -49,7 +51,8 @@ def _attention_function(method: str):
 
 @common.cached
 def attention_call(backend, method, attention_pass, length, m=M, d=D, dtype="float32"):
-    """A warmed-up zero-argument callable running one attention pass; n/a where it cannot run."""
+    """A warmed-up ``functools.partial`` running one attention pass (its function and arguments let
+    :func:`common.peak_bytes` read XLA's buffer plan on JAX CPU); n/a where it cannot run."""
     common.require_length(backend, length)
     where = common.target(backend, dtype)
     size = working_set_bytes(method, attention_pass, length, m, d, dtype)
@@ -59,10 +62,10 @@ def attention_call(backend, method, attention_pass, length, m=M, d=D, dtype="flo
     function = _attention_function(method)
     if attention_pass == "forward":
         forward = common.compile_function(where, function)
-        return common.skip_if_out_of_memory(lambda: common.warmed_up(lambda: forward(q, k, v, W)))
+        return common.skip_if_out_of_memory(lambda: common.warmed_up(functools.partial(forward, q, k, v, W)))
     gradients = common.gradient_function(where, function, 3)
     q, k, v = (common.requires_grad(a) for a in (q, k, v))
-    return common.skip_if_out_of_memory(lambda: common.warmed_up(lambda: gradients(q, k, v, W)))
+    return common.skip_if_out_of_memory(lambda: common.warmed_up(functools.partial(gradients, q, k, v, W)))
 
 
 class AttentionTime(common.HeavyBenchmark):

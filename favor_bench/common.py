@@ -263,12 +263,12 @@ def require_fits(where: Target, nbytes: int, what: str) -> None:
         )
 
 
-PEAK_BYTES_BACKENDS = ("numpy", "torch:cpu", "torch:cuda", "jax:gpu", "jax:tpu")
+PEAK_BYTES_BACKENDS = ("numpy", "torch:cpu", "torch:cuda", "jax:cpu", "jax:gpu", "jax:tpu")
 
 
 def require_peak_bytes(backend: str) -> None:
-    """``NotImplementedError`` where :func:`peak_bytes` cannot measure (JAX CPU keeps no allocator
-    statistics); decided from the parameter alone, before any library is imported."""
+    """``NotImplementedError`` where :func:`peak_bytes` cannot measure; decided from the parameter
+    alone, before any library is imported."""
     split_backend(backend)
     if backend not in PEAK_BYTES_BACKENDS:
         raise NotImplementedError(f"no allocator statistics for {backend}")
@@ -279,7 +279,9 @@ def peak_bytes(where: Target, call) -> int:
 
     numpy: ``tracemalloc`` (numpy reports its data buffers to it). Torch CPU: the profiler's
     allocation records (:func:`_torch_cpu_peak`). Torch CUDA: the caching allocator's
-    ``max_memory_allocated`` after ``reset_peak_memory_stats``. JAX: ``memory_stats()``
+    ``max_memory_allocated`` after ``reset_peak_memory_stats``. JAX on CPU (no allocator
+    statistics): XLA's buffer plan of a ``functools.partial(jitted, *args)`` (:func:`_xla_planned_bytes`).
+    Other JAX devices: ``memory_stats()``
     ``peak_bytes_in_use`` (it cannot be reset, so this is exact only in a fresh process whose
     earlier work used less, which is how asv runs each ``track_``).
     """
@@ -288,7 +290,7 @@ def peak_bytes(where: Target, call) -> int:
     if where.backend == "torch" and where.device == "cpu":
         return _torch_cpu_peak(call)
     if where.device == "cpu":
-        raise NotImplementedError(f"no allocator statistics for {where.backend}:cpu")
+        return _xla_planned_bytes(call)
     if where.backend == "torch":
         import torch
 
@@ -321,6 +323,16 @@ def _torch_cpu_peak(call) -> int:
         running += event.self_cpu_memory_usage
         peak = max(peak, running)
     return int(peak)
+
+
+def _xla_planned_bytes(call) -> int:
+    """Temporaries plus outputs of XLA's buffer assignment (``Compiled.memory_analysis()``) for
+    ``call = functools.partial(jitted, *args)``: the peak the compiled program plans, inputs excluded."""
+    function = getattr(call, "func", None)
+    if not hasattr(function, "lower"):
+        raise NotImplementedError("jax:cpu memory needs functools.partial(jitted_function, *args)")
+    analysis = function.lower(*call.args, **call.keywords).compile().memory_analysis()
+    return int(analysis.temp_size_in_bytes + analysis.output_size_in_bytes)
 
 
 def _tracemalloc_peak(call) -> int:

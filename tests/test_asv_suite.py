@@ -6,6 +6,7 @@ Speed and memory are never asserted here; these tests check that the suite measu
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import itertools
@@ -150,6 +151,18 @@ def test_torch_cpu_peak_bytes_sees_the_largest_live_set_not_the_total():
     )
     assert 3 * 8 * n <= together < 3 * 8 * n + 65_536
     assert 8 * n <= one_at_a_time < 2 * 8 * n
+
+
+def test_jax_cpu_peak_bytes_reads_the_compiled_buffer_plan():
+    """A jitted x -> (x·2, x·3) on 10^6 float32 plans at least its 8 MB of outputs; a plain closure has no
+    plan to read and is n/a."""
+    jax = pytest.importorskip("jax")
+    where = common.target("jax:cpu")
+    x = jax.numpy.ones(1_000_000, dtype=jax.numpy.float32)
+    jitted = jax.jit(lambda a: (a * 2, a * 3))
+    assert 8_000_000 <= common.peak_bytes(where, functools.partial(jitted, x)) < 16_000_000
+    with pytest.raises(NotImplementedError, match="partial"):
+        common.peak_bytes(where, lambda: jitted(x))
 
 
 def test_peak_bytes_is_na_for_cpu_allocators_without_statistics():
