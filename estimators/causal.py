@@ -347,13 +347,14 @@ def _initial_state(step, sequences):
 
 
 def _block_bounds(length, chunk, block):
-    """(start, stop) of the blocks: ``block`` rows (a multiple of ``chunk``), then the whole chunks
-    left, then the remainder shorter than one chunk (a block of one chunk of its own size)."""
+    """(start, stop) of the blocks: ``block`` rows (a multiple of ``chunk``) while they last, then the
+    whole chunks left as one block, then the remainder shorter than one chunk (a block of one chunk of
+    its own size)."""
     bounds, start = [], 0
-    for size in (block, chunk):
-        while length - start >= size:
-            bounds.append((start, start + size))
-            start += size
+    while length - start >= chunk:
+        stop = start + min(block, (length - start) // chunk * chunk)
+        bounds.append((start, stop))
+        start = stop
     if start < length:
         bounds.append((start, length))
     return bounds
