@@ -102,16 +102,18 @@ def _segments(plan, block_l, parallel_per_segment):
     return seg_tiles * block_l, triton.cdiv(tiles, seg_tiles)
 
 
-def _key_states(k, v, plan, block_l, seg_len, n_seg, chunk_max=None):
-    """Per-segment key states S (BH, n_seg, M̄, d), z, and their shifts t (BH, n_seg, NJB)."""
+def _key_states(k, v, plan, block_l, seg_len, n_seg, key_max=None):
+    """Per-segment key states S (BH, n_seg, M̄, d), z, and their shifts t (BH, n_seg, NJB).
+
+    ``key_max`` (BH, L), filled with −inf, receives each key's largest log-amplitude ρ_l = max_j b_lj.
+    """
     s = plan.state(plan.BH, n_seg)
     z = plan.vector(plan.BH, n_seg, plan.njb * plan.block_m)
     t = plan.vector(plan.BH, n_seg, plan.njb)
-    n_chunks = 1 if chunk_max is None else chunk_max.shape[1]
     _key_state_kernel[(plan.njb, n_seg, plan.BH)](
-        k, v, plan.w, s, z, t, t if chunk_max is None else chunk_max,
-        plan.L, plan.H, plan.M, plan.w_head_stride, n_seg, n_chunks, seg_len,
-        BLOCK_L=block_l, NORM=plan.norm, PREC=plan.prec, STORE_CHUNK_MAX=chunk_max is not None,
+        k, v, plan.w, s, z, t, t if key_max is None else key_max,
+        plan.L, plan.H, plan.M, plan.w_head_stride, n_seg, seg_len,
+        BLOCK_L=block_l, NORM=plan.norm, PREC=plan.prec, STORE_ROW_MAX=key_max is not None,
         **plan.common(), **plan.launch("key"),
     )  # fmt: skip
     return s, z, t
@@ -138,24 +140,27 @@ def _bidirectional_forward(q, k, v, plan):
 
 
 def _prefix_states(k, v, plan, chunk, chunks_per_group):
-    """Exclusive prefix states of each group of chunks, with frames: (s, z, group_frames, chunk_frames).
+    """Exclusive prefix states of each group of chunks, with frames: (s, z, (group, chunk, row frames)).
 
-    chunk_frames[n] = max of b over chunks 0..n (running maximum); group_frames[g] is the frame of
-    group g's state (the running maximum before it; −1e30 for the first group).
+    row_frames[l] = c_l = max_{l'≤l} ρ_l' (BH, L), the running maximum of the keys' largest
+    log-amplitudes ρ_l = max_j b_lj: key l's frame, which never depends on a later key.
+    chunk_frames[n] (BH, n_chunks) is the frame of chunk n's last key, in which the state after the
+    chunk is carried; group_frames[g] (BH, G + 1) that of the last key before group g (−1e30 for the
+    first group), the frame of group g's prefix state.
     """
     block_l = plan.config["key_block_l"]
     n_chunks = triton.cdiv(plan.L, chunk)
     n_groups = triton.cdiv(n_chunks, chunks_per_group)
-    tiles_per_chunk = chunk // block_l
-    tile_max = torch.full((plan.BH, n_chunks * tiles_per_chunk, plan.njb), -math.inf, device=k.device)
-    s, z, t = _key_states(k, v, plan, block_l, chunks_per_group * chunk, n_groups, tile_max)
-    chunk_max = tile_max.view(plan.BH, n_chunks, tiles_per_chunk * plan.njb).amax(dim=2)
-    chunk_frames = torch.cummax(chunk_max, dim=1).values.contiguous()
+    key_max = torch.full((plan.BH, plan.L), -math.inf, device=k.device)
+    s, z, t = _key_states(k, v, plan, block_l, chunks_per_group * chunk, n_groups, key_max)
+    row_frames = torch.cummax(key_max, dim=1).values.contiguous()
+    chunk_ends = (torch.arange(1, n_chunks + 1, device=k.device) * chunk - 1).clamp_max(plan.L - 1)
+    chunk_frames = row_frames[:, chunk_ends].contiguous()
     ends = (torch.arange(1, n_groups + 1, device=k.device) * chunks_per_group - 1).clamp_max(n_chunks - 1)
     first = torch.full((plan.BH, 1), NEG_INIT, device=k.device, dtype=torch.float32)
     group_frames = torch.cat([first, chunk_frames[:, ends]], dim=1).contiguous()
     _scan_groups(s, z, t, group_frames, plan, reverse=False)
-    return s, z, group_frames, chunk_frames
+    return s, z, (group_frames, chunk_frames, row_frames)
 
 
 def _scan_groups(s, z, t, frames, plan, reverse):
@@ -177,11 +182,11 @@ def _causal_groups(plan, chunk):
 def _causal_forward(q, k, v, plan):
     chunk = plan.config["chunk"]
     n_chunks, chunks_per_group = _causal_groups(plan, chunk)
-    s, z, group_frames, chunk_frames = _prefix_states(k, v, plan, chunk, chunks_per_group)
+    s, z, frames = _prefix_states(k, v, plan, chunk, chunks_per_group)
     out = torch.empty_like(q)
-    n_groups = group_frames.shape[1] - 1
+    n_groups = frames[0].shape[1] - 1
     _causal_output_kernel[(plan.BH, n_groups)](
-        q, k, v, plan.w, s, z, group_frames, chunk_frames, out,
+        q, k, v, plan.w, s, z, *frames, out,
         plan.L, plan.H, plan.M, plan.w_head_stride, n_groups, n_chunks, chunks_per_group,
         BLOCK_L=chunk, NORM=plan.norm, PREC=plan.prec, STATE_PREC=plan.prec,
         **plan.common(), **plan.launch("causal"),
@@ -201,7 +206,7 @@ def _bidirectional_backward(grad_out, q, k, v, out, saved, plan):
     )
     _query_grad_state_kernel[(plan.BH, n_seg, plan.njb)](
         q, plan.w, grad_out, rows, den, out, ds_parts, dz_parts, rows, rows,
-        plan.L, plan.H, plan.M, plan.w_head_stride, n_seg, seg_len, 1, CAUSAL=False, **options,
+        plan.L, plan.H, plan.M, plan.w_head_stride, n_seg, seg_len, CAUSAL=False, **options,
     )  # fmt: skip
     ds, dz = ds_parts.sum(1).contiguous(), dz_parts.sum(1).contiguous()
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
@@ -220,9 +225,10 @@ def _bidirectional_backward(grad_out, q, k, v, out, saved, plan):
 def _causal_backward(grad_out, q, k, v, plan):
     """dq, dk, dv of causal FAVOR: a forward scan (dq), suffix states by group, a reverse scan (dk, dv).
 
-    Frames (:mod:`estimators.triton_favor`): the suffix state entering chunk n holds the queries of
-    later chunks weighted by exp(c_n − c_{n(i)}) ≤ 1; group g's increment is formed in frame c_g
-    (the running maximum before the group, ``group_frames[:, g]``), and the reverse group scan moves
+    Frames (:mod:`estimators.triton_favor`): the suffix state entering chunk n holds the queries i of
+    later chunks weighted by exp(c_n − c_i) ≤ 1 (c_n: the frame of chunk n's last key, c_i: query i's
+    row frame); group g's increment is formed in frame c_g (the frame of the last key before the group,
+    ``group_frames[:, g]``), and the reverse group scan moves
     states from frame c_{g+1} to c_g by exp(c_g − c_{g+1}) ≤ 1: in the scan kernel's shift
     convention (a state in shift t is multiplied by exp(t − t') to reach shift t') a frame c is the
     shift −c.
@@ -230,12 +236,13 @@ def _causal_backward(grad_out, q, k, v, plan):
     grad_out = grad_out.contiguous()
     chunk = plan.config["grad_chunk"]
     n_chunks, chunks_per_group = _causal_groups(plan, chunk)
-    s, z, group_frames, chunk_frames = _prefix_states(k, v, plan, chunk, chunks_per_group)
+    s, z, frames = _prefix_states(k, v, plan, chunk, chunks_per_group)
+    group_frames, _, row_frames = frames
     n_groups = group_frames.shape[1] - 1
     row_max, den, delta = (plan.vector(plan.BH, plan.L) for _ in range(3))
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
     options = dict(PREC=plan.prec, GRAD_PREC=plan.prec, **plan.common(), **plan.launch("grad"))
-    frames, sizes = (group_frames, chunk_frames), (plan.L, plan.H, plan.M, plan.w_head_stride)
+    sizes = (plan.L, plan.H, plan.M, plan.w_head_stride)
     counts = (n_groups, n_chunks, chunks_per_group)
     _causal_query_grad_kernel[(plan.BH, n_groups)](
         q, k, v, plan.w, grad_out, s, z, *frames, row_max, den, delta, dq, *sizes, *counts,
@@ -243,8 +250,8 @@ def _causal_backward(grad_out, q, k, v, plan):
     )  # fmt: skip
     u, uz = plan.state(plan.BH, n_groups), plan.vector(plan.BH, n_groups, plan.njb * plan.block_m)
     _query_grad_state_kernel[(plan.BH, n_groups, plan.njb)](
-        q, plan.w, grad_out, row_max, den, delta, u, uz, *frames, *sizes, n_groups, chunks_per_group * chunk,
-        chunk, BLOCK_L=plan.config["grad_block_l"], CAUSAL=True, **options,
+        q, plan.w, grad_out, row_max, den, delta, u, uz, group_frames, row_frames, *sizes, n_groups,
+        chunks_per_group * chunk, BLOCK_L=plan.config["grad_block_l"], CAUSAL=True, **options,
     )  # fmt: skip
     increment_frames = (-group_frames[:, :n_groups, None]).expand(-1, -1, plan.njb).contiguous()
     _scan_groups(u, uz, increment_frames, (-group_frames).contiguous(), plan, reverse=True)

@@ -22,13 +22,12 @@ def _key_state_kernel(
     s_ptr,
     z_ptr,
     t_ptr,
-    cmax_ptr,
+    rho_ptr,
     L,
     H,
     M,
     w_head_stride,
     n_seg,
-    n_chunks,
     seg_len,
     BLOCK_L: tl.constexpr,
     BLOCK_M: tl.constexpr,
@@ -36,12 +35,14 @@ def _key_state_kernel(
     NJB: tl.constexpr,
     NORM: tl.constexpr,
     PREC: tl.constexpr,
-    STORE_CHUNK_MAX: tl.constexpr,
+    STORE_ROW_MAX: tl.constexpr,
 ):
     """S_seg = Σ_l exp(b_l − t) v_lᵀ, z_seg = Σ_l exp(b_l − t) over one segment and feature block.
 
     t is the running maximum of b over the segment and the block (online rescaling); it is stored so
-    the host can bring all segments to one shift. Optionally stores each BLOCK_L tile's maximum.
+    the host can bring all segments to one shift. STORE_ROW_MAX: each key's largest log-amplitude
+    ρ_l = max_j b_lj is merged into ``rho_ptr`` (B·H×L, fp32, filled with −inf) by an atomic maximum
+    over the feature blocks (exact, so independent of their order).
     """
     jb = tl.program_id(0)
     seg = tl.program_id(1)
@@ -67,9 +68,10 @@ def _key_state_kernel(
         half_sq_norm = tl.sum(kf * kf, axis=1) * NORM
         logits = tl.dot(kt, tl.trans(w), input_precision=PREC) - half_sq_norm[:, None]
         logits = tl.where(row_ok[:, None] & feature_ok[None, :], logits, -float("inf"))
-        tile_max = tl.max(tl.max(logits, axis=1), axis=0)
-        if STORE_CHUNK_MAX:
-            tl.store(cmax_ptr + (bh * n_chunks + tile // BLOCK_L) * NJB + jb, tile_max)
+        row_max = tl.max(logits, axis=1)
+        if STORE_ROW_MAX:
+            tl.atomic_max(rho_ptr + bh.to(tl.int64) * L + rows, row_max, mask=row_ok)
+        tile_max = tl.max(row_max, axis=0)
         t_new = tl.maximum(t, tile_max)
         alpha = tl.exp(t - t_new)
         p = tl.exp(logits - t_new)
@@ -244,11 +246,73 @@ def _query_features(qt, w, r, feature_ok, PREC: tl.constexpr):
 
 
 @triton.jit
-def _key_features(kt, w, half_sq_norm, c, row_ok, feature_ok, PREC: tl.constexpr):
-    """K'_lj = exp(b_lj − c), b = k W_sᵀ − ‖k‖²·NORM, in the input's dtype; padded rows/features give 0."""
+def _key_logits(kt, w, half_sq_norm, row_ok, feature_ok, PREC: tl.constexpr):
+    """b_lj = w_j·k_l − ‖k_l‖²·NORM (BLOCK_L×BLOCK_M, fp32); −inf on padded rows and feature rows."""
     logits = tl.dot(kt, tl.trans(w), input_precision=PREC) - half_sq_norm[:, None]
-    logits = tl.where(row_ok[:, None] & feature_ok[None, :], logits, -float("inf"))
-    return tl.exp(logits - c).to(kt.dtype)
+    return tl.where(row_ok[:, None] & feature_ok[None, :], logits, -float("inf"))
+
+
+@triton.jit
+def _row_frames(rf_row_ptr, rows, row_ok, c_now):
+    """The keys' running-maximum frames c_l = max_{l'≤l} ρ_l' of one chunk's rows (``rf_row_ptr``: one head's
+    L frames); padded rows get the chunk's frame c_now, so that every exponent below stays finite."""
+    return tl.where(row_ok, tl.load(rf_row_ptr + rows, mask=row_ok, other=0.0), c_now)
+
+
+@triton.jit
+def _frame_factors(c_rows, BLOCK_L: tl.constexpr):
+    """E_il = exp(c_l − c_i) ≤ 1 for l ≤ i and 0 above the diagonal (BLOCK_L×BLOCK_L, fp32).
+
+    Brings key l of a chunk, whose features exp(b_l − c_l) are in its own frame, to the frame c_i of a
+    query i ≥ l of the same chunk: the causal mask and the frame change in one factor.
+    """
+    offs = tl.arange(0, BLOCK_L)
+    lower = offs[:, None] >= offs[None, :]
+    return tl.exp(tl.where(lower, c_rows[None, :] - c_rows[:, None], -float("inf")))
+
+
+@triton.jit
+def _advance_state(s_pointers, z_pointers, s, z, k_logits, c_prev, c_now, vt, PREC: tl.constexpr):
+    """Stores one feature block of the state after a chunk, in the frame c_now of its last key.
+
+    S ← S·e^{c_prev − c_now} + K'ᵀV and z ← z·e^{c_prev − c_now} + K'ᵀ1 with K' = exp(b − c_now) ≤ 1
+    (``s``, ``z``: the state before the chunk, frame c_prev ≤ c_now; ``k_logits``: the chunk's b).
+    """
+    beta = tl.exp(c_prev - c_now)
+    kp = tl.exp(k_logits - c_now).to(vt.dtype)
+    tl.store(s_pointers, s * beta + tl.dot(tl.trans(kp), vt, input_precision=PREC))
+    tl.store(z_pointers, z * beta + tl.sum(kp.to(tl.float32), axis=0))
+
+
+@triton.jit
+def _load_chunk(
+    q_ptr,
+    k_ptr,
+    v_ptr,
+    cc_ptr,
+    rf_ptr,
+    bh,
+    chunk,
+    n_chunks,
+    L,
+    BLOCK_L: tl.constexpr,
+    D: tl.constexpr,
+    NORM: tl.constexpr,
+):
+    """Chunk ``chunk`` of head ``bh``: rows, row_ok, the BLOCK_L×D element offsets, the q, k, v tiles
+    (zero past L), ‖k‖²·NORM, the frame c_n of the chunk's last key and the keys' frames c_l."""
+    base = bh.to(tl.int64) * L
+    rows = chunk * BLOCK_L + tl.arange(0, BLOCK_L)
+    row_ok = rows < L
+    pointers = (base + rows)[:, None] * D + tl.arange(0, D)[None, :]
+    qt = tl.load(q_ptr + pointers, mask=row_ok[:, None], other=0.0)
+    kt = tl.load(k_ptr + pointers, mask=row_ok[:, None], other=0.0)
+    vt = tl.load(v_ptr + pointers, mask=row_ok[:, None], other=0.0)
+    kf = kt.to(tl.float32)
+    half_sq_norm = tl.sum(kf * kf, axis=1) * NORM
+    c_now = tl.load(cc_ptr + bh * n_chunks + chunk)
+    c_rows = _row_frames(rf_ptr + base, rows, row_ok, c_now)
+    return rows, row_ok, pointers, qt, kt, vt, half_sq_norm, c_now, c_rows
 
 
 @triton.jit
@@ -261,8 +325,9 @@ def _causal_chunk(
     w_head,
     s_rows,
     z_rows,
+    c_rows,
+    c_prev,
     c_now,
-    beta,
     M,
     BLOCK_L: tl.constexpr,
     BLOCK_M: tl.constexpr,
@@ -272,14 +337,19 @@ def _causal_chunk(
     STATE_PREC: tl.constexpr,
     UPDATE_STATE: tl.constexpr,
 ):
-    """Numerator, denominator and query row maximum r of one chunk (App. B.1, Eq. 11).
+    """Numerator, denominator and query row maximum r of one chunk (App. B.1, Eq. 11), row i in frame c_i.
 
-    num = Q'(S·β) + tril(Q'K'ᵀ)V, den = Q'(z·β) + tril(Q'K'ᵀ)1 with Q' = exp(a − r) (r online over
-    feature blocks), K' = exp(b − c_now), β = exp(c_prev − c_now) bringing the carried state (rows
-    ``s_rows``/``z_rows``, M̄×d and M̄, fp32, frame c_prev) to the chunk's frame. With UPDATE_STATE the
-    state after the chunk, S·β + K'ᵀV and z·β + K'ᵀ1 (frame c_now), is stored in place.
+    Key l has the frame c_l = max(c_prev, max_{l'≤l} ρ_l') (``c_rows``: the running maximum of the
+    keys' largest log-amplitudes ρ_l = max_j b_lj, never looking past l) and features
+    K̃_l = exp(b_l − c_l) ≤ 1. With Q' = exp(a − r) (r online over feature blocks) and the carried
+    state S, z (rows ``s_rows``/``z_rows``, M̄×d and M̄, fp32, frame c_prev of the previous chunk's last key):
+
+        num_i = e^{c_prev − c_i} Q'_i S + Σ_{l≤i} e^{c_l − c_i} (Q'_i·K̃_l) v_l,
+        den_i = e^{c_prev − c_i} Q'_i z + Σ_{l≤i} e^{c_l − c_i} (Q'_i·K̃_l),
+
+    every exponent ≤ 0, and the frames cancel in num_i/den_i. With UPDATE_STATE the state after the
+    chunk (frame c_now, its last key's c) is stored in place (:func:`_advance_state`).
     """
-    offs_i = tl.arange(0, BLOCK_L)
     offs_d = tl.arange(0, D)
     acc = tl.zeros((BLOCK_L, D), dtype=tl.float32)
     den = tl.zeros((BLOCK_L,), dtype=tl.float32)
@@ -290,24 +360,25 @@ def _causal_chunk(
         feature_ok = offs_m < M
         w = tl.load(w_head + offs_m[:, None] * D + offs_d[None, :])
         s_pointers = s_rows + offs_m[:, None] * D + offs_d[None, :]
-        s = tl.load(s_pointers) * beta
-        z = tl.load(z_rows + offs_m) * beta
+        s = tl.load(s_pointers)
+        z = tl.load(z_rows + offs_m)
         q_logits = tl.dot(qt, tl.trans(w), input_precision=PREC)
         q_logits = tl.where(feature_ok[None, :], q_logits, -float("inf"))
         r_new = tl.maximum(r, tl.max(q_logits, axis=1))
         alpha = tl.exp(r - r_new)
         p = tl.exp(q_logits - r_new[:, None])
-        kp = _key_features(kt, w, half_sq_norm, c_now, row_ok, feature_ok, PREC)
+        k_logits = _key_logits(kt, w, half_sq_norm, row_ok, feature_ok, PREC)
+        kp = tl.exp(k_logits - c_rows[:, None]).to(vt.dtype)
         acc = acc * alpha[:, None] + tl.dot(p, s, input_precision=STATE_PREC)
         den = den * alpha + tl.sum(p * z[None, :], axis=1)
         scores = scores * alpha[:, None] + tl.dot(p.to(vt.dtype), tl.trans(kp), input_precision=PREC)
         if UPDATE_STATE:
-            tl.store(s_pointers, s + tl.dot(tl.trans(kp), vt, input_precision=PREC))
-            tl.store(z_rows + offs_m, z + tl.sum(kp.to(tl.float32), axis=0))
+            _advance_state(s_pointers, z_rows + offs_m, s, z, k_logits, c_prev, c_now, vt, PREC)
         r = r_new
-    scores = tl.where(offs_i[:, None] >= offs_i[None, :], scores, 0.0)
-    acc = acc + tl.dot(scores.to(vt.dtype), vt, input_precision=PREC)
-    den = den + tl.sum(scores, axis=1)
+    carried = tl.exp(c_prev - c_rows)
+    scores = scores * _frame_factors(c_rows, BLOCK_L)
+    acc = acc * carried[:, None] + tl.dot(scores.to(vt.dtype), vt, input_precision=PREC)
+    den = den * carried + tl.sum(scores, axis=1)
     return acc, den, r
 
 
@@ -321,6 +392,7 @@ def _causal_output_kernel(
     z_ptr,
     cg_ptr,
     cc_ptr,
+    rf_ptr,
     o_ptr,
     L,
     H,
@@ -339,31 +411,23 @@ def _causal_output_kernel(
 ):
     """One group of CPG chunks of one head: the chunked causal scan from the group's prefix state.
 
-    The state (M×d and M, fp32, frame c) lives in this group's slot of ``s_ptr``/``z_ptr`` and is
-    updated chunk by chunk, one feature block at a time (:func:`_causal_chunk`).
+    The state (M×d and M, fp32) lives in this group's slot of ``s_ptr``/``z_ptr`` in the frame of the
+    last key before the chunk (``cg_ptr``: the group's, ``cc_ptr``: each chunk's last key's frame) and
+    is updated chunk by chunk, one feature block at a time (:func:`_causal_chunk`); ``rf_ptr`` holds the
+    keys' frames c_l (B·H×L).
     """
     bh = tl.program_id(0)
     g = tl.program_id(1)
-    offs_i = tl.arange(0, BLOCK_L)
-    offs_d = tl.arange(0, D)
     state = (bh * n_groups + g).to(tl.int64) * (NJB * BLOCK_M)
     w_head = w_ptr + (bh % H) * w_head_stride
     c_prev = tl.load(cg_ptr + bh * (n_groups + 1) + g)
-    base = bh.to(tl.int64) * L * D
     for chunk in range(g * chunks_per_group, tl.minimum(g * chunks_per_group + chunks_per_group, n_chunks)):
-        rows = chunk * BLOCK_L + offs_i
-        row_ok = rows < L
-        pointers = base + rows[:, None].to(tl.int64) * D + offs_d[None, :]
-        qt = tl.load(q_ptr + pointers, mask=row_ok[:, None], other=0.0)
-        kt = tl.load(k_ptr + pointers, mask=row_ok[:, None], other=0.0)
-        vt = tl.load(v_ptr + pointers, mask=row_ok[:, None], other=0.0)
-        kf = kt.to(tl.float32)
-        half_sq_norm = tl.sum(kf * kf, axis=1) * NORM
-        c_now = tl.load(cc_ptr + bh * n_chunks + chunk)
-        beta = tl.exp(c_prev - c_now)
+        _, row_ok, pointers, qt, kt, vt, half_sq_norm, c_now, c_rows = _load_chunk(
+            q_ptr, k_ptr, v_ptr, cc_ptr, rf_ptr, bh, chunk, n_chunks, L, BLOCK_L, D, NORM
+        )
         acc, den, _ = _causal_chunk(
-            qt, kt, vt, half_sq_norm, row_ok, w_head, s_ptr + state * D, z_ptr + state, c_now, beta, M,
-            BLOCK_L, BLOCK_M, D, NJB, PREC, STATE_PREC, True,
+            qt, kt, vt, half_sq_norm, row_ok, w_head, s_ptr + state * D, z_ptr + state, c_rows, c_prev, c_now,
+            M, BLOCK_L, BLOCK_M, D, NJB, PREC, STATE_PREC, True,
         )  # fmt: skip
         tl.store(o_ptr + pointers, (acc / den[:, None]).to(o_ptr.dtype.element_ty), mask=row_ok[:, None])
         c_prev = c_now
@@ -381,6 +445,7 @@ def _causal_query_grad_kernel(
     z_ptr,
     cg_ptr,
     cc_ptr,
+    rf_ptr,
     r_ptr,
     den_ptr,
     delta_ptr,
@@ -403,34 +468,27 @@ def _causal_query_grad_kernel(
 ):
     """dq of one group of chunks of one head: the forward scan again, then the query chain rule.
 
-    Per chunk (frame c_now): num, den, r as the forward (:func:`_causal_chunk`, state not updated),
-    g_i = dO_i/den_i, δ_i = dO_i·out_i, e_i = −δ_i/den_i (r, den, δ stored for the key pass), and per
-    feature block dQ'_i = S g_i + z e_i + Σ_{l≤i} A_il K'_l with A_il = g_i·v_l + e_i (the intra-chunk
-    part of S_i g_i + z_i e_i), dq_i = Σ_j Q'_ij dQ'_ij w_j; then the state advances as in the forward.
+    Per chunk (row i in frame c_i): num, den, r as the forward (:func:`_causal_chunk`, state not
+    updated), g_i = dO_i/den_i, δ_i = dO_i·out_i, e_i = −δ_i/den_i (r, den, δ stored for the key
+    pass), and per feature block dQ'_i = S_i g_i + z_i e_i, the state seen by query i:
+    dQ'_i = e^{c_prev − c_i}(S g_i + z e_i) + Σ_{l≤i} A_il e^{c_l − c_i} K̃_l with A_il = g_i·v_l + e_i,
+    dq_i = Σ_j Q'_ij dQ'_ij w_j; then the state advances as in the forward.
     """
     bh = tl.program_id(0)
     g = tl.program_id(1)
-    offs_i = tl.arange(0, BLOCK_L)
     offs_d = tl.arange(0, D)
     state = (bh * n_groups + g).to(tl.int64) * (NJB * BLOCK_M)
     w_head = w_ptr + (bh % H) * w_head_stride
     c_prev = tl.load(cg_ptr + bh * (n_groups + 1) + g)
     base = bh.to(tl.int64) * L
     for chunk in range(g * chunks_per_group, tl.minimum(g * chunks_per_group + chunks_per_group, n_chunks)):
-        rows = chunk * BLOCK_L + offs_i
-        row_ok = rows < L
-        pointers = (base + rows)[:, None] * D + offs_d[None, :]
-        qt = tl.load(q_ptr + pointers, mask=row_ok[:, None], other=0.0)
-        kt = tl.load(k_ptr + pointers, mask=row_ok[:, None], other=0.0)
-        vt = tl.load(v_ptr + pointers, mask=row_ok[:, None], other=0.0)
+        rows, row_ok, pointers, qt, kt, vt, half_sq_norm, c_now, c_rows = _load_chunk(
+            q_ptr, k_ptr, v_ptr, cc_ptr, rf_ptr, bh, chunk, n_chunks, L, BLOCK_L, D, NORM
+        )
         dn = tl.load(do_ptr + pointers, mask=row_ok[:, None], other=0.0).to(tl.float32)
-        kf = kt.to(tl.float32)
-        half_sq_norm = tl.sum(kf * kf, axis=1) * NORM
-        c_now = tl.load(cc_ptr + bh * n_chunks + chunk)
-        beta = tl.exp(c_prev - c_now)
         num, den, r = _causal_chunk(
-            qt, kt, vt, half_sq_norm, row_ok, w_head, s_ptr + state * D, z_ptr + state, c_now, beta, M,
-            BLOCK_L, BLOCK_M, D, NJB, PREC, STATE_PREC, False,
+            qt, kt, vt, half_sq_norm, row_ok, w_head, s_ptr + state * D, z_ptr + state, c_rows, c_prev, c_now,
+            M, BLOCK_L, BLOCK_M, D, NJB, PREC, STATE_PREC, False,
         )  # fmt: skip
         den = tl.where(row_ok, den, 1.0)
         delta = tl.sum(dn * num, axis=1) / den
@@ -440,7 +498,8 @@ def _causal_query_grad_kernel(
         tl.store(den_ptr + base + rows, den, mask=row_ok)
         tl.store(delta_ptr + base + rows, delta, mask=row_ok)
         a = tl.dot(dn, tl.trans(vt.to(tl.float32)), input_precision=GRAD_PREC) + e[:, None]
-        a = tl.where(offs_i[:, None] >= offs_i[None, :], a, 0.0)
+        a = a * _frame_factors(c_rows, BLOCK_L)
+        carried = tl.exp(c_prev - c_rows)
         tl.debug_barrier()
         dq = tl.zeros((BLOCK_L, D), dtype=tl.float32)
         for jb in range(NJB):
@@ -448,15 +507,15 @@ def _causal_query_grad_kernel(
             feature_ok = offs_m < M
             w = tl.load(w_head + offs_m[:, None] * D + offs_d[None, :])
             s_pointers = s_ptr + (state + offs_m)[:, None] * D + offs_d[None, :]
-            s = tl.load(s_pointers) * beta
-            z = tl.load(z_ptr + state + offs_m) * beta
+            s = tl.load(s_pointers)
+            z = tl.load(z_ptr + state + offs_m)
             p = _query_features(qt, w, r, feature_ok, PREC)
-            kp = _key_features(kt, w, half_sq_norm, c_now, row_ok, feature_ok, PREC)
+            k_logits = _key_logits(kt, w, half_sq_norm, row_ok, feature_ok, PREC)
             dp = tl.dot(dn, tl.trans(s), input_precision=GRAD_PREC) + e[:, None] * z[None, :]
-            dp += tl.dot(a, kp.to(tl.float32), input_precision=GRAD_PREC)
+            dp = dp * carried[:, None]
+            dp += tl.dot(a, tl.exp(k_logits - c_rows[:, None]), input_precision=GRAD_PREC)
             dq += tl.dot(dp * p, w.to(tl.float32), input_precision=GRAD_PREC)
-            tl.store(s_pointers, s + tl.dot(tl.trans(kp), vt, input_precision=PREC))
-            tl.store(z_ptr + state + offs_m, z + tl.sum(kp.to(tl.float32), axis=0))
+            _advance_state(s_pointers, z_ptr + state + offs_m, s, z, k_logits, c_prev, c_now, vt, PREC)
         tl.store(dq_ptr + pointers, dq.to(dq_ptr.dtype.element_ty), mask=row_ok[:, None])
         c_prev = c_now
         tl.debug_barrier()
@@ -473,14 +532,13 @@ def _query_grad_state_kernel(
     s_ptr,
     z_ptr,
     cg_ptr,
-    cc_ptr,
+    rf_ptr,
     L,
     H,
     M,
     w_head_stride,
     n_seg,
     seg_len,
-    chunk,
     BLOCK_L: tl.constexpr,
     BLOCK_M: tl.constexpr,
     D: tl.constexpr,
@@ -492,8 +550,9 @@ def _query_grad_state_kernel(
     """dS_j = Σ_i Q'_ij dO_i / D_i and dz_j = −Σ_i Q'_ij (dO_i·out_i) / D_i over one segment.
 
     CAUSAL: ``out_ptr`` holds δ_i = dO_i·out_i (L), the segments are the groups of chunks, and row i
-    of chunk n(i) is weighted by exp(c_g − c_{n(i)}) ≤ 1 with c_g = ``cg_ptr[g]``, the running key
-    maximum before group g: the group's suffix-state increment in frame c_g (see :mod:`.host`).
+    is weighted by exp(c_g − c_i) ≤ 1, with c_i = ``rf_ptr[i]`` its own frame (the running maximum of
+    the keys' ρ up to i) and c_g = ``cg_ptr[g]`` the frame of the last key before group g: the group's
+    suffix-state increment in frame c_g (see :mod:`.host`).
     """
     bh = tl.program_id(0)
     seg = tl.program_id(1)
@@ -517,7 +576,7 @@ def _query_grad_state_kernel(
         den = tl.load(den_ptr + base + rows, mask=row_ok, other=1.0)
         if CAUSAL:
             c_group = tl.load(cg_ptr + bh * (n_seg + 1) + seg)
-            c_row = tl.load(cc_ptr + bh * tl.cdiv(L, chunk) + rows // chunk, mask=row_ok, other=0.0)
+            c_row = tl.load(rf_ptr + base + rows, mask=row_ok, other=0.0)
             weight = tl.where(row_ok, tl.exp(tl.minimum(c_group - c_row, 0.0)), 0.0) / den
             dd = -tl.load(out_ptr + base + rows, mask=row_ok, other=0.0) * weight
             dn = dn * weight[:, None]
@@ -654,6 +713,7 @@ def _causal_key_grad_kernel(
     uz_ptr,
     cg_ptr,
     cc_ptr,
+    rf_ptr,
     dk_ptr,
     dv_ptr,
     L,
@@ -673,42 +733,43 @@ def _causal_key_grad_kernel(
 ):
     """dk, dv of one group of chunks of one head: the reverse causal scan, last chunk first.
 
-    The carried suffix state U = Σ_{i later} Q'_i g_iᵀ, u = Σ_{i later} Q'_i e_i (M̄×d, M̄, fp32) starts
-    as this group's slot of ``u_ptr``/``uz_ptr`` (queries of later groups, frame c of the group's
-    last chunk) and is brought to each chunk's frame c_n by exp(c_n − c_{n+1}) ≤ 1. Per chunk, with
-    A_il = g_i·v_l + e_i for i ≥ l (query i, key l):
-    dK'_l = U v_l + u + Σ_{i≥l} A_il Q'_i,  dv_l = Uᵀ K'_l + Σ_{i≥l} (Q'_i·K'_l) g_i,
-    dk_l = Σ_j K'_lj dK'_lj (w_j − 2·NORM·k_l); then U += Q'ᵀG, u += Q'ᵀe (weight 1 in frame c_n).
+    Query i is in the frame c_i of the forward (``rf_ptr``), key l of chunk n pairs with it through
+    exp(b_l − c_i). The carried suffix state entering chunk n, in the frame c_n of the chunk's last
+    key, is U = Σ_{i after n} e^{c_n − c_i} Q'_i g_iᵀ, u = Σ_{i after n} e^{c_n − c_i} Q'_i e_i (M̄×d,
+    M̄, fp32; at the group's last chunk this group's slot of ``u_ptr``/``uz_ptr``, the queries of later
+    groups). Per chunk, with K'_l = exp(b_l − c_n), K̃_l = exp(b_l − c_l) and
+    Ã_il = (g_i·v_l + e_i) e^{c_l − c_i} for i ≥ l (:func:`_frame_factors`):
+    dlogit_l = K'_l ⊙ (U v_l + u) + K̃_l ⊙ Σ_{i≥l} Ã_il Q'_i,
+    dv_l = Uᵀ K'_l + Σ_{i≥l} e^{c_l − c_i} (Q'_i·K̃_l) g_i,  dk_l = Σ_j dlogit_lj (w_j − 2·NORM·k_l);
+    then the state moves to the frame c_{n−1} of the previous chunk's last key (the group's frame
+    ``cg_ptr[g]`` before its first chunk): U ← e^{c_{n−1} − c_n} U + Σ_{i∈n} e^{c_{n−1} − c_i} Q'_i g_iᵀ,
+    u likewise; every factor ≤ 1.
     """
     bh = tl.program_id(0)
     g = tl.program_id(1)
-    offs_i = tl.arange(0, BLOCK_L)
     offs_d = tl.arange(0, D)
     state = (bh * n_groups + g).to(tl.int64) * (NJB * BLOCK_M)
     w_head = w_ptr + (bh % H) * w_head_stride
-    frame = tl.load(cg_ptr + bh * (n_groups + 1) + g + 1)
+    c_group = tl.load(cg_ptr + bh * (n_groups + 1) + g)
     base = bh.to(tl.int64) * L
     first = g * chunks_per_group
     last = tl.minimum(first + chunks_per_group, n_chunks) - 1
     for step in range(0, last - first + 1):
         chunk = last - step
-        rows = chunk * BLOCK_L + offs_i
-        row_ok = rows < L
-        pointers = (base + rows)[:, None] * D + offs_d[None, :]
-        qt = tl.load(q_ptr + pointers, mask=row_ok[:, None], other=0.0)
-        kt = tl.load(k_ptr + pointers, mask=row_ok[:, None], other=0.0)
-        vt = tl.load(v_ptr + pointers, mask=row_ok[:, None], other=0.0)
+        rows, row_ok, pointers, qt, kt, vt, half_sq_norm, c_now, c_rows = _load_chunk(
+            q_ptr, k_ptr, v_ptr, cc_ptr, rf_ptr, bh, chunk, n_chunks, L, BLOCK_L, D, NORM
+        )
         vf = vt.to(tl.float32)
         r = tl.load(r_ptr + base + rows, mask=row_ok, other=0.0)
         den = tl.load(den_ptr + base + rows, mask=row_ok, other=1.0)
         e = -tl.load(delta_ptr + base + rows, mask=row_ok, other=0.0) / den
         dn = tl.load(do_ptr + pointers, mask=row_ok[:, None], other=0.0).to(tl.float32) / den[:, None]
-        kf = kt.to(tl.float32)
-        half_sq_norm = tl.sum(kf * kf, axis=1) * NORM
-        c_now = tl.load(cc_ptr + bh * n_chunks + chunk)
-        beta = tl.exp(c_now - frame)
+        c_below = tl.load(cc_ptr + bh * n_chunks + tl.maximum(chunk - 1, 0))
+        c_below = tl.where(chunk > first, c_below, c_group)
+        beta = tl.exp(c_below - c_now)
+        below = tl.exp(c_below - c_rows)
         a = tl.dot(dn, tl.trans(vf), input_precision=GRAD_PREC) + e[:, None]
-        a = tl.where(offs_i[:, None] >= offs_i[None, :], a, 0.0)
+        a = a * _frame_factors(c_rows, BLOCK_L)
         dk = tl.zeros((BLOCK_L, D), dtype=tl.float32)
         dv = tl.zeros((BLOCK_L, D), dtype=tl.float32)
         dlogit_sum = tl.zeros((BLOCK_L,), dtype=tl.float32)
@@ -718,24 +779,25 @@ def _causal_key_grad_kernel(
             feature_ok = offs_m < M
             w = tl.load(w_head + offs_m[:, None] * D + offs_d[None, :])
             u_pointers = u_ptr + (state + offs_m)[:, None] * D + offs_d[None, :]
-            u = tl.load(u_pointers) * beta
-            uz = tl.load(uz_ptr + state + offs_m) * beta
+            u = tl.load(u_pointers)
+            uz = tl.load(uz_ptr + state + offs_m)
             p = _query_features(qt, w, r, feature_ok, PREC)
             p = tl.where(row_ok[:, None], p, 0.0)
-            kp = _key_features(kt, w, half_sq_norm, c_now, row_ok, feature_ok, PREC).to(tl.float32)
-            dkp = tl.dot(vf, tl.trans(u), input_precision=GRAD_PREC) + uz[None, :]
-            dkp += tl.dot(tl.trans(a), p, input_precision=GRAD_PREC)
-            dlogit = dkp * kp
+            k_logits = _key_logits(kt, w, half_sq_norm, row_ok, feature_ok, PREC)
+            kp = tl.exp(k_logits - c_now)
+            kp_own = tl.exp(k_logits - c_rows[:, None])
+            dlogit = (tl.dot(vf, tl.trans(u), input_precision=GRAD_PREC) + uz[None, :]) * kp
+            dlogit += tl.dot(tl.trans(a), p, input_precision=GRAD_PREC) * kp_own
             dk += tl.dot(dlogit, w.to(tl.float32), input_precision=GRAD_PREC)
             dlogit_sum += tl.sum(dlogit, axis=1)
             dv += tl.dot(kp, u, input_precision=GRAD_PREC)
-            scores += tl.dot(kp, tl.trans(p), input_precision=GRAD_PREC)
-            tl.store(u_pointers, u + tl.dot(tl.trans(p), dn, input_precision=GRAD_PREC))
-            tl.store(uz_ptr + state + offs_m, uz + tl.sum(p * e[:, None], axis=0))
-        scores = tl.where(offs_i[None, :] >= offs_i[:, None], scores, 0.0)
+            scores += tl.dot(kp_own, tl.trans(p), input_precision=GRAD_PREC)
+            p_below = p * below[:, None]
+            tl.store(u_pointers, u * beta + tl.dot(tl.trans(p_below), dn, input_precision=GRAD_PREC))
+            tl.store(uz_ptr + state + offs_m, uz * beta + tl.sum(p_below * e[:, None], axis=0))
+        scores = scores * tl.trans(_frame_factors(c_rows, BLOCK_L))  # recomputed: not held over the loop
         dv += tl.dot(scores, dn, input_precision=GRAD_PREC)
-        dk = dk - (2.0 * NORM) * kf * dlogit_sum[:, None]
+        dk = dk - (2.0 * NORM) * kt.to(tl.float32) * dlogit_sum[:, None]
         tl.store(dk_ptr + pointers, dk.to(dk_ptr.dtype.element_ty), mask=row_ok[:, None])
         tl.store(dv_ptr + pointers, dv.to(dv_ptr.dtype.element_ty), mask=row_ok[:, None])
-        frame = c_now
         tl.debug_barrier()
