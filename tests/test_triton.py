@@ -9,6 +9,7 @@ work lands under 1e-5 relative (5e-5 for gradients), fp16/bf16 operands under 3e
 
 from __future__ import annotations
 
+import math
 import os
 
 import pytest
@@ -19,7 +20,9 @@ if not cuda_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 torch = pytest.importorskip("torch")
-pytest.importorskip("triton")
+triton = pytest.importorskip("triton")
+
+import triton.language as tl  # noqa: E402
 
 from estimators.attention import favor  # noqa: E402
 from estimators.triton_favor import favor_triton, host, kernels, supports, unsupported_reason  # noqa: E402
@@ -30,8 +33,12 @@ INTERPRETED = type(kernels._key_state_kernel).__name__ == "InterpretedFunction"
 pytestmark = pytest.mark.skipif(
     not ON_GPU and not INTERPRETED, reason="needs CUDA or kernels decorated under TRITON_INTERPRET=1"
 )
-gpu = pytest.mark.gpu
-needs_cuda = pytest.mark.skipif(not ON_GPU, reason="needs a CUDA device")
+
+
+def gpu(test):
+    """Large sizes: marked ``gpu`` and skipped without a CUDA device."""
+    return pytest.mark.gpu(pytest.mark.skipif(not ON_GPU, reason="needs a CUDA device")(test))
+
 
 FP32_TOLERANCE = 1e-5
 GRAD_TOLERANCE = 5e-5  # gradients subtract O(1) terms (dO·v_l − dO·out_i), amplifying float32 rounding
@@ -89,22 +96,33 @@ def test_gradients_equal_reference_autograd(causal, feature):
         assert relative_error(a, b) < GRAD_TOLERANCE, name
 
 
+OUTLIER_ROW = 200  # inside forward chunk 128–255 and backward chunk 192–255, after keys of the same chunk
+
+
+def make_causal_inputs(seed, dtype=torch.float32, w_scale=1.0, outlier=None, **sizes):
+    """:func:`make_inputs` (per-head W for an outlier) with W scaled by ``w_scale``, in ``dtype``; W float64.
+
+    Row ``outlier`` of k becomes W[:, 0]·d^{1/4}, the key of largest log-amplitude b = ‖w_0‖²/2 for
+    feature 0: b ≈ 150 at w_scale = 3 (exp overflows float32), about 140 above the other keys.
+    """
+    (q, k, v), W = make_inputs(seed, **sizes)
+    W = W * w_scale
+    if outlier is not None:
+        k[:, :, outlier] = W[:, 0] * q.shape[-1] ** 0.25
+    return [x.to(dtype) for x in (q, k, v)], W
+
+
 def causal_gradient_errors(monkeypatch, seed, programs, feature="positive", dtype=torch.float32, **sizes):
     """Relative errors of the kernels' causal (dq, dk, dv) against float64 reference autograd.
 
     ``programs`` sets ``causal_programs_per_sm``: on CPU (one "SM") the B·H heads then scan
     cdiv(programs, B·H) groups of chunks (fewer when there are fewer chunks), each with its carried
-    prefix state forwards and suffix state backwards. ``sizes`` go to :func:`make_inputs`; ``W``
-    may be scaled by ``w_scale`` and row ``outlier`` of k replaced by W[:, 0]·d^{1/4} (per-head W),
-    the key of largest log-amplitude b = ‖w_0‖²/2 for feature 0.
+    prefix state forwards and suffix state backwards. ``sizes`` go to :func:`make_causal_inputs`;
+    "<name> before" compares the rows before the outlier only.
     """
     monkeypatch.setitem(host.CONFIG, "causal_programs_per_sm", programs)
-    w_scale, outlier = sizes.pop("w_scale", 1.0), sizes.pop("outlier", None)
-    (q, k, v), W = make_inputs(seed, **sizes)
-    W = W * w_scale
-    if outlier is not None:
-        k[:, :, outlier] = W[:, 0] * q.shape[-1] ** 0.25
-    q, k, v = (x.to(dtype) for x in (q, k, v))
+    (q, k, v), W = make_causal_inputs(seed, dtype, **sizes)
+    outlier = sizes.get("outlier")
     grad_out = torch.randn(q.shape, generator=torch.Generator().manual_seed(seed + 1)).to(DEVICE, dtype)
     got = kernel_grads(q, k, v, W.float(), feature, True, grad_out)
     want = reference_grads(q, k, v, W, feature, True, grad_out)
@@ -139,16 +157,21 @@ def test_causal_gradients_equal_reference_autograd(monkeypatch, case):
         assert errors[name] < GRAD_TOLERANCE, (name, errors)
 
 
-def test_causal_gradients_survive_a_late_outlier_key(monkeypatch):
-    """A key with b ≈ 150 (exp overflows float32) starts chunk 4 of 0..6; earlier gradients stay exact.
+def outlier_gradient_errors(monkeypatch):
+    """:func:`causal_gradient_errors`, outlier key at row 200: L = 400, groups of two 64-row chunks."""
+    return causal_gradient_errors(monkeypatch, 21, 8, L=400, m=16, w_scale=3.0, outlier=OUTLIER_ROW)
 
-    Keys are carried in the running-maximum frame of their chunk and later queries reach them through
-    factors exp(c_n − c_{n'}) ≤ 1: no exponent is positive, and the jump of c at the outlier does not
-    flush the gradients of earlier rows (queries before it see the earlier, smaller frames). Rows
-    after the outlier have dq and dk of ~1e-13 (saturated attention), compared in the whole-tensor
-    error only.
+
+def test_causal_gradients_survive_an_outlier_key_mid_chunk(monkeypatch):
+    """A key with b ≈ 150 (exp overflows float32) at row 200, mid-chunk: the gradients stay exact.
+
+    Every key is carried in its own running-maximum frame c_l (the largest ρ up to l) and queries reach
+    it through factors exp(c_l − c_i) ≤ 1: no exponent is positive, and the jump of c at the outlier
+    flushes neither the earlier keys of its chunk nor the gradients of earlier rows (queries before it
+    see the earlier, smaller frames). Rows after the outlier have dq and dk of ~1e-13 (saturated
+    attention), compared in the whole-tensor error only.
     """
-    errors = causal_gradient_errors(monkeypatch, 21, 8, L=400, m=16, w_scale=3.0, outlier=256)
+    errors = outlier_gradient_errors(monkeypatch)
     assert errors["finite"]
     for name in ("q", "k", "v", "q before", "k before", "v before"):
         assert errors[name] < GRAD_TOLERANCE, (name, errors)
@@ -175,15 +198,18 @@ def _unscaled_suffix_frames(scan):
     ("plant", "outlier"),
     [
         pytest.param(_zero_suffix_states, None, id="suffix_state_not_carried_across_groups"),
-        pytest.param(_zero_suffix_states, 256, id="suffix_state_not_carried_across_groups-outlier"),
-        pytest.param(_unscaled_suffix_frames, 256, id="suffix_states_summed_without_frame_factors-outlier"),
+        pytest.param(_zero_suffix_states, OUTLIER_ROW, id="suffix_state_not_carried_across_groups-outlier"),
+        pytest.param(
+            _unscaled_suffix_frames, OUTLIER_ROW, id="suffix_states_summed_without_frame_factors-outlier"
+        ),
     ],
 )
 def test_causal_gradient_check_catches_planted_bugs(monkeypatch, plant, outlier):
     """The gradient comparison above fails, by far, when the reverse group scan is broken.
 
-    Frame factors matter only where the running key maximum rises between groups: the outlier (chunk 4
-    of 0..6, groups of two chunks) lifts the frame of the last group far above those before it.
+    Frame factors matter only where the running key maximum rises between groups: the outlier (row 200,
+    in chunk 3 of 0..6, groups of two chunks) lifts the frames of the groups after it far above the
+    frames of those before it.
     """
     monkeypatch.setattr(host, "_scan_groups", plant(host._scan_groups))
     sizes = dict(L=400, m=16) if outlier is None else dict(L=400, m=16, w_scale=3.0, outlier=outlier)
@@ -222,17 +248,101 @@ def test_stabilizers_keep_large_inputs_finite(causal):
     assert relative_error(out, reference(q, k, v, W, "positive", causal)) < 1e-4
 
 
+def outlier_forward_error(feature="positive"):
+    """Relative error of the causal forward (float32) against the float64 reference, with the outlier key
+    at row 200 (``inf`` where an output is not finite); also over rows 128–199 alone, the rows of its
+    chunk before it (a chunk-wide shift flushes their denominators to 0)."""
+    (q, k, v), W = make_causal_inputs(21, L=400, m=16, w_scale=3.0, outlier=OUTLIER_ROW)
+    out = favor_triton(q, k, v, W.float(), feature, True)
+    if not torch.isfinite(out).all():
+        return math.inf
+    want = reference(q, k, v, W, feature, True)
+    return max(
+        relative_error(out, want), relative_error(out[:, :, 128:OUTLIER_ROW], want[:, :, 128:OUTLIER_ROW])
+    )
+
+
+@pytest.mark.parametrize("feature", ["positive", "hyperbolic"])
+def test_causal_outlier_key_mid_chunk_matches_reference(feature):
+    assert outlier_forward_error(feature) < FP32_TOLERANCE
+
+
+def future_change(last=170):
+    """Largest relative change of an output row i ≤ ``last`` when every key and value after it changes.
+
+    ``last`` lies mid-way through chunk 128–255; keys and values after it are redrawn, and the new keys
+    include the outlier key at row 200 of the same chunk (b ≈ 150, about 140 above every earlier key).
+    """
+    (q, k, v), W = make_causal_inputs(8, L=300, m=16, w_scale=3.0)
+    (_, k_new, v_new), _ = make_causal_inputs(9, L=300, m=16, w_scale=3.0)
+    k_new[:, :, : last + 1], v_new[:, :, : last + 1] = k[:, :, : last + 1], v[:, :, : last + 1]
+    k_new[:, :, OUTLIER_ROW] = W[:, 0].float() * q.shape[-1] ** 0.25
+    before = favor_triton(q, k, v, W.float(), "positive", True)
+    after = favor_triton(q, k_new, v_new, W.float(), "positive", True)
+    change = (after - before)[:, :, : last + 1].norm(dim=-1) / before[:, :, : last + 1].norm(dim=-1)
+    return change.nan_to_num(math.inf).max().item()
+
+
 def test_causal_output_ignores_later_positions():
-    """Rows of chunks before a change are bit-identical, even for a huge later key (no global max)."""
-    (q, k, v), W = make_inputs(8, L=200, m=16)
-    args = [x.float() for x in (q, k, v)]
-    before = favor_triton(*args, W.float(), "positive", True)
-    k2, v2 = args[1].clone(), args[2].clone()
-    k2[:, :, 150] *= 40.0
-    v2[:, :, 130:] += 1.0
-    after = favor_triton(args[0], k2, v2, W.float(), "positive", True)
-    assert torch.equal(before[:, :, :128], after[:, :, :128])
-    assert torch.isfinite(after).all()
+    """No frame looks past its row: outputs at i ≤ 170 stay put (float32 rounding at most) when later keys
+    and values change, one of them an outlier key later in the same chunk."""
+    assert future_change() < 1e-6
+
+
+def _chunk_wide_frames(monkeypatch):
+    """Planted: every key of a chunk shifted by the chunk's key maximum, later keys included."""
+    prefix_states = host._prefix_states
+
+    def planted(k, v, plan, chunk, chunks_per_group):
+        s, z, (group_frames, chunk_frames, _) = prefix_states(k, v, plan, chunk, chunks_per_group)
+        rows = chunk_frames.repeat_interleave(chunk, dim=1)[:, : plan.L].contiguous()
+        return s, z, (group_frames, chunk_frames, rows)
+
+    monkeypatch.setattr(host, "_prefix_states", planted)
+
+
+@triton.jit
+def _mask_without_frames(c_rows, BLOCK_L: tl.constexpr):
+    """The causal mask alone, in place of :func:`estimators.triton_favor.kernels._frame_factors`."""
+    offs = tl.arange(0, BLOCK_L)
+    return tl.where(offs[:, None] >= offs[None, :], 1.0, 0.0) + 0.0 * c_rows[None, :]
+
+
+def _no_frame_factors(monkeypatch):
+    """Planted: in-chunk keys enter in their own frames, without the factor exp(c_l − c_i)."""
+    monkeypatch.setattr(kernels, "_frame_factors", _mask_without_frames)
+
+
+INTERPRETER_ONLY = pytest.mark.skipif(
+    not INTERPRETED, reason="swaps a Triton function that kernels compile in"
+)
+FRAME_PLANTS = [  # (plant, check, the check's tolerance)
+    pytest.param(_chunk_wide_frames, outlier_forward_error, FP32_TOLERANCE, id="chunk_wide_shift-outlier"),
+    pytest.param(_chunk_wide_frames, future_change, 1e-6, id="chunk_wide_shift-future"),
+    pytest.param(
+        _no_frame_factors,
+        outlier_forward_error,
+        FP32_TOLERANCE,
+        id="no_frame_factor-outlier",
+        marks=INTERPRETER_ONLY,
+    ),
+]
+
+
+@pytest.mark.filterwarnings("ignore:.*encountered in divide:RuntimeWarning")  # the planted NaNs
+@pytest.mark.parametrize(("plant", "check", "tolerance"), FRAME_PLANTS)
+def test_causal_frame_checks_catch_planted_bugs(monkeypatch, plant, check, tolerance):
+    """The checks above fail, by far, for the chunk-wide shift this code had (NaN on rows 128–199, and
+    rows before a later outlier of their chunk change) and for a missing in-chunk frame factor."""
+    plant(monkeypatch)
+    assert check() > 100 * tolerance
+
+
+@INTERPRETER_ONLY
+def test_causal_gradient_check_catches_a_missing_frame_factor(monkeypatch):
+    _no_frame_factors(monkeypatch)
+    errors = outlier_gradient_errors(monkeypatch)
+    assert not errors["finite"] or max(errors["q"], errors["k"], errors["v"]) > 100 * GRAD_TOLERANCE, errors
 
 
 @pytest.mark.parametrize(
@@ -267,7 +377,6 @@ def test_non_tensor_inputs_raise_type_error():
 
 
 @gpu
-@needs_cuda
 @pytest.mark.parametrize(
     ("d", "m", "feature", "dtype", "causal"),
     [
@@ -287,7 +396,6 @@ def test_large_sizes_on_gpu(d, m, feature, dtype, causal):
 
 
 @gpu
-@needs_cuda
 @pytest.mark.parametrize(("causal", "d"), [(False, 64), (True, 64), (False, 128), (True, 128)])
 def test_large_gradients_on_gpu(causal, d):
     (q, k, v), W = make_inputs(12, B=1, H=4, L=3000, d=d, m=128)
@@ -299,7 +407,6 @@ def test_large_gradients_on_gpu(causal, d):
 
 
 @gpu
-@needs_cuda
 @pytest.mark.parametrize(
     ("d", "m", "feature", "dtype", "outlier"),
     [
@@ -325,7 +432,6 @@ def test_large_causal_gradients_on_gpu(monkeypatch, d, m, feature, dtype, outlie
 
 
 @gpu
-@needs_cuda
 def test_attention_favor_dispatches_cuda_tensors_to_the_kernels():
     (q, k, v), W = make_inputs(14, L=300)
     args = [x.half() for x in (q, k, v)]
