@@ -101,13 +101,12 @@ def bidirectional_sums(featurizer, constants, queries, keys, v, keep=None, *, ch
     xp = namespace(v)
     step = _KeySumStep(featurizer, constants, xp)
     sums = _initial_key_sums(step, keys, v, keep)
-    key_bounds = [(start, min(start + chunk, length)) for start in range(0, length, chunk)]
+    key_bounds = _chunk_bounds(length, chunk)
     for piece in zip(*(_pieces(a, key_bounds) for a in (keys, keep, v)), strict=True):
         sums, _ = step(sums, piece)
     key_values, key_sum = step.totals(sums)
     numerators, denominators = [], []
-    rows = queries.shape[-2]
-    for piece in _pieces(queries, [(start, min(start + chunk, rows)) for start in range(0, rows, chunk)]):
+    for piece in _pieces(queries, _chunk_bounds(queries.shape[-2], chunk)):
         phi_q = featurizer.queries(constants, piece)
         numerators.append(xp.matmul(phi_q, key_values))
         denominators.append(xp.matmul(phi_q, key_sum)[..., 0])
@@ -272,10 +271,11 @@ class _BlockStep:
         weighted = phi_k * xp.exp(
             xp.where(key_shift > -math.inf, xp.minimum(current - _finite_or_zero(xp, ends), 0.0), -math.inf)
         )
+        sources = xp.concat([xp.reshape(shift, (*shift.shape[:-2], 1, 1, 1)), ends], axis=-3)
         states = _stack_states(xp, state, normalizer, weighted, v)
-        before = xp.matmul(_carry_factors(xp, shift, ends, self.device), states)
+        before = xp.matmul(_carry_factors(xp, sources[..., 0], self.device), states)
         before = xp.reshape(before, (*before.shape[:-1], state.shape[-2], state.shape[-1] + 1))
-        frames = xp.concat([xp.reshape(shift, (*shift.shape[:-2], 1, 1, 1)), ends[..., :-1, :, :]], axis=-3)
+        frames = sources[..., :-1, :, :]
         seen = xp.where(
             frames > -math.inf, xp.exp(xp.minimum(_finite_or_zero(xp, frames) - current, 0.0)), 0.0
         )
@@ -310,14 +310,13 @@ def _stack_states(xp, state, normalizer, weighted, v):
     return xp.reshape(stacked, (*batch, stacked.shape[-3], stacked.shape[-2] * stacked.shape[-1]))
 
 
-def _carry_factors(xp, shift, ends, dev):
-    """(…, k + 1, k + 1) over the sources [carry, chunk 0, …, chunk k−1] (shifts ``M, E_0, …``):
-    row t weighs source c ≤ t by ``e^{shift_c − F_t}`` with ``F_t`` = shift of source t (≤ 1, as shifts
-    never decrease); zero above the diagonal and for a source with no kept key yet."""
-    sources = xp.concat([shift, ends[..., 0]], axis=-2)[..., 0]
-    sources = xp.reshape(sources, (*sources.shape[:-1], 1, sources.shape[-1]))
-    frames = xp.matrix_transpose(sources)
-    use = _lower_triangle(xp, sources.shape[-1], dev) & (sources > -math.inf)
+def _carry_factors(xp, frames, dev):
+    """(…, k + 1, k + 1) over the sources [carry, chunk 0, …, chunk k−1] with shifts ``frames``
+    (…, k + 1, 1) = ``M, E_0, …``: row t weighs source c ≤ t by ``e^{shift_c − F_t}`` with ``F_t`` the
+    shift of source t (≤ 1, as shifts never decrease); zero above the diagonal and for a source with
+    no kept key yet."""
+    sources = xp.matrix_transpose(frames)
+    use = _lower_triangle(xp, frames.shape[-2], dev) & (sources > -math.inf)
     exponent = xp.minimum(_finite_or_zero(xp, sources) - _finite_or_zero(xp, frames), 0.0)
     return xp.where(use, xp.exp(exponent), 0.0)
 
@@ -376,6 +375,11 @@ def _loop(featurizer, constants, sequences, chunk, length):
         numerators.append(numerator)
         denominators.append(denominator)
     return xp.concat(numerators, axis=-2), xp.concat(denominators, axis=-2)
+
+
+def _chunk_bounds(length, chunk):
+    """(start, stop) of consecutive chunks of ``chunk`` rows covering ``length`` (the last may be short)."""
+    return [(start, min(start + chunk, length)) for start in range(0, length, chunk)]
 
 
 def _pieces(a, bounds):
