@@ -468,13 +468,8 @@ def check_stabilizer_bias(adapter: Adapter, settings: Settings) -> CheckResult:
     for label, keys in (("plain", k), ("key outlier", outlier)):
         library = stats.host(adapter.attention(q, keys, v, W))
         effects[label] = float(np.abs(library - _reference_favor(adapter.claims, q, keys, v, W)).max())
-    worst = max(effects.values())
-    return CheckResult(
-        "stabilizer-bias",
-        "Stabilizers cancel, ε does not bias (same W)",
-        _status(worst <= FLOAT64_TOLERANCE),
-        statistic=f"max |o − o_ref| = {worst:.2e} (pass ≤ {FLOAT64_TOLERANCE:.0e})",
-        effect=", ".join(f"{label}: {value:.2e}" for label, value in effects.items()),
+    return _largest_difference_result(
+        "stabilizer-bias", "Stabilizers cancel, ε does not bias (same W)", "|o − o_ref|", effects
     )
 
 
@@ -499,12 +494,22 @@ def check_mask(adapter: Adapter, settings: Settings) -> CheckResult:
             adapter.attention(q[..., kept, :], k[..., kept, :], v[..., kept, :], W, causal=causal)
         )
         effects["causal" if causal else "bidirectional"] = float(np.abs(masked - removed).max())
-    worst = max(effects.values())
-    return CheckResult(
+    return _largest_difference_result(
         "mask-semantics",
         "Padding mask removes keys from numerator and denominator",
+        "|o_masked − o_removed|",
+        effects,
+    )
+
+
+def _largest_difference_result(name, title, difference, effects):
+    """Pass when the largest of ``effects`` (label -> max abs difference, float64) ≤ FLOAT64_TOLERANCE."""
+    worst = max(effects.values())
+    return CheckResult(
+        name,
+        title,
         _status(worst <= FLOAT64_TOLERANCE),
-        statistic=f"max |o_masked − o_removed| = {worst:.2e} (pass ≤ {FLOAT64_TOLERANCE:.0e})",
+        statistic=f"max {difference} = {worst:.2e} (pass ≤ {FLOAT64_TOLERANCE:.0e})",
         effect=", ".join(f"{label}: {value:.2e}" for label, value in effects.items()),
     )
 
