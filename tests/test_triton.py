@@ -99,6 +99,27 @@ def test_gradients_equal_reference_autograd(causal, feature):
 OUTLIER_ROW = 200  # inside forward chunk 128–255 and backward chunk 192–255, after keys of the same chunk
 
 
+def pin_chunks(monkeypatch):
+    """The causal chunks the rows of the tests below are laid out for, whatever the input dtype: those of
+    half-precision inputs, 128 forward rows (64 for d = 128) and 64 backward rows (``launch_config``
+    halves them for float32 inputs on a GPU; :func:`test_every_launch_configuration_is_exact` runs those)."""
+    launch_config = host.launch_config
+
+    def pinned(D, dtype, shared_limit):
+        half = launch_config(D, torch.float16)
+        return {
+            **launch_config(D, dtype, shared_limit),
+            **{key: half[key] for key in ("chunk", "grad_chunk")},
+        }
+
+    monkeypatch.setattr(host, "launch_config", pinned)
+
+
+@pytest.fixture
+def chunk_geometry(monkeypatch):
+    pin_chunks(monkeypatch)
+
+
 def make_causal_inputs(seed, dtype=torch.float32, w_scale=1.0, outlier=None, **sizes):
     """:func:`make_inputs` (per-head W for an outlier) with W scaled by ``w_scale``, in ``dtype``; W float64.
 
@@ -121,6 +142,7 @@ def causal_gradient_errors(monkeypatch, seed, programs, feature="positive", dtyp
     "<name> before" compares the rows before the outlier only.
     """
     monkeypatch.setitem(host.CONFIG, "causal_programs_per_sm", programs)
+    pin_chunks(monkeypatch)
     (q, k, v), W = make_causal_inputs(seed, dtype, **sizes)
     outlier = sizes.get("outlier")
     grad_out = torch.randn(q.shape, generator=torch.Generator().manual_seed(seed + 1)).to(DEVICE, dtype)
@@ -239,6 +261,34 @@ def test_causal_gradients_of_half_precision_inputs(monkeypatch, dtype):
         assert errors[name] < HALF_TOLERANCE[dtype], (name, errors)
 
 
+SMALL_SHARED_MEMORY = 99 * 1024  # sm_86, sm_89
+LAUNCH_CONFIGURATIONS = [  # (d, the input dtype and shared memory per block the launch parameters are for)
+    pytest.param(32, torch.float32, host.LARGE_SHARED_MEMORY, id="d32-float32"),
+    pytest.param(128, torch.float32, host.LARGE_SHARED_MEMORY, id="d128-float32-chunks_of_32"),
+    pytest.param(64, torch.float16, SMALL_SHARED_MEMORY, id="d64-half-99KiB"),
+    pytest.param(128, torch.float16, SMALL_SHARED_MEMORY, id="d128-half-99KiB"),
+]
+
+
+@pytest.mark.parametrize(("d", "dtype", "shared_limit"), LAUNCH_CONFIGURATIONS)
+def test_every_launch_configuration_is_exact(monkeypatch, d, dtype, shared_limit):
+    """Every launch configuration ``launch_config`` can choose (smaller feature tiles and chunks for float32
+    inputs and for GPUs with less shared memory, causal chunks shorter than the key passes' 64-row tiles)
+    computes the reference's output and gradients, run here on float32 inputs: L = 150 gives 5 chunks of
+    32 rows in 2 groups, m = 40 two or three feature blocks with padded rows."""
+    config = host.launch_config(d, dtype, shared_limit)
+    monkeypatch.setattr(host, "launch_config", lambda *args: config)
+    (q, k, v), W = make_inputs(31, L=150, d=d, m=40)
+    grad_out = torch.randn(q.shape, generator=torch.Generator().manual_seed(32)).to(DEVICE)
+    for causal in (False, True):
+        out = favor_triton(q.float(), k.float(), v.float(), W.float(), "positive", causal)
+        assert relative_error(out, reference(q, k, v, W, "positive", causal)) < FP32_TOLERANCE, causal
+        got = kernel_grads(q.float(), k.float(), v.float(), W.float(), "positive", causal, grad_out)
+        want = reference_grads(q, k, v, W, "positive", causal, grad_out)
+        for name, a, b in zip("qkv", got, want, strict=True):
+            assert relative_error(a, b) < GRAD_TOLERANCE, (causal, name)
+
+
 @pytest.mark.parametrize("causal", [False, True])
 def test_stabilizers_keep_large_inputs_finite(causal):
     """|q·w| up to ~150 overflows an unshifted float32 exp; the shifts cancel and keep it finite."""
@@ -263,6 +313,7 @@ def outlier_forward_error(feature="positive"):
 
 
 @pytest.mark.parametrize("feature", ["positive", "hyperbolic"])
+@pytest.mark.usefixtures("chunk_geometry")
 def test_causal_outlier_key_mid_chunk_matches_reference(feature):
     assert outlier_forward_error(feature) < FP32_TOLERANCE
 
@@ -283,6 +334,7 @@ def future_change(last=170):
     return change.nan_to_num(math.inf).max().item()
 
 
+@pytest.mark.usefixtures("chunk_geometry")
 def test_causal_output_ignores_later_positions():
     """No frame looks past its row: outputs at i ≤ 170 stay put (float32 rounding at most) when later keys
     and values change, one of them an outlier key later in the same chunk."""
@@ -331,6 +383,7 @@ FRAME_PLANTS = [  # (plant, check, the check's tolerance)
 
 @pytest.mark.filterwarnings("ignore:.*encountered in divide:RuntimeWarning")  # the planted NaNs
 @pytest.mark.parametrize(("plant", "check", "tolerance"), FRAME_PLANTS)
+@pytest.mark.usefixtures("chunk_geometry")
 def test_causal_frame_checks_catch_planted_bugs(monkeypatch, plant, check, tolerance):
     """The checks above fail, by far, for the chunk-wide shift this code had (NaN on rows 128–199, and
     rows before a later outlier of their chunk change) and for a missing in-chunk frame factor."""

@@ -36,15 +36,42 @@ CONFIG = {
     "key_programs_per_sm": 4,  # segments are chosen so that about this many programs per SM run
     "out_block_l": 64,  # rows per tile in the bidirectional query pass
     "out_warps": 4,
-    "chunk": 128,  # causal chunk length C (a multiple of key_block_l)
+    "chunk": 128,  # causal chunk length C
     "causal_warps": 8,
     "causal_programs_per_sm": 4,
     "grad_block_l": 64,
-    "grad_chunk": 64,  # causal backward chunk length (a multiple of key_block_l; two C×C fp32 tiles live)
+    "grad_chunk": 64,  # causal backward chunk length (two C×C fp32 tiles live)
     "grad_warps": 8,
     "stages": 3,
+    "block_m": 64,  # feature rows per tile
 }
-MAX_BLOCK_M = 64
+"""Launch parameters for half-precision inputs with d ≤ 64 on a GPU with ≥ 160 KiB of shared memory per
+block (H100 timings); :func:`launch_config` derives the others."""
+
+LARGE_SHARED_MEMORY = 160 * 1024
+"""Shared memory per block (bytes) from which :data:`CONFIG`'s pipelining fits: sm_80 has 163 KiB,
+sm_90 227 KiB, sm_86/89 99 KiB (``python scripts/kernel_resources.py`` checks every launch)."""
+
+
+def launch_config(D, dtype, shared_limit=LARGE_SHARED_MEMORY):
+    """The launch parameters of :data:`CONFIG` adapted to head dimension D, input dtype and the device.
+
+    * D = 128: 32 feature rows per tile, 64-row causal chunks and one pipeline stage (the tiles of
+      128-wide rows fill shared memory);
+    * float32 inputs (exact fp32 dots on CUDA cores): feature tiles and chunks halved again, 32-row
+      backward chunks; compiled for sm_90 at the half-precision tiles, ptxas keeps most of these
+      kernels at 32 registers with 4–14 KB of spills per thread;
+    * less than :data:`LARGE_SHARED_MEMORY` per block (sm_86, sm_89): one pipeline stage, chunks of
+      at most 64 rows and 32-row backward chunks.
+    """
+    config = dict(CONFIG)
+    if D > 64:
+        config.update(block_m=config["block_m"] // 2, chunk=64, stages=1)
+    if dtype == torch.float32:
+        config.update(block_m=config["block_m"] // 2, chunk=config["chunk"] // 2, grad_chunk=32)
+    if shared_limit < LARGE_SHARED_MEMORY:
+        config.update(stages=1, chunk=min(config["chunk"], 64), grad_chunk=32)
+    return config
 
 
 class _Plan:
@@ -58,8 +85,8 @@ class _Plan:
             w = torch.cat([w, -w], dim=-2)
         w = (w if w.ndim == 3 else w[None]) * self.D**-0.25
         self.M = w.shape[-2]
-        largest_block = MAX_BLOCK_M if self.D <= 64 else MAX_BLOCK_M // 2  # d = 128: shared memory
-        self.block_m = max(16, min(largest_block, triton.next_power_of_2(self.M)))
+        self.config = launch_config(self.D, q.dtype, _shared_memory_limit(q.device))
+        self.block_m = max(16, min(self.config["block_m"], triton.next_power_of_2(self.M)))
         self.njb = triton.cdiv(self.M, self.block_m)
         self.w = torch.zeros(w.shape[0], self.njb * self.block_m, self.D, device=q.device, dtype=q.dtype)
         self.w[:, : self.M] = w
@@ -68,9 +95,6 @@ class _Plan:
         self.dtype = q.dtype
         self.prec = "ieee" if q.dtype == torch.float32 else "tf32"
         self.sms = _multiprocessors(q.device)
-        self.config = dict(CONFIG)
-        if self.D > 64:  # a 128-row chunk of d = 128 needs more shared memory than an SM has
-            self.config["chunk"] = min(self.config["chunk"], 64)
 
     def state(self, *leading):
         size = (*leading, self.njb * self.block_m, self.D)
@@ -83,14 +107,21 @@ class _Plan:
         return dict(BLOCK_M=self.block_m, D=self.D, NJB=self.njb)
 
     def launch(self, kind):
-        stages = self.config["stages"] if self.D <= 64 else 1  # d = 128 tiles fill shared memory
-        return dict(num_warps=self.config[f"{kind}_warps"], num_stages=stages)
+        return dict(num_warps=self.config[f"{kind}_warps"], num_stages=self.config["stages"])
 
 
 def _multiprocessors(device) -> int:
     if device.type == "cuda":
         return torch.cuda.get_device_properties(device).multi_processor_count
     return 1
+
+
+def _shared_memory_limit(device) -> int:
+    """Shared memory one block may use on ``device`` (bytes); CPU tensors (the interpreter) get no limit."""
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return triton.runtime.driver.active.utils.get_device_properties(index)["max_shared_mem"]
+    return LARGE_SHARED_MEMORY
 
 
 def _segments(plan, block_l, parallel_per_segment):

@@ -60,7 +60,7 @@ def _key_state_kernel(
     stop = tl.minimum(start + seg_len, L)
     for tile in range(start, stop, BLOCK_L):
         rows = tile + offs_l
-        row_ok = rows < L
+        row_ok = rows < stop  # a segment need not be a multiple of BLOCK_L
         pointers = base + rows[:, None].to(tl.int64) * D + offs_d[None, :]
         kt = tl.load(k_ptr + pointers, mask=row_ok[:, None], other=0.0)
         vt = tl.load(v_ptr + pointers, mask=row_ok[:, None], other=0.0)
@@ -566,9 +566,10 @@ def _query_grad_state_kernel(
     zacc = tl.zeros((BLOCK_M,), dtype=tl.float32)
     base = bh.to(tl.int64) * L
     start = seg * seg_len
-    for tile in range(start, tl.minimum(start + seg_len, L), BLOCK_L):
+    stop = tl.minimum(start + seg_len, L)
+    for tile in range(start, stop, BLOCK_L):
         rows = tile + offs_l
-        row_ok = rows < L
+        row_ok = rows < stop  # a segment need not be a multiple of BLOCK_L
         pointers = (base + rows)[:, None] * D + offs_d[None, :]
         qt = tl.load(q_ptr + pointers, mask=row_ok[:, None], other=0.0)
         dn = tl.load(do_ptr + pointers, mask=row_ok[:, None], other=0.0).to(tl.float32)
