@@ -1,0 +1,78 @@
+"""Every fused-kernel launch fits the shared memory of the GPUs it may run on, checked without a GPU.
+
+``scripts/kernel_resources.py`` compiles the launches the host code makes for ``sm_<arch>`` (Triton's
+bundled ptxas) and fails when one needs more shared memory per block than the architecture allows,
+where it would stop with "out of resource: shared memory". It runs in a subprocess: the kernels cannot
+be compiled in a process where ``TRITON_INTERPRET=1`` (which ``test_triton`` sets) decorated them.
+
+CI runs the launches closest to their limit in the full table (``pytest -m slow`` runs all of it,
+about 8 minutes per architecture): d = 128 float32 on sm_86 (90 of 99 KiB), the H100 configuration
+(d = 64 half precision, pipelined, 128 of 227 KiB) and sm_80's tightest (112 of 163 KiB).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("triton")
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "kernel_resources.py"
+
+
+def kernel_resources(*args, prelude=""):
+    """Run the script (after ``prelude``, Python run in its process first); (exit status, output)."""
+    environment = {key: value for key, value in os.environ.items() if key != "TRITON_INTERPRET"}
+    argv = [str(SCRIPT), *args]
+    run_script = f"import runpy, sys\nsys.argv = {argv!r}\nrunpy.run_path(sys.argv[0], run_name='__main__')"
+    code = f"{prelude}\n{run_script}"
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=1800
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+def launch_rows(output):
+    return [line for line in output.splitlines() if line.startswith("sm_")]
+
+
+@pytest.mark.parametrize(
+    ("arch", "head_dim", "dtype"),
+    [("86", "128", "float32"), ("90", "64", "float16"), ("80", "64", "bfloat16")],
+)
+def test_tightest_launches_fit_their_shared_memory(arch, head_dim, dtype):
+    status, output = kernel_resources("--arch", arch, "--head-dims", head_dim, "--dtypes", dtype)
+    rows = launch_rows(output)
+    assert status == 0, output
+    assert len(rows) >= 12, output  # both modes, forward and backward kernels
+    assert "0 launch(es) need more shared memory" in output
+
+
+IGNORE_SHARED_LIMIT = """
+from estimators.triton_favor import host
+adapted = host.launch_config
+host.launch_config = lambda D, dtype, shared_limit=None: adapted(D, dtype)
+"""
+
+
+def test_check_fails_for_the_h100_configuration_on_a_99_KiB_gpu():
+    """Planted bug: launch parameters chosen without the device's shared memory (as before
+    ``launch_config`` took it) pipeline 128-row causal chunks on sm_86, which cannot hold them."""
+    status, output = kernel_resources(
+        "--arch", "86", "--head-dims", "64", "--dtypes", "float16", prelude=IGNORE_SHARED_LIMIT
+    )
+    assert status == 1, output
+    failing = [row for row in launch_rows(output) if row.endswith("DOES NOT FIT")]
+    assert any("causal" in row for row in failing), output
+
+
+@pytest.mark.slow
+def test_every_launch_fits_on_sm80_sm86_sm90():
+    status, output = kernel_resources("--arch", "80,86,90")
+    assert status == 0, output
+    assert len(launch_rows(output)) >= 3 * 4 * 3 * 12, output
