@@ -115,6 +115,8 @@ def main(argv=None):
     import torch
 
     args = parse_args(argv)
+    if not torch.cuda.is_available():
+        raise SystemExit("profile_triton.py times the fused kernels on a CUDA GPU; torch sees none")
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}")
     for causal in (x.strip().lower() == "true" for x in args.causal.split(",")):
         for mode in args.modes.split(","):
