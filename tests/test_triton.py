@@ -105,10 +105,10 @@ def pin_chunks(monkeypatch):
     halves them for float32 inputs on a GPU; :func:`test_every_launch_configuration_is_exact` runs those)."""
     launch_config = host.launch_config
 
-    def pinned(D, dtype, shared_limit):
+    def pinned(D, dtype, *device):
         half = launch_config(D, torch.float16)
         return {
-            **launch_config(D, dtype, shared_limit),
+            **launch_config(D, dtype, *device),
             **{key: half[key] for key in ("chunk", "grad_chunk")},
         }
 

@@ -5,6 +5,7 @@ The public API and the algorithms are described in :mod:`estimators.triton_favor
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 
@@ -44,6 +45,7 @@ CONFIG = {
     "grad_warps": 8,
     "stages": 3,
     "block_m": 64,  # feature rows per tile
+    "maxnreg": None,  # registers per thread ptxas may use; None leaves the choice to ptxas
 }
 """Launch parameters for half-precision inputs with d ≤ 64 on a GPU with ≥ 160 KiB of shared memory per
 block (H100 timings); :func:`launch_config` derives the others."""
@@ -52,9 +54,12 @@ LARGE_SHARED_MEMORY = 160 * 1024
 """Shared memory per block (bytes) from which :data:`CONFIG`'s pipelining fits: sm_80 has 163 KiB,
 sm_90 227 KiB, sm_86/89 99 KiB (``python scripts/kernel_resources.py`` checks every launch)."""
 
+HOPPER = (9, 0)
 
-def launch_config(D, dtype, shared_limit=LARGE_SHARED_MEMORY):
-    """The launch parameters of :data:`CONFIG` adapted to head dimension D, input dtype and the device.
+
+def launch_config(D, dtype, shared_limit=LARGE_SHARED_MEMORY, capability=HOPPER):
+    """The launch parameters of :data:`CONFIG` adapted to head dimension D, input dtype and the device
+    (its shared memory per block in bytes and its compute capability).
 
     * D = 128: 32 feature rows per tile, 64-row causal chunks and one pipeline stage (the tiles of
       128-wide rows fill shared memory);
@@ -62,7 +67,13 @@ def launch_config(D, dtype, shared_limit=LARGE_SHARED_MEMORY):
       backward chunks; compiled for sm_90 at the half-precision tiles, ptxas keeps most of these
       kernels at 32 registers with 4–14 KB of spills per thread;
     * less than :data:`LARGE_SHARED_MEMORY` per block (sm_86, sm_89): one pipeline stage, chunks of
-      at most 64 rows and 32-row backward chunks.
+      at most 64 rows and 32-row backward chunks;
+    * compute capability below 9.0 (A100, sm_86/89) or float32 inputs: ``maxnreg`` = 255 stated. Left
+      to itself, ptxas (CUDA 12.9, -O3) compiles the sm_80/86 causal dk/dv kernel (every d, half
+      precision) and the float32 d = 64 key passes to 32 registers with 3–10 KB of spills per thread;
+      told the ceiling, to 255 registers and at most 4 KB. Half precision on sm_90 (the timed
+      configuration) is left to ptxas, where stating it raises most kernels' registers and the causal
+      kernels' spills a little.
     """
     config = dict(CONFIG)
     if D > 64:
@@ -71,6 +82,8 @@ def launch_config(D, dtype, shared_limit=LARGE_SHARED_MEMORY):
         config.update(block_m=config["block_m"] // 2, chunk=config["chunk"] // 2, grad_chunk=32)
     if shared_limit < LARGE_SHARED_MEMORY:
         config.update(stages=1, chunk=min(config["chunk"], 64), grad_chunk=32)
+    if capability < HOPPER or dtype == torch.float32:
+        config.update(maxnreg=255)
     return config
 
 
@@ -85,7 +98,7 @@ class _Plan:
             w = torch.cat([w, -w], dim=-2)
         w = (w if w.ndim == 3 else w[None]) * self.D**-0.25
         self.M = w.shape[-2]
-        self.config = launch_config(self.D, q.dtype, _shared_memory_limit(q.device))
+        self.config = launch_config(self.D, q.dtype, *_device_limits(q.device))
         self.block_m = max(16, min(self.config["block_m"], triton.next_power_of_2(self.M)))
         self.njb = triton.cdiv(self.M, self.block_m)
         self.w = torch.zeros(w.shape[0], self.njb * self.block_m, self.D, device=q.device, dtype=q.dtype)
@@ -107,7 +120,11 @@ class _Plan:
         return dict(BLOCK_M=self.block_m, D=self.D, NJB=self.njb)
 
     def launch(self, kind):
-        return dict(num_warps=self.config[f"{kind}_warps"], num_stages=self.config["stages"])
+        return dict(
+            num_warps=self.config[f"{kind}_warps"],
+            num_stages=self.config["stages"],
+            maxnreg=self.config["maxnreg"],
+        )
 
 
 def _multiprocessors(device) -> int:
@@ -116,12 +133,20 @@ def _multiprocessors(device) -> int:
     return 1
 
 
-def _shared_memory_limit(device) -> int:
-    """Shared memory one block may use on ``device`` (bytes); CPU tensors (the interpreter) get no limit."""
+def _device_limits(device):
+    """(shared memory one block may use in bytes, compute capability) of ``device``; CPU tensors (the
+    interpreter) get those the launch parameters were timed on."""
     if device.type == "cuda":
         index = device.index if device.index is not None else torch.cuda.current_device()
-        return triton.runtime.driver.active.utils.get_device_properties(index)["max_shared_mem"]
-    return LARGE_SHARED_MEMORY
+        return _cuda_device_limits(index)
+    return LARGE_SHARED_MEMORY, HOPPER
+
+
+@functools.cache
+def _cuda_device_limits(index):
+    """Driver queries asked once per device: the host code runs on every call."""
+    shared = triton.runtime.driver.active.utils.get_device_properties(index)["max_shared_mem"]
+    return shared, torch.cuda.get_device_capability(index)
 
 
 def _segments(plan, block_l, parallel_per_segment):

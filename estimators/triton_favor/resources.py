@@ -64,7 +64,8 @@ def record_launches(d, m=256, feature="positive", dtype=torch.float16, causal=Fa
     """The launches of one forward and backward of :func:`favor_triton` for (1, 2, L, d) inputs.
 
     The host code runs on CPU tensors with the kernels replaced by recorders (outputs are left
-    unwritten) and the device taken as ``sm_<arch>`` (its shared memory per block, 132 multiprocessors).
+    unwritten) and the device taken as ``sm_<arch>`` (its compute capability and shared memory per
+    block, 132 multiprocessors).
     """
     _require_compiled_kernels()
     launches = []
@@ -83,8 +84,8 @@ def record_launches(d, m=256, feature="positive", dtype=torch.float16, causal=Fa
             if hasattr(host, name):
                 patches.enter_context(unittest.mock.patch.object(host, name, recorder(name)))
         patches.enter_context(unittest.mock.patch.object(host, "_multiprocessors", lambda device: 132))
-        limit = SHARED_MEMORY_LIMIT[arch]
-        patches.enter_context(unittest.mock.patch.object(host, "_shared_memory_limit", lambda device: limit))
+        limits = SHARED_MEMORY_LIMIT[arch], divmod(arch, 10)
+        patches.enter_context(unittest.mock.patch.object(host, "_device_limits", lambda device: limits))
         q, k, v = (torch.zeros(1, 2, L, d, dtype=dtype, requires_grad=True) for _ in range(3))
         W = torch.randn(m, d, generator=torch.Generator().manual_seed(0))
         out = host._FavorFunction.apply(q, k, v, W, feature, causal)
