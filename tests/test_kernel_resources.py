@@ -6,9 +6,10 @@ where it would stop with "out of resource: shared memory"; the tests also reject
 squeezed into fewer than 64 registers at the price of spills. It runs in a subprocess: the kernels
 cannot be compiled in a process where ``TRITON_INTERPRET=1`` (which ``test_triton`` sets) decorated them.
 
-CI runs the launches closest to their limit in the full table (``pytest -m slow`` runs all of it,
-about 8 minutes per architecture): d = 128 float32 on sm_86 (90 of 99 KiB), the H100 configuration
-(d = 64 half precision, pipelined, 128 of 227 KiB) and sm_80's tightest (112 of 163 KiB).
+CI runs the launches closest to their limit in the full table (``pytest -m slow`` runs all of it, about
+8 minutes per architecture with an empty Triton cache): d = 128 float32 on sm_86 (90 of 99 KiB), the
+H100 configuration (d = 64 half precision, pipelined, 128 of 227 KiB) and sm_80's tightest (112 of
+163 KiB).
 """
 
 from __future__ import annotations
