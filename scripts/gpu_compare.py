@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 import time
 from pathlib import Path
 
@@ -107,6 +106,37 @@ def with_backward(call, inputs, grad_out):
     return run
 
 
+def make_inputs(args, L):
+    """q, k, v (B, H, L, d) in ``args.dtype`` on the GPU (seeded by L) and an orthogonal W (m, d), float32."""
+    import torch
+
+    from estimators.projections import orthogonal
+
+    shape = (args.batch, args.heads, L, args.head_dim)
+    generator = torch.Generator(device="cuda").manual_seed(L)
+    dtype = getattr(torch, args.dtype)
+    inputs = [torch.randn(shape, device="cuda", dtype=dtype, generator=generator) for _ in range(3)]
+    W = orthogonal(args.features, args.head_dim, seed=0, backend="torch", device="cuda", dtype="float32")
+    return inputs, W
+
+
+def make_run(call, mode, inputs):
+    """A zero-argument function running ``call`` in ``mode``: forward without autograd, or forward and
+    backward (``inputs`` then require grad)."""
+    import torch
+
+    if mode == "forward":
+
+        def run():
+            with torch.no_grad():
+                return call()
+
+        return run
+    for x in inputs:
+        x.requires_grad_(True)
+    return with_backward(call, inputs, torch.randn_like(inputs[0]))
+
+
 def time_and_memory(run, returned_bytes, inputs, max_seconds):
     """(median ms, peak bytes beyond inputs and outputs, output finite) of ``run``.
 
@@ -151,30 +181,13 @@ def measure(impl, causal, mode, L, args, versions):
     """One CSV row for (impl, causal, mode, L)."""
     import torch
 
-    from estimators.projections import orthogonal
-
-    dtype = getattr(torch, args.dtype)
-    shape = (args.batch, args.heads, L, args.head_dim)
-    generator = torch.Generator(device="cuda").manual_seed(L)
-    inputs = [torch.randn(shape, device="cuda", dtype=dtype, generator=generator) for _ in range(3)]
-    W = orthogonal(args.features, args.head_dim, seed=0, backend="torch", device="cuda", dtype="float32")
+    inputs, W = make_inputs(args, L)
     row = dict(impl=impl, causal=causal, mode=mode, L=L, B=args.batch, H=args.heads, d=args.head_dim)
     row.update(m=args.features, dtype=args.dtype, **versions)
-    item_bytes = math.prod(shape) * inputs[0].element_size()
+    item_bytes = inputs[0].numel() * inputs[0].element_size()
+    returned = item_bytes if mode == "forward" else 4 * item_bytes  # out, or out and three gradients
     try:
-        call = build_call(impl, *inputs, W, causal)
-        if mode == "forward":
-            returned = item_bytes
-
-            def run():
-                with torch.no_grad():
-                    return call()
-
-        else:
-            for x in inputs:
-                x.requires_grad_(True)
-            returned = 4 * item_bytes
-            run = with_backward(call, inputs, torch.randn_like(inputs[0]))
+        run = make_run(build_call(impl, *inputs, W, causal), mode, inputs)
         row["time_ms"], row["peak_extra_bytes"], row["finite"] = time_and_memory(
             run, returned, inputs, args.max_seconds
         )

@@ -3,7 +3,7 @@
 For each (causal, mode, L) cell this prints
 
 * ``events``: the CUDA-event time of one call (median of repeats), what ``scripts/gpu_compare.py``
-  reports;
+  reports (its inputs, positive features and timing are used here);
 * ``kernels``: the sum of the GPU kernel times of one call from ``torch.profiler``, and each kernel's
   share (name, count, total µs);
 * ``host``: the wall time of launching one call without waiting for the GPU (median), which bounds
@@ -19,6 +19,7 @@ import time
 from collections import defaultdict
 
 import numpy as np
+from gpu_compare import build_call, event_time, make_inputs, make_run  # the script beside this one
 
 
 def parse_args(argv=None):
@@ -26,58 +27,13 @@ def parse_args(argv=None):
     parser.add_argument("--lengths", default="4096,8192,1048576")
     parser.add_argument("--causal", default="false,true")
     parser.add_argument("--modes", default="forward,forward+backward")
+    parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--heads", type=int, default=8)
     parser.add_argument("--head-dim", type=int, default=64)
     parser.add_argument("--features", type=int, default=256)
-    parser.add_argument("--feature", default="positive")
     parser.add_argument("--dtype", default="float16")
     parser.add_argument("--repeats", type=int, default=10)
     return parser.parse_args(argv)
-
-
-def make_call(causal, mode, L, args):
-    import torch
-
-    from estimators.projections import orthogonal
-    from estimators.triton_favor import favor_triton
-
-    dtype = getattr(torch, args.dtype)
-    generator = torch.Generator(device="cuda").manual_seed(L)
-    shape = (1, args.heads, L, args.head_dim)
-    q, k, v = (torch.randn(shape, device="cuda", dtype=dtype, generator=generator) for _ in range(3))
-    W = orthogonal(args.features, args.head_dim, seed=0, backend="torch", device="cuda", dtype="float32")
-    if mode == "forward":
-
-        def call():
-            with torch.no_grad():
-                return favor_triton(q, k, v, W, args.feature, causal)
-
-        return call
-    leaves = [x.requires_grad_() for x in (q, k, v)]
-    grad_out = torch.randn_like(q)
-
-    def call_with_backward():
-        for x in leaves:
-            x.grad = None
-        out = favor_triton(*leaves, W, args.feature, causal)
-        out.backward(grad_out)
-        return out
-
-    return call_with_backward
-
-
-def event_ms(call, repeats):
-    import torch
-
-    times = []
-    for _ in range(repeats):
-        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        call()
-        stop.record()
-        stop.synchronize()
-        times.append(start.elapsed_time(stop))
-    return float(np.median(times))
 
 
 def host_ms(call, repeats):
@@ -121,9 +77,11 @@ def main(argv=None):
     for causal in (x.strip().lower() == "true" for x in args.causal.split(",")):
         for mode in args.modes.split(","):
             for L in (int(x) for x in args.lengths.split(",")):
-                call = make_call(causal, mode, L, args)
+                inputs, W = make_inputs(args, L)
+                call = make_run(build_call("triton", *inputs, W, causal), mode, inputs)
                 call()
-                events, host = event_ms(call, args.repeats), host_ms(call, args.repeats)
+                events = float(np.median([event_time(call) for _ in range(args.repeats)]))
+                host = host_ms(call, args.repeats)
                 kernels = kernel_times(call)
                 total = sum(us for _, us in kernels.values()) / 1e3
                 kind = "causal" if causal else "bidirectional"
@@ -131,7 +89,7 @@ def main(argv=None):
                 print(f"\n{kind} {mode} L={L}: {times}")
                 for name, (count, us) in sorted(kernels.items(), key=lambda item: -item[1][1]):
                     print(f"    {us / 1e3:8.3f} ms  x{count:<3d} {name[:90]}")
-                del call
+                del call, inputs
                 torch.cuda.empty_cache()
 
 
