@@ -8,7 +8,8 @@ Targets: ``favor-bench`` (the control), ``favor-bench:<registry row>``, ``perfor
 
 from .checks import CHECKS, CheckResult, Settings, run_check
 from .cli import main, run_audit
-from .protocol import Adapter, load_target, target_names
+from .protocol import Adapter
+from .targets import load_target, target_names
 
 __all__ = [
     "CHECKS",

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from .checks import CHECKS, Settings, run_check
-from .protocol import load_target, target_names
 from .report import target_directory, write_report
+from .targets import load_target, target_names
 
 
 def parse_args(argv):

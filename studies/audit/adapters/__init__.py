@@ -1,1 +1,10 @@
-"""Shipped adapters: favor-bench itself (the control) and performer-pytorch (PyPI)."""
+"""Shipped adapters. :data:`TARGETS` maps each audit target name to the ``module:factory`` that
+builds its :class:`~studies.audit.protocol.Adapter`; add a line here to ship a new one. Factories
+are imported only when their target is loaded, so an optional library that is not installed only
+affects its own target. ``<name>:<argument>`` calls the factory with the argument
+(``favor-bench:trig-iid``)."""
+
+TARGETS = {
+    "favor-bench": "studies.audit.adapters.favor_bench:adapter",
+    "performer-pytorch": "studies.audit.adapters.performer_pytorch:adapter",
+}
