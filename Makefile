@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/python -m estimators.demo
 
 studies: $(STAMP)
-	$(BIN)/python -m studies all
+	$(BIN)/python -m studies all --recompute
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -23,7 +23,7 @@ ORDER = (
     "causal_stability",
     "estimator_shootout",
 )
-NOT_STUDIES = frozenset({"runner", "plotting", "stats", "audit"})
+NOT_STUDIES = frozenset({"runner", "plotting", "stats", "provenance", "audit"})
 
 
 def module_names() -> list[str]:

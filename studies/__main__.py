@@ -71,6 +71,12 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-plot", action="store_true", help="write records and CSV only")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--recompute",
+        action="store_true",
+        help="compute every cell again (ignore existing records) and say whether the new records are "
+        "byte-identical to the previous ones",
+    )
 
 
 def _seed(text: str) -> int:
@@ -146,19 +152,32 @@ def _run(args, studies) -> int:
                 executor_name=description,
                 progress=not args.quiet,
                 plot=not args.no_plot,
+                recompute=args.recompute,
             )
         except StudyFailure as failure:
             results, failures = failure.results, failure.failures
         except ValueError as error:
             print(f"python -m studies: error: {error}", file=sys.stderr)
             return EXIT_FAILED
-    for name, rows in results.items():
-        print(f"{name}: {len(rows)} rows -> {args.out}/{name}/")
+    for name, (_, run) in results.items():
+        print(_report_line(name, run, args.out))
     for name, errors in failures.items():
         print(f"python -m studies: {name} failed ({len(errors)} batch(es)): {errors[0]}", file=sys.stderr)
     wall = time.perf_counter() - started
     print(f"done in {wall:.1f} s ({context.backend}, {context.device}, {context.preset})")
     return EXIT_FAILED if failures else 0
+
+
+def _report_line(name: str, run, out) -> str:
+    """One line per study: cells computed and reused, its own time, stale records, comparison."""
+    parts = [f"{name}: {run.computed} cells computed, {run.total - run.computed} reused"]
+    if run.computed:
+        parts.append(f"in {run.wall_time:.1f} s")
+    if run.discarded:
+        parts.append(f"{run.discarded} records of other code dropped")
+    if run.comparison:
+        parts.append(f"records {run.comparison}")
+    return ", ".join(parts) + f" -> {out}/{name}/"
 
 
 def main(argv=None) -> int:

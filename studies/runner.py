@@ -34,7 +34,6 @@ import json
 import math
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,6 +44,8 @@ from pathlib import Path
 import numpy as np
 
 from estimators.backends import Target, backend_of, native_rng, resolve_target
+
+from . import provenance
 
 PRESETS = ("quick", "paper")
 RNG_PATHS = ("portable", "native")
@@ -439,22 +440,30 @@ class RecordLog:
         self.lock.close()
 
 
-def canonical_records(path: Path, cells: Sequence[Cell]) -> list[dict]:
-    """Rewrite ``path`` with this run's records in cell order, then any other records; return ours.
+def canonical_records(path: Path, cells: Sequence[Cell], fingerprint: str):
+    """Rewrite ``path`` with this run's records in cell order, then other cells' records of the same code.
 
-    Duplicates (a cell finished twice after an interrupted rewrite) keep the first copy.
+    Only records carrying ``fingerprint`` (the study's code fingerprint) are kept: records computed by
+    other code are dropped, never mixed in. Duplicates (a cell finished twice after an interrupted
+    rewrite) keep the first copy. Returns ``(ours, others, discarded)``: this run's records, the kept
+    records of other cells, and the number of records of other code that were dropped.
     """
     by_key: dict[str, dict] = {}
+    discarded = 0
     for record in read_records(path):
+        if record.get("code") != fingerprint:
+            discarded += 1
+            continue
         by_key.setdefault(record["key"], record)
     order = [cell.key for cell in cells]
     missing = [key for key in order if key not in by_key]
     if missing:
         raise RuntimeError(f"{len(missing)} cells have no record in {path}")
     ours = [by_key[key] for key in order]
-    others = [record for key, record in by_key.items() if key not in set(order)]
+    wanted = set(order)
+    others = [record for key, record in by_key.items() if key not in wanted]
     write_atomic(path, "".join(record_line(r) for r in [*ours, *others]))
-    return ours
+    return ours, others, discarded
 
 
 def write_csv(path: Path, rows: Sequence[dict]) -> None:
@@ -474,58 +483,26 @@ def write_csv(path: Path, rows: Sequence[dict]) -> None:
 # ---------------------------------------------------------------- metadata
 
 
-def git_commit() -> dict:
-    """``{"commit": sha or None, "dirty": bool or None}`` for the working tree holding this package."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return {"commit": None, "dirty": None}
-    return {"commit": sha, "dirty": bool(status.strip())}
+def meta_for(study: Study, context: Context, cells: Sequence[Cell], run: StudyRun, previous: dict | None):
+    """The ``meta.json`` dict of one study run: what computed the records, and this run's own cost.
 
-
-def package_versions(backend: str) -> dict:
-    """Versions of the packages a result depends on (the backend's framework included)."""
-    from importlib import metadata
-
-    names = ["favor-bench", "numpy", "scipy", "matplotlib", "seaborn"]
-    if backend in ("torch", "jax"):
-        names.append(backend)
-    if backend == "jax":
-        names.append("jaxlib")
-    versions = {"python": platform.python_version()}
-    for name in names:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
-
-
-def meta_for(
-    study: Study, context: Context, cells: Sequence[Cell], computed: int, wall: float, executor: str
-):
-    """The ``meta.json`` dict of one study run."""
+    ``computed_by`` names the code fingerprint, commit and dirty state that computed the records
+    (:func:`studies.provenance.computed_by`); ``cells`` and the times are this study's alone:
+    ``wall_time_s`` from its first cell's start to its last cell's end, ``compute_time_s`` the sum of
+    its batches' times in the workers (both 0 when every record was reused).
+    """
     return {
         "study": study.name,
         "title": study.title,
         "claim": study.claim,
-        **git_commit(),
-        "versions": package_versions(context.backend),
+        "computed_by": provenance.computed_by(study.module_name, run.computed, previous),
+        "versions": provenance.package_versions(context.backend),
         **asdict(context),
-        "executor": executor,
+        "executor": run.executor,
         "platform": platform.platform(),
-        "cells": {"total": len(cells), "computed": computed, "reused": len(cells) - computed},
-        "wall_time_s": round(wall, 3),
+        "cells": {"total": len(cells), "computed": run.computed, "reused": len(cells) - run.computed},
+        "wall_time_s": round(run.wall_time, 3),
+        "compute_time_s": round(run.compute_time, 3),
     }
 
 
@@ -596,17 +573,57 @@ def make_executor(spec: str | None = None, workers: int | None = None):
 
 # ---------------------------------------------------------------- running studies
 
+RECOMPUTE_LOG = ".recompute.jsonl"
+"""Records of a ``recompute`` run in progress; they replace ``records.jsonl`` when the study ends."""
+
+
+@dataclass
+class StudyRun:
+    """What one run did for one study.
+
+    ``total`` is the study's number of cells, ``computed`` how many this run computed;
+    ``started``/``finished`` are epoch seconds of its first batch's start and last batch's end in
+    the workers, ``compute_time`` the sum of its batches' times there; ``comparison`` (recompute runs)
+    says how the new records compare with the previous ``records.jsonl``; ``discarded`` counts records
+    of other code that were dropped.
+    """
+
+    executor: str
+    total: int = 0
+    computed: int = 0
+    started: float | None = None
+    finished: float | None = None
+    compute_time: float = 0.0
+    comparison: str | None = None
+    discarded: int = 0
+
+    @property
+    def wall_time(self) -> float:
+        return 0.0 if self.started is None else self.finished - self.started
+
+    def add_batch(self, count: int, started: float, finished: float) -> None:
+        self.computed += count
+        self.compute_time += finished - started
+        self.started = started if self.started is None else min(self.started, started)
+        self.finished = finished if self.finished is None else max(self.finished, finished)
+
 
 @dataclass
 class _Pending:
     study: Study
     cells: list[Cell]
     log: RecordLog
-    done: set = field(default_factory=set)
-    computed: int = 0
-    started: float = field(default_factory=time.perf_counter)
-    finished: float = field(default_factory=time.perf_counter)
+    fingerprint: str
+    done: set
+    run: StudyRun
     errors: list = field(default_factory=list)
+
+
+def timed_batch(cells: Sequence[Cell]) -> tuple[list[dict], float, float]:
+    """:func:`run_batch` with the epoch seconds at which it started and finished (in the worker)."""
+    started = time.time()
+    records = run_batch(cells)
+    return records, started, time.time()
 
 
 def _batches(cells: Sequence[Cell], size: int) -> list[list[Cell]]:
@@ -626,32 +643,33 @@ def run_studies(
     executor_name: str = "serial",
     progress: bool = True,
     plot: bool = True,
+    recompute: bool = False,
 ) -> dict[str, list[dict]]:
     """Run every cell of ``studies`` not already recorded under ``out``; write CSVs, plots and meta.
 
-    All studies' batches are in flight together. Returns ``{study name: CSV rows}``; raises
-    :class:`StudyFailure` (after finishing the other studies) if cells of some study raised.
+    A record is reused only if it carries the study's current code fingerprint
+    (:func:`studies.provenance.code_fingerprint`); records of other code are recomputed and dropped.
+    With ``recompute``, the existing ``records.jsonl`` is not reused: every cell is computed again into
+    ``.recompute.jsonl`` (which an interrupted recompute run resumes), the result replaces
+    ``records.jsonl`` and ``StudyRun.comparison`` says whether it is byte-identical to the old file.
+
+    All studies' batches are in flight together. Returns ``{study name: (CSV rows, StudyRun)}``;
+    raises :class:`StudyFailure` (after finishing the other studies) if cells of some study raised.
     """
     executor = executor or SerialExecutor()
     pending = {}
     try:
         for study in studies:
             cells = study.make_cells(context)
-            log = RecordLog(study_dir(out, study) / "records.jsonl")
-            done = {record["key"] for record in read_records(log.path)}
-            pending[study.name] = _Pending(study, cells, log, done)
+            folder = study_dir(out, study)
+            log = RecordLog(folder / (RECOMPUTE_LOG if recompute else "records.jsonl"))
+            fingerprint = provenance.code_fingerprint(study.module_name)
+            done = {record["key"] for record in read_records(log.path) if record.get("code") == fingerprint}
+            run = StudyRun(executor_name, total=len(cells))
+            pending[study.name] = _Pending(study, cells, log, fingerprint, done, run)
         _compute(pending, executor, progress)
         results = {
-            name: finish_study(
-                state.study,
-                context,
-                state.cells,
-                Path(out),
-                state.computed,
-                state.finished - state.started,
-                executor_name,
-                plot,
-            )
+            name: (finish_study(state, context, Path(out), plot), state.run)
             for name, state in pending.items()
             if not state.errors
         }
@@ -684,19 +702,18 @@ def _compute(pending: dict, executor, progress: bool) -> None:
     try:
         for name, cells in todo.items():
             for batch in _batches(cells, pending[name].study.batch_size):
-                futures[executor.submit(run_batch, batch)] = name
+                futures[executor.submit(timed_batch, batch)] = name
         for future in concurrent.futures.as_completed(futures):
             state = pending[futures[future]]
             try:
-                records = future.result()
+                records, started, finished = future.result()
             except Exception as error:
                 state.errors.append(f"{type(error).__name__}: {error}")
                 continue
             for record in records:
-                state.log.append(record)
-                state.computed += 1
+                state.log.append({**record, "code": state.fingerprint})
                 bar.update(1)
-            state.finished = time.perf_counter()
+            state.run.add_batch(len(records), started, finished)
     finally:
         for future in futures:
             future.cancel()
@@ -711,7 +728,7 @@ class StudyFailure(RuntimeError):
     Finished cells of a failed study stay in its records, so a rerun computes only what is missing.
     """
 
-    def __init__(self, failures: dict[str, list[str]], results: dict[str, list[dict]]):
+    def __init__(self, failures: dict[str, list[str]], results: dict):
         self.failures = failures
         self.results = results
         lines = [
@@ -720,17 +737,62 @@ class StudyFailure(RuntimeError):
         super().__init__("; ".join(lines))
 
 
-def finish_study(study, context, cells, out, computed, wall, executor_name, plot=True) -> list[dict]:
+def compare_records(previous: str | None, new: str) -> str:
+    """One sentence comparing a study's new ``records.jsonl`` text with the previous one.
+
+    Byte-identical, or how many records differ in value, appeared or disappeared (matched by key).
+    """
+    if previous is None:
+        return "new (there were no previous records)"
+    if previous == new:
+        return "byte-identical to the previous records"
+    old = {record["key"]: record for record in map(json.loads, previous.splitlines()) if record}
+    fresh = {record["key"]: record for record in map(json.loads, new.splitlines()) if record}
+    changed = sum(1 for key in fresh.keys() & old.keys() if fresh[key] != old[key])
+    added, removed = len(fresh.keys() - old.keys()), len(old.keys() - fresh.keys())
+    return (
+        f"DIFFERENT from the previous records ({changed} changed, {added} new, {removed} gone of "
+        f"{len(fresh)}): the previous records were stale, or the computation is not deterministic"
+    )
+
+
+def _previous_text(path: Path) -> str | None:
+    return path.read_text(encoding="utf-8") if path.exists() else None
+
+
+def finish_study(state: _Pending, context: Context, out: Path, plot: bool = True) -> list[dict]:
     """Canonical records, CSV, plot and meta.json for one study; returns the CSV rows."""
+    study, cells, run = state.study, state.cells, state.run
     folder = study_dir(out, study)
-    records = canonical_records(folder / "records.jsonl", cells)
+    records_path = folder / "records.jsonl"
+    previous_text = _previous_text(records_path)
+    records, others, run.discarded = canonical_records(state.log.path, cells, state.fingerprint)
+    if state.log.path != records_path:
+        old = read_records(records_path)
+        ours = {record["key"] for record in records}
+        kept = {record["key"]: record for record in others}
+        for record in old:
+            if record.get("code") == state.fingerprint and record["key"] not in ours:
+                kept.setdefault(record["key"], record)
+        write_atomic(records_path, "".join(record_line(r) for r in [*records, *kept.values()]))
+        run.comparison = compare_records(previous_text, records_path.read_text(encoding="utf-8"))
+        state.log.path.unlink()
     rows = study.summarize(records, context)
     write_csv(folder / f"{study.name}.csv", rows)
     if plot:
         study.plot(rows, context, folder / study.name)
-    meta = meta_for(study, context, cells, computed, wall, executor_name)
-    write_atomic(folder / "meta.json", json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    meta_path = folder / "meta.json"
+    meta = meta_for(study, context, cells, run, read_meta(meta_path))
+    write_atomic(meta_path, json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return rows
+
+
+def read_meta(path: Path) -> dict | None:
+    """A previous ``meta.json``, or ``None`` when there is none or it cannot be read."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def chunk_cells(base: dict, replicates: int, chunk: int) -> list[dict]:

@@ -99,7 +99,10 @@ def test_same_seed_gives_identical_files_serial_and_process_pool(tmp_path):
     assert _files(tmp_path / "serial") == _files(tmp_path / "pool")
     meta = json.loads((tmp_path / "pool" / "tiny_smreg" / "meta.json").read_text())
     assert meta["cells"] == {"computed": 4, "reused": 0, "total": 4}
-    assert {"commit", "versions", "backend", "device", "dtype", "seed", "preset", "wall_time_s"} <= set(meta)
+    assert {"computed_by", "versions", "backend", "device", "dtype", "seed", "preset", "wall_time_s"} <= set(
+        meta
+    )
+    assert {"fingerprint", "commit", "dirty"} <= set(meta["computed_by"])
 
 
 def test_dask_local_cluster_gives_the_same_records(tmp_path):

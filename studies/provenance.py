@@ -1,0 +1,122 @@
+"""Provenance of study records: which code computed them, at which commit, with which packages.
+
+A study record is reused only when it was computed by the same code. The code is identified by a
+**fingerprint**: the SHA-256 of the relative path and the bytes of every file that determines a
+record's values,
+
+* every file of the ``estimators`` package (the estimators, their theory and kernels),
+* the study infrastructure that computes values (``studies/runner.py``, ``studies/stats.py``),
+* the study's own module.
+
+The preset, options and seed are in each cell's key, so fingerprint and key together name the
+computation. A source hash (not the commit) is used so that an uncommitted edit counts: a dirty
+tree gets the fingerprint of what is on disk. ``meta.json`` additionally names the git commit and
+whether the fingerprinted files differ from it (``dirty``), for the run that computed the records.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib
+import platform
+import subprocess
+from pathlib import Path
+
+STUDY_INFRASTRUCTURE = ("runner.py", "stats.py")
+"""Files of ``studies/`` besides the study module whose code determines record values."""
+
+
+def _package_dir(name: str) -> Path:
+    return Path(importlib.import_module(name).__file__).resolve().parent
+
+
+def _study_file(module_name: str) -> Path:
+    return Path(importlib.import_module(module_name).__file__).resolve()
+
+
+def source_files(module_name: str) -> list[Path]:
+    """The files whose bytes make up the fingerprint of the study module ``module_name``, sorted."""
+    estimators = sorted(
+        path
+        for path in _package_dir("estimators").rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+    )
+    studies = _package_dir("studies")
+    infrastructure = [studies / name for name in STUDY_INFRASTRUCTURE]
+    return [*estimators, *infrastructure, _study_file(module_name)]
+
+
+def fingerprint_of(files: list[Path], root: Path) -> str:
+    """SHA-256 over each file's path relative to ``root`` and its bytes, in the order given."""
+    digest = hashlib.sha256()
+    for path in files:
+        relative = path.relative_to(root).as_posix().encode()
+        content = path.read_bytes()
+        digest.update(len(relative).to_bytes(8, "little") + relative)
+        digest.update(len(content).to_bytes(8, "little") + content)
+    return digest.hexdigest()
+
+
+@functools.cache
+def code_fingerprint(module_name: str) -> str:
+    """The code fingerprint of a study (see the module docstring); computed once per process."""
+    return fingerprint_of(source_files(module_name), _package_dir("estimators").parent)
+
+
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout
+
+
+def git_state(module_name: str) -> dict:
+    """``{"commit", "dirty"}``: HEAD, and whether any fingerprinted file differs from it.
+
+    ``dirty`` counts modified and untracked files among the fingerprint's sources; both are ``None``
+    outside a git checkout.
+    """
+    root = _package_dir("estimators").parent
+    paths = [path.relative_to(root).as_posix() for path in source_files(module_name)]
+    try:
+        commit = _git(root, "rev-parse", "HEAD").strip()
+        status = _git(root, "status", "--porcelain", "--", *paths)
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": bool(status.strip())}
+
+
+def package_versions(backend: str) -> dict:
+    """Versions of the packages a result depends on (the backend's framework included)."""
+    from importlib import metadata
+
+    names = ["favor-bench", "numpy", "scipy", "matplotlib", "seaborn"]
+    if backend in ("torch", "jax"):
+        names.append(backend)
+    if backend == "jax":
+        names.append("jaxlib")
+    versions = {"python": platform.python_version()}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def computed_by(module_name: str, computed: int, previous: dict | None) -> dict:
+    """Who computed a study's records, for ``meta.json``.
+
+    When this run computed cells, its own commit and dirty state. When it reused every record,
+    the previous ``meta.json``'s entry if that meta was written for the same fingerprint, else
+    an entry that says the commit is unknown (records left by an interrupted run of the same code).
+    """
+    fingerprint = code_fingerprint(module_name)
+    if computed:
+        return {"fingerprint": fingerprint, **git_state(module_name)}
+    if previous and previous.get("computed_by", {}).get("fingerprint") == fingerprint:
+        return previous["computed_by"]
+    return {
+        "fingerprint": fingerprint,
+        "commit": None,
+        "dirty": None,
+        "note": "records reused from an interrupted run of the same code; its commit was not recorded",
+    }
