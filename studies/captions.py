@@ -1,0 +1,92 @@
+"""Captions computed from a study's rows: each sentence comes with the test that decided it.
+
+A study's ``claims(rows)`` returns :class:`Claim` objects; its plot writes them to
+``<name>_claims.md`` next to the figure (:func:`save_claims`), and the gallery quotes the sentences.
+The tests below compare Monte Carlo estimates whose 99% intervals are ``ci99`` half-widths of a
+normal approximation (``ci99 = 2.576·se``):
+
+- :func:`inside`: a closed form lies inside the 99% interval (two-sided, α = 0.01 per point);
+- :func:`lower`: one-sided z-test that ``a < b``, z = (b − a)/√(se_a² + se_b²) > 2.326 (α = 0.01 per
+  comparison, independent estimates).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .runner import write_atomic
+
+Z99_TWO_SIDED = 2.5758293035489004
+Z99_ONE_SIDED = 2.3263478740408408
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One caption sentence computed from a study's rows, with the test that decided it.
+
+    ``sentence`` is what the caption says; ``test`` states the test (null, statistic, threshold);
+    ``numbers`` are the test's inputs and outcome; ``holds`` tells whether the paper's claim held
+    (``None`` where the sentence only describes the data).
+    """
+
+    sentence: str
+    test: str
+    numbers: dict = field(default_factory=dict)
+    holds: bool | None = None
+
+
+def inside(value: float, estimate: float, ci99: float) -> bool:
+    """Whether ``value`` lies in ``estimate ± ci99`` (a NaN value or interval never does)."""
+    return bool(abs(value - estimate) <= ci99)
+
+
+def z_lower(a: float, ci_a: float, b: float, ci_b: float) -> float:
+    """z statistic of ``a < b`` from two independent estimates with 99% half-widths."""
+    se = math.hypot(ci_a, ci_b) / Z99_TWO_SIDED
+    return (b - a) / se if se > 0 else math.copysign(math.inf, b - a) if b != a else 0.0
+
+
+def lower(a: float, ci_a: float, b: float, ci_b: float) -> bool:
+    """One-sided test at α = 0.01 that ``a < b``."""
+    return bool(z_lower(a, ci_a, b, ci_b) > Z99_ONE_SIDED)
+
+
+def count_phrase(count: int, total: int) -> str:
+    """ "all 8", "none of 8" or "5 of 8"."""
+    if total and count == total:
+        return f"all {total}"
+    if count == 0:
+        return f"none of {total}"
+    return f"{count} of {total}"
+
+
+def markdown(title: str, claims) -> str:
+    """The caption file: each sentence, then its test and the test's numbers."""
+    lines = [f"# {title}: computed caption", ""]
+    for claim in claims:
+        lines.append(f"- {claim.sentence}")
+        numbers = ", ".join(f"{key} = {_short(value)}" for key, value in claim.numbers.items())
+        lines.append(f"  - test: {claim.test}" + (f" ({numbers})" if numbers else ""))
+    return "\n".join(lines) + "\n"
+
+
+def caption(claims) -> str:
+    """The caption: the claims' sentences, joined."""
+    return " ".join(claim.sentence for claim in claims)
+
+
+def save_claims(stem: Path, title: str, claims) -> Path:
+    """Write ``<stem>_claims.md`` (the computed caption) atomically."""
+    path = Path(stem).with_name(f"{Path(stem).name}_claims.md")
+    write_atomic(path, markdown(title, claims))
+    return path
+
+
+def _short(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_short(v) for v in value) + "]"
+    return str(value)
