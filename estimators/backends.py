@@ -67,6 +67,17 @@ def dtype_name(x) -> str:
     return str(x.dtype).rsplit(".", 1)[-1]
 
 
+def to_host(x) -> np.ndarray:
+    """``x`` as a numpy array on the host (bfloat16 as float32: numpy has no bfloat16); reads the
+    device, so it synchronizes."""
+    backend = backend_of(x)
+    if backend == "torch":
+        x = x.detach().cpu()
+        return (x.float() if dtype_name(x) == "bfloat16" else x).numpy()
+    host = np.asarray(x)
+    return host.astype(np.float32) if dtype_name(host) == "bfloat16" else host
+
+
 def is_tracer(x) -> bool:
     """True for a JAX tracer (inside ``jit``/``grad``), whose values cannot be read on the host."""
     jax = sys.modules.get("jax")
@@ -331,6 +342,10 @@ def make_rng(seed=None, *, dtype="float32"):
     """
     if isinstance(seed, (PortableRng, TorchRng, JaxRng)):
         return seed
+    if isinstance(seed, (bool, np.bool_)):
+        raise TypeError(f"seed must be an int >= 0 or a random source, got the bool {seed!r}")
+    if isinstance(seed, (int, np.integer)) and seed < 0:
+        raise ValueError(f"seed must be an int >= 0 (numpy SeedSequence entropy), got {int(seed)}")
     if seed is None or isinstance(seed, (int, np.integer, np.random.SeedSequence, np.random.Generator)):
         return PortableRng(seed)
     torch = sys.modules.get("torch")

@@ -150,6 +150,10 @@ def test_like_sets_backend_and_dtype(backend, to_backend):
         (lambda: projections.orthogonal(3, 3, norms="unit"), ValueError, "norms must be one of"),
         (lambda: projections.iid(3, 3, batch_shape=(-1,)), ValueError, "batch_shape"),
         (lambda: projections.iid(3, 3, seed="x"), TypeError, "seed must be"),
+        (lambda: projections.iid(3, 3, seed=-3), ValueError, "seed must be an int >= 0.*got -3"),
+        (lambda: projections.orthogonal(3, 3, seed=np.int64(-1)), ValueError, "seed must be an int >= 0"),
+        (lambda: projections.uniform(3, 3, seed=-3), ValueError, "seed must be an int >= 0"),
+        (lambda: projections.iid(3, 3, seed=True), TypeError, "seed must be an int >= 0.*bool"),
     ],
 )
 def test_bad_arguments_are_named(call, error, message):
