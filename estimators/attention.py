@@ -49,14 +49,15 @@ import functools
 import importlib
 import importlib.util
 import math
+import warnings
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 
 from . import features as feature_maps
-from . import registry
-from .backends import backend_of, dtype_name, is_tracer, namespace
+from . import regime, registry
+from .backends import backend_of, dtype_name, is_tracer, namespace, to_host
 from .causal import bidirectional_sums, prefix_sums
 from .features import FeatureParts, assemble, feature_parts, row_shift
 from .validation import (
@@ -133,6 +134,7 @@ def favor(
     impl="auto",
     denominator="raise",
     feature_options=None,
+    predict_error=False,
 ):
     """FAVOR attention: softmax attention with exp(q·k/√d) estimated by φ(q)ᵀφ(k) (Performers Eq. 4).
 
@@ -169,11 +171,19 @@ def favor(
         ``features.data_options(name, q, k, scale_inputs=True)`` (the papers' attention rules, read
         from every query and key, masked keys included); causal raises ``ValueError``, since those
         rules read later positions: pass options explicitly there.
+    predict_error : bool
+        Also return the delta-method relative error e that m = W.shape[-2] projections give at these
+        inputs (:func:`estimators.regime.predicted_error`: the RMS error of the output relative to its
+        size; positive, hyperbolic and trigonometric features only), and warn
+        (:class:`estimators.regime.RegimeWarning`) when e > :data:`estimators.regime.ERROR_THRESHOLD`
+        (0.5): the inputs are then outside the estimator's useful regime. Costs O(64 · M² · d) on the
+        host in float64 (64 query rows) and reads q, k, v back from the device.
 
     Returns
     -------
-    array (…, L, d_v)
-        ``D̂⁻¹ Q'((K')ᵀ V)`` (causal: ``D̃⁻¹ tril(Q'(K')ᵀ) V``); zero rows where no key is visible.
+    array (…, L, d_v), or (array, float) with ``predict_error``
+        ``D̂⁻¹ Q'((K')ᵀ V)`` (causal: ``D̃⁻¹ tril(Q'(K')ᵀ) V``); zero rows where no key is visible;
+        with ``predict_error``, e as well.
     """
     name = resolve_feature(feature)
     check_choice(stabilizer, "stabilizer", STABILIZERS)
@@ -183,16 +193,42 @@ def favor(
     chunk_size = None if chunk_size is None else check_positive_int(chunk_size, "chunk_size")
     _check_inputs(q, k, v, key_padding_mask, causal)
     _check_projection(W, q, k)
+    if not isinstance(predict_error, bool):
+        raise TypeError(f"predict_error must be a bool, got {predict_error!r}")
+    if predict_error and name not in regime.DELTA_FEATURES:
+        raise ValueError(
+            f"predict_error needs a feature with a delta method {tuple(regime.DELTA_FEATURES)}, got {name!r}"
+        )
     query_options, key_options = _side_options(_default_options(name, feature_options, q, k, causal))
     call = (q, k, v, W, name, causal, key_padding_mask)
     kernel = _triton_kernel(impl, call, stabilizer, eps, bool(query_options or key_options))
     if kernel is not None:
-        return kernel.favor_triton(q, k, v, W, feature=name, causal=causal)
-    query_static, query_arrays = _split_options(query_options)
-    key_static, key_arrays = _split_options(key_options)
-    featurizer = FeatureMap(name, stabilizer, eps, query_static, key_static)
-    constants = Constants(W, query_arrays, key_arrays)
-    return _run(featurizer, constants, q, k, v, _keep(key_padding_mask), causal, chunk_size, denominator)
+        out = kernel.favor_triton(q, k, v, W, feature=name, causal=causal)
+    else:
+        query_static, query_arrays = _split_options(query_options)
+        key_static, key_arrays = _split_options(key_options)
+        featurizer = FeatureMap(name, stabilizer, eps, query_static, key_static)
+        constants = Constants(W, query_arrays, key_arrays)
+        out = _run(featurizer, constants, q, k, v, _keep(key_padding_mask), causal, chunk_size, denominator)
+    if not predict_error:
+        return out
+    return out, _predicted_error(q, k, v, W, name, causal, key_padding_mask)
+
+
+def _predicted_error(q, k, v, W, name, causal, key_padding_mask):
+    """The delta-method relative error of this call, with a :class:`RegimeWarning` above the threshold."""
+    error = regime.predicted_error(q, k, v, W.shape[-2], name, causal, key_padding_mask)
+    if error > regime.ERROR_THRESHOLD:
+        norms = [float(np.max(np.linalg.norm(to_host(a).astype(np.float64), axis=-1))) for a in (q, k)]
+        warnings.warn(
+            f"FAVOR ({name} features, m={W.shape[-2]}) is outside its useful regime: the delta-method "
+            f"relative error is {error:.3g} > {regime.ERROR_THRESHOLD} at max ‖q‖ = {norms[0]:.3g}, "
+            f"max ‖k‖ = {norms[1]:.3g} (d = {q.shape[-1]}); the error grows like e^(‖q + k‖²/√d): rescale "
+            "q and k (e.g. normalize them, or lower a temperature), or use exact attention",
+            regime.RegimeWarning,
+            stacklevel=3,
+        )
+    return error
 
 
 def favor_from_features(
@@ -510,6 +546,21 @@ def _check_inputs(q, k, v, mask, causal, names=("q", "k", "v")):
     _check_broadcast({name: tuple(a.shape[:-2]) for name, a in zip(names, (q, k, v), strict=True)})
     if mask is not None:
         _check_mask(mask, k, q, names[1])
+        _check_mask_batch(mask, q, k, v, names)
+
+
+def _check_mask_batch(mask, q, k, v, names):
+    """A key mask's leading dims must broadcast *into* the batch of q, k, v, never enlarge it."""
+    batch = np.broadcast_shapes(*(tuple(a.shape[:-2]) for a in (q, k, v)))
+    lead = tuple(mask.shape[:-1])
+    grown = np.broadcast_shapes(lead, batch)
+    if grown != batch:
+        raise ValueError(
+            f"key_padding_mask has leading dims {lead} that would grow the batch {batch} of "
+            f"{', '.join(names)} to {grown}: a key mask is (..., M), one flag per key, with leading dims "
+            f"broadcasting into that batch. A per-query (L, M) mask (PyTorch's attn_mask) is not "
+            "supported; causal=True gives the lower-triangular one"
+        )
 
 
 def _check_mask(mask, k, q, key_name):
@@ -534,6 +585,8 @@ def _check_projection(W, q, k):
     check_array(W, "W", min_ndim=2)
     check_same_backend({"q": q, "W": W})
     check_same_d(q, W, "q", "W")
+    if W.shape[-2] < 1:
+        raise ValueError(f"W must have at least one projection row (m >= 1), got shape {tuple(W.shape)}")
     _check_broadcast({"W": tuple(W.shape[:-2]), "q": tuple(q.shape[:-2]), "k": tuple(k.shape[:-2])})
 
 

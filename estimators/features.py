@@ -26,11 +26,24 @@ bidirectional attention). Both cancel exactly in normalized attention (theory.md
 φ(x)ᵀφ(y), so kernel estimates use ``stabilizer=None``. ``eps`` adds a constant to every positive
 feature as the public code does; it biases every estimate and defaults to 0.
 Half-precision inputs are computed in float32 and returned in their own dtype.
+
+Range check. Without a stabilizer, ``e^{±‖x‖²/2}`` leaves a dtype's exponent range at moderate norms
+(``‖x‖²/2 > ln(max)``: 88.7 in float32, 709.8 in float64, 11.1 for a float16 result): trigonometric
+features overflow to ±Inf and positive or hyperbolic rows underflow to all zeros. The exponential
+maps therefore check their result (``check="warn"``, the default): a row holding a non-finite value,
+or whose largest feature is below the dtype's smallest positive number, raises
+:class:`FeatureRangeWarning` (``check="raise"``: :class:`FeatureRangeError`) naming the largest input
+norm, the dtype and the remedies (a stabilizer, float64, or smaller inputs). The check costs one pass
+over the features (``isfinite``), one row maximum of the log-amplitudes and one scalar read back to
+the host, which is a device synchronization on a GPU; ``check="off"`` skips it (no read back), and
+inside ``jax.jit`` it is skipped. Rows are only counted; the input norms are computed only when the
+check fires.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -41,6 +54,16 @@ from .validation import LOW_PRECISION, check_array, check_choice, check_same_d
 FOLLOWUP_FEATURES = ("oprf", "gerf-trig", "saderf", "poisson", "geometric")
 FEATURES = ("trig", "positive", "hyperbolic", "generalized", *FOLLOWUP_FEATURES)
 STABILIZERS = (None, "row", "global")
+RANGE_CHECKS = ("warn", "raise", "off")
+
+
+class FeatureRangeWarning(UserWarning):
+    """Features overflowed (a non-finite value) or a row underflowed (all features below the dtype's
+    smallest positive number) at the given input norms and dtype."""
+
+
+class FeatureRangeError(FloatingPointError):
+    """As :class:`FeatureRangeWarning`, raised with ``check="raise"``."""
 
 
 class FeatureParts(NamedTuple):
@@ -83,6 +106,8 @@ def feature_parts(name, x, W, *, scale_inputs=False, f=relu, validate=True, **op
             check_same_d(x, W)
     if W is None and name != "generalized":
         raise ValueError(f"W must be a projection (m, d) array for feature {name!r}, got None")
+    if W is not None and W.shape[-2] < 1:
+        raise ValueError(f"W must have at least one projection row (m >= 1), got shape {tuple(W.shape)}")
     if options and name not in FOLLOWUP_FEATURES:
         raise TypeError(f"feature {name!r} takes no options, got {sorted(options)}")
     xp = namespace(x)
@@ -153,33 +178,93 @@ def _shift_for(parts: FeatureParts, stabilizer):
     return row_shift(parts) if stabilizer == "row" else global_shift(parts)
 
 
-def _exponential_features(name, x, W, scale_inputs, stabilizer, eps=0.0, **options):
+def _exponential_features(name, x, W, scale_inputs, stabilizer, eps=0.0, check="warn", **options):
+    check_choice(check, "check", RANGE_CHECKS)
     parts = feature_parts(name, x, W, scale_inputs=scale_inputs, **options)
-    return assemble(parts, _shift_for(parts, stabilizer), eps)
+    shift = _shift_for(parts, stabilizer)
+    values = assemble(parts, shift, eps)
+    if check != "off":
+        _check_range(name, parts, shift, values, x, scale_inputs, stabilizer, check)
+    return values
 
 
-def trig(x, W, *, scale_inputs=False, stabilizer=None):
+def _check_range(name, parts, shift, values, x, scale_inputs, stabilizer, check):
+    """Warn or raise if a row of ``values`` is non-finite or all its exponentials underflow.
+
+    A row underflows when ``scale · e^{max_r (a_r − shift)}`` is below the smallest positive number of
+    the result's dtype: every feature of the row is then 0 (or one subnormal step), whatever its factor.
+    """
+    if is_tracer(values):
+        return
+    xp = namespace(values)
+    top = xp.max(parts.log_amplitude, axis=-1)
+    if shift is not None:
+        top = top - shift[..., 0]
+    underflow = top + math.log(parts.scale) < _LOG_RANGE[parts.dtype][1]
+    overflow = xp.any(~xp.isfinite(values), axis=-1)
+    n_bad = int(xp.sum(xp.astype(underflow | overflow, xp.int32)))
+    if n_bad == 0:
+        return
+    message = _range_message(
+        name, x, scale_inputs, stabilizer, parts.dtype, int(xp.sum(xp.astype(overflow, xp.int32))), n_bad
+    )
+    if check == "raise":
+        raise FeatureRangeError(message)
+    warnings.warn(message, FeatureRangeWarning, stacklevel=4)
+
+
+def _range_message(name, x, scale_inputs, stabilizer, dtype, n_overflow, n_bad):
+    """The range check's report: what failed, at which input norm and dtype, and the remedies."""
+    xp = namespace(x)
+    norms = xp.linalg.vector_norm(xp.astype(x, xp.float32) if dtype in LOW_PRECISION else x, axis=-1)
+    largest = float(xp.max(norms))
+    scaled = f" ({largest * x.shape[-1] ** -0.25:.3g} after the d^(-1/4) scaling)" if scale_inputs else ""
+    compute = "float32" if dtype in LOW_PRECISION else dtype
+    exponent_range = _LOG_RANGE[dtype][0]
+    failures = []
+    if n_overflow:
+        failures.append(f"{n_overflow} row(s) have non-finite features (overflow)")
+    if n_bad > n_overflow:
+        failures.append(f"{n_bad - n_overflow} row(s) underflow to all-zero features")
+    remedy = (
+        "pass stabilizer='row' (or 'global' for keys; a shift cancels in normalized attention, as "
+        "estimators.attention.favor applies it, but not in a kernel estimate φ(x)ᵀφ(y))"
+        if stabilizer is None
+        else f"stabilizer={stabilizer!r} is already applied"
+    )
+    wider = "" if dtype == "float64" else "compute in float64 (range e^(±709.8)); "
+    return (
+        f"feature {name!r} in {dtype} (computed in {compute}): {' and '.join(failures)} at the largest "
+        f"input norm ‖x‖ = {largest:.3g}{scaled}; e^(±‖x‖²/2) must stay within e^(±{exponent_range:.1f}) "
+        f"for a {dtype} result. Remedies: {remedy}; {wider}rescale the inputs to a smaller norm"
+    )
+
+
+def trig(x, W, *, scale_inputs=False, stabilizer=None, check="warn"):
     """Trigonometric softmax features, (…, L, 2m): e^{‖x‖²/2} m^{-1/2} [cos(Wx), sin(Wx)].
 
     Unbiased for exp(xᵀy) with Gaussian rows (Performers §2.3); values can be negative.
+    ``check`` ("warn", "raise" or "off"): the range check of the module docstring (one host read).
     """
-    return _exponential_features("trig", x, W, scale_inputs, stabilizer)
+    return _exponential_features("trig", x, W, scale_inputs, stabilizer, check=check)
 
 
-def positive(x, W, *, scale_inputs=False, stabilizer=None, eps=0.0):
+def positive(x, W, *, scale_inputs=False, stabilizer=None, eps=0.0, check="warn"):
     """Positive random features (PRF, FAVOR+), (…, L, m): e^{−‖x‖²/2} m^{-1/2} exp(Wx).
 
     Unbiased for exp(xᵀy) with Gaussian rows (Performers, Lemma 1). ``eps`` > 0 biases.
+    ``check`` ("warn", "raise" or "off"): the range check of the module docstring (one host read).
     """
-    return _exponential_features("positive", x, W, scale_inputs, stabilizer, eps)
+    return _exponential_features("positive", x, W, scale_inputs, stabilizer, eps, check)
 
 
-def hyperbolic(x, W, *, scale_inputs=False, stabilizer=None, eps=0.0):
+def hyperbolic(x, W, *, scale_inputs=False, stabilizer=None, eps=0.0, check="warn"):
     """Hyperbolic positive features, (…, L, 2m): e^{−‖x‖²/2} (2m)^{-1/2} [exp(Wx), exp(−Wx)].
 
     φ(x)ᵀφ(y) = Λ·(1/m)Σ cosh(ω_iᵀ(x+y)), unbiased for exp(xᵀy) (Performers, Lemma 1).
+    ``check`` ("warn", "raise" or "off"): the range check of the module docstring (one host read).
     """
-    return _exponential_features("hyperbolic", x, W, scale_inputs, stabilizer, eps)
+    return _exponential_features("hyperbolic", x, W, scale_inputs, stabilizer, eps, check)
 
 
 def generalized(x, W=None, *, f=relu, eps=0.0, scale_inputs=False):
@@ -211,7 +296,7 @@ GERF_TRIG_A = 0.05
 _PARAMETER_FLOOR = 1e-12
 
 
-def oprf(x, W, *, A=0.0, scale_inputs=False, stabilizer=None, eps=0.0):
+def oprf(x, W, *, A=0.0, scale_inputs=False, stabilizer=None, eps=0.0, check="warn"):
     """GERF with s = +1 (CRT, Likhosherstov et al. 2022; theory.md §10.2), (…, L, m).
 
     ``φ(x) = m^{-1/2} D exp(A‖ω‖² + B ωᵀx − ‖x‖²/2)`` with ``B = √(1 − 4A)``, ``D = (1 − 4A)^{d/4}``;
@@ -219,20 +304,20 @@ def oprf(x, W, *, A=0.0, scale_inputs=False, stabilizer=None, eps=0.0):
     broadcasting to (…, 1, 1); A = 0 (the default) is FAVOR+'s positive map, ``A = A*``
     (:func:`optimal_gerf_A`, via :func:`data_options`) is OPRF, the FAVOR++ estimator.
     """
-    return _exponential_features("oprf", x, W, scale_inputs, stabilizer, eps, A=A)
+    return _exponential_features("oprf", x, W, scale_inputs, stabilizer, eps, check, A=A)
 
 
-def gerf_trig(x, W, *, A=GERF_TRIG_A, scale_inputs=False, stabilizer=None):
+def gerf_trig(x, W, *, A=GERF_TRIG_A, scale_inputs=False, stabilizer=None, check="warn"):
     """GERF with s = −1, real part (theory.md §10.2), (…, L, 2m).
 
     ``φ(x) = m^{-1/2} D e^{A‖ω‖²} e^{‖x‖²/2} [cos(B ωᵀx), sin(B ωᵀx)]``, ``B = √(1 − 4A)``,
     ``D = (1 − 4A)^{d/4}``, so ``φ(x)ᵀφ(y) = (1/m) Σ D² e^{2A‖ω‖²} cos(B ωᵀ(x − y)) e^{(‖x‖²+‖y‖²)/2}``:
     unbiased for exp(xᵀy) for A < 1/4 (A = 0 is the trigonometric map), finite variance for A < 1/8.
     """
-    return _exponential_features("gerf-trig", x, W, scale_inputs, stabilizer, A=A)
+    return _exponential_features("gerf-trig", x, W, scale_inputs, stabilizer, check=check, A=A)
 
 
-def saderf(x, W, *, psi=1.0, A=0.0, scale_inputs=False, stabilizer=None, eps=0.0):
+def saderf(x, W, *, psi=1.0, A=0.0, scale_inputs=False, stabilizer=None, eps=0.0, check="warn"):
     """SADERF, the FAVOR# estimator (Likhosherstov et al. 2023; theory.md §10.3), (…, L, m).
 
     OPRF applied to ``Ψx`` for queries and ``Ψ⁻¹y`` for keys, Ψ diagonal: ``(Ψx)ᵀ(Ψ⁻¹y) = xᵀy`` so the
@@ -241,10 +326,10 @@ def saderf(x, W, *, psi=1.0, A=0.0, scale_inputs=False, stabilizer=None, eps=0.0
     key_options)``), and ``A`` as in :func:`oprf`. The defaults (Ψ = 1,
     A = 0) give the positive map.
     """
-    return _exponential_features("saderf", x, W, scale_inputs, stabilizer, eps, psi=psi, A=A)
+    return _exponential_features("saderf", x, W, scale_inputs, stabilizer, eps, check, psi=psi, A=A)
 
 
-def poisson(x, W, *, rate=1.0, scale_inputs=False, stabilizer=None):
+def poisson(x, W, *, rate=1.0, scale_inputs=False, stabilizer=None, check="warn"):
     """Poisson discretely-induced features (CRT DIRFs; theory.md §10.2), (…, L, m).
 
     ``W`` holds Uniform[0, 1) variates (m, d), turned into counts ``ω_il ~ Poisson(rate)`` by the
@@ -253,10 +338,10 @@ def poisson(x, W, *, rate=1.0, scale_inputs=False, stabilizer=None):
     ``rate`` λ > 0 is a float or an array broadcasting to (…, 1, 1); default 1, optimal λ* from
     :func:`data_options`.
     """
-    return _exponential_features("poisson", x, W, scale_inputs, stabilizer, rate=rate)
+    return _exponential_features("poisson", x, W, scale_inputs, stabilizer, check=check, rate=rate)
 
 
-def geometric(x, W, *, p=0.5, scale_inputs=False, stabilizer=None):
+def geometric(x, W, *, p=0.5, scale_inputs=False, stabilizer=None, check="warn"):
     """Geometric discretely-induced features (CRT DIRFs; theory.md §10.2), (…, L, m).
 
     ``W`` holds Uniform[0, 1) variates, turned into counts ``ω_il`` with P(k) = p(1 − p)^k;
@@ -264,7 +349,7 @@ def geometric(x, W, *, p=0.5, scale_inputs=False, stabilizer=None):
     ``p`` in (0, 1) is a float or an array broadcasting to (…, 1, 1); default 1/2, the data rule in
     :func:`data_options`.
     """
-    return _exponential_features("geometric", x, W, scale_inputs, stabilizer, p=p)
+    return _exponential_features("geometric", x, W, scale_inputs, stabilizer, check=check, p=p)
 
 
 def optimal_gerf_A(rho, d):
@@ -491,6 +576,14 @@ def _log_factorial(counts):
     return namespace(counts).asarray(gammaln(np.asarray(counts) + 1))
 
 
+_LOG_RANGE = {
+    "float16": (math.log(65504.0), -24 * math.log(2)),
+    "bfloat16": (math.log(2 - 2**-7) + 127 * math.log(2), -133 * math.log(2)),
+    "float32": (math.log(float(np.finfo(np.float32).max)), -149 * math.log(2)),
+    "float64": (math.log(float(np.finfo(np.float64).max)), -1074 * math.log(2)),
+}
+"""(ln of the largest finite number, ln of the smallest positive subnormal) of each result dtype."""
+
 _FOLLOWUP_PARTS = {
     "oprf": _oprf_parts,
     "gerf-trig": _gerf_trig_parts,
@@ -511,7 +604,10 @@ __all__ = [
     "DATA_TUNED",
     "FEATURES",
     "FOLLOWUP_FEATURES",
+    "RANGE_CHECKS",
     "FeatureParts",
+    "FeatureRangeError",
+    "FeatureRangeWarning",
     "assemble",
     "data_options",
     "feature_map",

@@ -534,6 +534,10 @@ def test_underflowing_denominator_raises():
         (lambda a: {**a, "feature_options": [{}, {}, {}]}, TypeError, "feature_options"),
         (lambda a: {**a, "q": np.full_like(a["q"], np.nan)}, ValueError, "NaN"),
         (lambda a: {**a, "q": a["q"].tolist()}, TypeError, "q must be"),
+        (lambda a: {**a, "W": a["W"][:0]}, ValueError, "W must have at least one projection row"),
+        (lambda a: {**a, "key_padding_mask": np.ones((5, 1, 1, L), bool)}, ValueError, "grow the batch"),
+        (lambda a: {**a, "predict_error": 1}, TypeError, "predict_error must be a bool"),
+        (lambda a: {**a, "predict_error": True, "feature": "oprf"}, ValueError, "predict_error needs"),
     ],
 )
 def test_bad_inputs_name_the_argument(change, error, match):
@@ -541,6 +545,30 @@ def test_bad_inputs_name_the_argument(change, error, match):
     arguments = change({"q": q, "k": k, "v": v, "W": _projection()})
     with pytest.raises(error, match=match):
         favor(**arguments)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("attend", [exact, favor])
+def test_a_square_mask_on_unbatched_inputs_is_refused(attend, causal):
+    """2-D q, k, v (L, d) with an (L, L) mask (the shape of PyTorch's attn_mask): broadcasting it as
+    a key mask would return an (L, L, d_v) output; it is refused, naming the argument."""
+    q, k, v = (a[0, 0] for a in _inputs())
+    W = () if attend is exact else (_projection(),)
+    mask = np.tril(np.ones((L, L), dtype=bool))
+    with pytest.raises(ValueError, match=r"key_padding_mask has leading dims \(11,\) that would grow"):
+        attend(q, k, v, *W, causal=causal, key_padding_mask=mask)
+
+
+def test_a_key_mask_broadcasting_into_the_batch_is_accepted():
+    q, k, v = _inputs()
+    keep = np.arange(L) % 3 != 0
+    for mask in (keep, keep[None, None], np.broadcast_to(keep, (H, L))):
+        np.testing.assert_allclose(
+            favor(q, k, v, _projection(), key_padding_mask=mask),
+            favor(q, k, v, _projection(), key_padding_mask=np.broadcast_to(keep, (B, H, L))),
+            rtol=0,
+            atol=0,
+        )
 
 
 def test_mixed_backends_are_rejected():

@@ -90,7 +90,8 @@ def test_row_stabilizer_rescues_features_that_underflow():
     """At ‖x‖ = 80 every raw positive feature underflows to 0; the row shift keeps the largest at m^{-1/2}."""
     W = projections.orthogonal(8, 4, seed=2)
     x = np.full((1, 3, 4), 40.0)
-    assert np.all(features.positive(x, W) == 0)
+    with pytest.warns(features.FeatureRangeWarning, match="3 row"):
+        assert np.all(features.positive(x, W) == 0)
     stabilized = features.positive(x, W, stabilizer="row")
     np.testing.assert_allclose(stabilized.max(axis=-1), 8**-0.5, rtol=1e-14)
 
