@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import csv
 import importlib
+import itertools
 import math
 from collections import defaultdict
 from typing import NamedTuple
@@ -882,3 +883,181 @@ def test_uniform_convergence_interval_covers_99_percent_at_every_draw_count(draw
     records = [{"params": params, "values": {"sup_errors": rng.exponential(size=draws).tolist()}}]
     rows = module.summarize(records, Context())
     check_uniform_convergence(Run(module, Context(), records, rows, list(rows[0]), []), Checker(rows))
+
+
+def _differs(a, b) -> bool:
+    both_nan = isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b)
+    return a != b and not both_nan
+
+
+def _edit(column, change):
+    def edit(row):
+        return {**row, column: change(row[column])}
+
+    return edit
+
+
+def _z_from_the_sample_sd(name, x, y, m, summary, expected, scale):
+    """A planted error: z standardized by the sample SD (the half-width / 2.576) instead of theory."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (summary["bias"] - expected) / (summary["bias_ci"] / 2.576)
+
+
+PLANTED_ROWS = {
+    "inverted ratio": ("trig_vs_positive", _edit("ratio", lambda v: 1 / v)),
+    "inverted theory ratio": ("orthogonal_gain", _edit("theory_ratio", lambda v: 1 / v)),
+    "theory bias with the wrong sign": ("unbiasedness", _edit("theory_relative_bias", lambda v: -v)),
+    "sign of the SMREG shortfall": ("smreg", _edit("theory_mean_over_sm", lambda v: 2 - v)),
+    "MSE interval from the SD, not the SE": ("mse_vs_features", _edit("ci99", lambda v: v * 10)),
+    "95% instead of 99%": ("causal_stability", _edit("bias_ci99", lambda v: v * 1.96 / 2.576)),
+    "median for the 90th percentile": (
+        "uniform_convergence",
+        lambda row: {**row, "sup_error_q90": row["sup_error_median"]},
+    ),
+}
+
+
+@pytest.mark.parametrize("planted", list(PLANTED_ROWS))
+def test_planted_errors_in_the_rows_are_caught(planted, tiny):
+    name, edit = PLANTED_ROWS[planted]
+    run = tiny(name)
+    changed = {
+        column for row in run.rows for column, value in edit(row).items() if _differs(value, row[column])
+    }
+    assert len(changed) == 1, "the planted error changes one column"
+    with pytest.raises(AssertionError, match=f"^{changed.pop()}: "):
+        CHECKS[name](run._replace(rows=[edit(row) for row in run.rows]), Checker([]))
+
+
+@pytest.mark.parametrize(
+    ("name", "attribute", "planted", "column"),
+    [
+        ("unbiasedness", "theory_z", _z_from_the_sample_sd, "z_theory"),
+        ("mse_vs_features", "moment_summary", lambda moments: runner.moment_summary(moments, z=1.96), "ci99"),
+        ("smreg", "moment_summary", lambda moments: runner.moment_summary(moments, z=2 * 2.576), "ci99"),
+    ],
+)
+def test_planted_errors_in_summarize_are_caught(name, attribute, planted, column, tiny, monkeypatch):
+    """The study's own summarize, with one of its helpers replaced by a wrong one, is rejected."""
+    run = tiny(name)
+    monkeypatch.setattr(run.module, attribute, planted)
+    rows = run.module.summarize(run.records, run.context)
+    with pytest.raises(AssertionError, match=f"^{column}: "):
+        CHECKS[name](run._replace(rows=rows), Checker(rows))
+
+
+# ---------------------------------------------------------------- the runner's replicate arithmetic
+
+
+@pytest.mark.parametrize(
+    ("total", "per_replicate", "budget"),
+    [(1000, 300, 3000), (7, 5, 4), (10, 1, 100), (1, 10**9, 10), (12_345, 64, 4096), (5, 2, 10)],
+)
+def test_replicate_chunks_split_the_total_into_the_largest_chunks_the_budget_allows(
+    total, per_replicate, budget
+):
+    sizes = runner.replicate_chunks(total, per_replicate, budget)
+    assert sum(sizes) == total and all(size >= 1 for size in sizes)
+    first = sizes[0]
+    assert all(size == first for size in sizes[:-1]) and sizes[-1] <= first
+    # the largest chunk that fits (one replicate when even one does not), never more than the total
+    fits = [n for n in range(1, total + 1) if n * per_replicate <= budget]
+    assert first == (max(fits) if fits else 1)
+    assert len(sizes) == -(-total // first)
+
+
+@pytest.mark.parametrize(("replicates", "chunk"), [(300, 120), (300, 300), (300, 1000), (7, 1), (10, 3)])
+def test_chunk_cells_add_up_to_the_replicates(replicates, chunk):
+    base = {"estimator": "positive-iid", "d": 4}
+    cells = runner.chunk_cells(base, replicates, chunk)
+    assert sum(cell["replicates"] for cell in cells) == replicates
+    assert [cell["chunk"] for cell in cells] == list(range(len(cells)))
+    assert all({k: v for k, v in cell.items() if k not in ("chunk", "replicates")} == base for cell in cells)
+    assert all(cell["replicates"] == chunk for cell in cells[:-1]) and 1 <= cells[-1]["replicates"] <= chunk
+
+
+def _raw_errors(shape, seed=3):
+    """Heavy-tailed errors like K̂/K − 1 of exponential features: lognormal − 1 (mean 0 at σ² = 2·0.5)."""
+    rng = np.random.default_rng(seed)
+    return np.exp(rng.normal(-0.5, 1.0, size=shape)) - 1
+
+
+def _direct_sums(errors):
+    e = np.asarray(errors, dtype=np.float64)
+    return e.shape[0], e.sum(axis=0), (e**2).sum(axis=0), (e**4).sum(axis=0)
+
+
+@pytest.mark.parametrize("shape", [(257,), (300, 3)])
+def test_error_and_merged_moments_are_the_sums_over_replicates(shape):
+    errors = _raw_errors(shape)
+    n, s1, s2, s4 = _direct_sums(errors)
+    cuts = [0, 1, 100, 101, shape[0]]
+    parts = [runner.error_moments(errors[a:b]) for a, b in itertools.pairwise(cuts)]
+    assert [p["n"] for p in parts] == [b - a for a, b in itertools.pairwise(cuts)]
+    merged = runner.merge_moments(parts)
+    assert merged["n"] == n
+    # each sum of n terms: at most n·ε·Σ|terms| apart whatever the order of addition
+    for key, direct, terms in (("s1", s1, errors), ("s2", s2, errors**2), ("s4", s4, errors**4)):
+        bound = n * EPS * np.abs(terms).sum(axis=0)
+        assert np.all(np.abs(np.asarray(merged[key]) - direct) <= bound), key
+        single = runner.error_moments(errors)[key]
+        assert np.all(np.abs(np.asarray(single) - direct) <= bound), key
+
+
+def test_moment_summary_gives_the_sample_statistics_of_the_raw_errors():
+    """bias = mean(e), bias_ci = z₀.₉₉₅·sd(e)/√n, mse = mean(e²), mse_ci = z₀.₉₉₅·sd(e²)/√n (ddof 1)."""
+    errors = _raw_errors((400, 3))
+    parts = [runner.error_moments(errors[:150]), runner.error_moments(errors[150:])]
+    summary = runner.moment_summary(runner.merge_moments(parts))
+    n = errors.shape[0]
+    assert summary["n"] == n
+    for key, samples, interval in (("bias", errors, "bias_ci"), ("mse", errors**2, "mse_ci")):
+        mean = samples.mean(axis=0)
+        sd = samples.std(axis=0, ddof=1)
+        # the moment form var = (Σx² − n·mean²)/(n − 1) cancels: its error is ~n·ε·Σx²/n relative to var
+        cancellation = n * EPS * (samples**2).mean(axis=0) / sd**2
+        assert np.all(np.abs(summary[key] - mean) <= n * EPS * np.abs(samples).mean(axis=0)), key
+        half = Z99 * sd / math.sqrt(n)
+        assert np.all(np.abs(summary[interval] - half) <= half * (Z_PRINTED + cancellation)), interval
+
+
+def test_kernel_errors_are_the_moments_of_the_estimates_a_direct_computation_gives(monkeypatch):
+    """kernel_errors on positive features with W drawn here, in chunks of at most 7 replicates, against
+    K̂ = mean_r exp(ω_rᵀ(x + y) − (‖x‖² + ‖y‖²)/2) computed from the same W."""
+    rng = np.random.default_rng(5)
+    x, y = 0.4 * rng.standard_normal((3, 4)), 0.4 * rng.standard_normal((3, 4))
+    m, replicates = 6, 40
+    split = runner.replicate_chunks
+    monkeypatch.setattr(runner, "replicate_chunks", lambda total, per: split(total, per, budget=7 * per))
+    drawn = []
+
+    def draw(m, d, n, generator, like):
+        W = generator.standard_normal((n, m, d))
+        drawn.append(W)
+        return W
+
+    cell = runner.Cell.build("tests.test_study_summaries", "kernel_errors", {}, Context(seed=SEED))
+    reference = softmax_cf(x, y)
+    row = registry.get("positive-iid")
+    results = {
+        relative: runner.kernel_errors(
+            cell, row, m, x, y, reference, replicates, relative=relative, draw=draw
+        )
+        for relative in (True, False)
+    }
+    assert len(drawn) == 2 * math.ceil(replicates / 7) and all(W.shape[0] <= 7 for W in drawn)
+    half = len(drawn) // 2
+    for relative, W in ((True, np.concatenate(drawn[:half])), (False, np.concatenate(drawn[half:]))):
+        assert W.shape == (replicates, m, 4)
+        exponent = W @ (x + y).T - (sq(x) + sq(y)) / 2  # (n, m, P)
+        estimates = np.exp(exponent).mean(axis=1)
+        errors = estimates / reference - 1 if relative else estimates - reference
+        n, s1, s2, s4 = _direct_sums(errors)
+        moments = results[relative]
+        assert moments["n"] == n
+        # each estimate: m exponentials of an argument of size |a| (relative error ≤ (|a| + m + 4)·ε)
+        size = np.abs(exponent).max() + m + 4
+        for key, direct, power in (("s1", s1, 1), ("s2", s2, 2), ("s4", s4, 4)):
+            terms = np.abs(estimates / reference if relative else estimates) ** power
+            bound = (n + power * size) * EPS * terms.sum(axis=0) * 2**power
+            assert np.all(np.abs(np.asarray(moments[key]) - direct) <= bound), (relative, key)
