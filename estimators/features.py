@@ -379,13 +379,18 @@ def homogeneity_rho(queries, keys):
 def saderf_psi(queries, keys):
     """Ψ* (…, 1, d) minimizing mean_{i,j} ‖Ψx_i + Ψ⁻¹y_j‖² (FAVOR#, theory.md §10.3, claim 24).
 
-    ``Ψ*_l = ((Σ_j y_jl² + τ) / (Σ_i x_il² + τ))^{1/4}`` with τ = 1e-12 keeping a coordinate that is
-    zero in every query or key finite (its contribution is then τ-small instead of exactly 0).
+    The mean separates by coordinate into ``Ψ_l² mean_i x_il² + Ψ_l⁻² mean_j y_jl² + const``, so
+    ``Ψ*_l = ((L/M) (Σ_j y_jl² + τ) / (Σ_i x_il² + τ))^{1/4}`` for L queries and M keys (the factor L/M
+    turns the sums into means; it is applied only when L ≠ M), with τ = 1e-12 keeping a coordinate
+    that is zero in every query or key finite (its contribution is then τ-small instead of exactly 0).
     """
     xp = namespace(queries, keys)
     query_power = xp.sum(queries * queries, axis=-2, keepdims=True)
     key_power = xp.sum(keys * keys, axis=-2, keepdims=True)
-    return ((key_power + _PARAMETER_FLOOR) / (query_power + _PARAMETER_FLOOR)) ** 0.25
+    ratio = (key_power + _PARAMETER_FLOOR) / (query_power + _PARAMETER_FLOOR)
+    if queries.shape[-2] != keys.shape[-2]:
+        ratio = ratio * (queries.shape[-2] / keys.shape[-2])
+    return ratio**0.25
 
 
 DATA_TUNED = ("oprf", "saderf", "poisson", "geometric")
