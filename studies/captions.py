@@ -90,3 +90,50 @@ def _short(value) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_short(v) for v in value) + "]"
     return str(value)
+
+
+def bonferroni_z(tests: int, family_alpha: float = 0.01) -> float:
+    """Two-sided critical |z| for ``tests`` z-tests at family-wise level ``family_alpha``."""
+    from scipy import stats
+
+    return float(stats.norm.isf(family_alpha / (2 * max(tests, 1))))
+
+
+def listing(names) -> str:
+    """Names joined with commas, or "none"."""
+    names = list(names)
+    return ", ".join(names) if names else "none"
+
+
+def agreement(rows, value: str, ci: str, theory: str, what: str, label) -> Claim:
+    """Closed form against Monte Carlo over ``rows`` (those with a finite closed form).
+
+    Per point: the closed form lies inside ``value ± ci`` (two-sided, α = 0.01). Over the n points the
+    count of misses is compared with its 99% quantile under the null that every closed form is right,
+    Binomial(n, 0.01) (points treated as independent). ``label(row)`` names a missed point.
+    """
+    from scipy import stats
+
+    checked = [r for r in rows if math.isfinite(r[theory])]
+    misses = [r for r in checked if not inside(r[theory], r[value], r[ci])]
+    allowed = int(stats.binom.ppf(0.99, len(checked), 0.01))
+    holds = len(misses) <= allowed
+    sentence = (
+        f"The closed form lies inside the 99% interval of the Monte Carlo {what} at "
+        f"{count_phrase(len(checked) - len(misses), len(checked))} points"
+    )
+    if misses:
+        shown = ", ".join(label(r) for r in misses[:4]) + (", …" if len(misses) > 4 else "")
+        sentence += f" (outside: {shown})"
+    count = "1 miss is" if len(misses) == 1 else f"{len(misses)} misses are"
+    sentence += (
+        f"; {count} {'within' if holds else 'more than'} the {allowed} that chance allows "
+        "(99% quantile of Binomial(n, 0.01))."
+    )
+    return Claim(
+        sentence,
+        "closed form inside Monte Carlo ± ci99 per point (α = 0.01); misses against the 99% quantile "
+        "of Binomial(points, 0.01)",
+        {"points": len(checked), "misses": len(misses), "allowed": allowed},
+        holds=holds,
+    )
