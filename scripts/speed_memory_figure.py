@@ -44,7 +44,8 @@ D, M = 64, 256
 FLOAT32_BYTES = 4
 SLOPE_FROM = 4096
 LEGEND_INCHES = 1.0
-LABEL_CLEARANCE = 0.06  # decades: closer slope labels are stacked downwards
+LABEL_GAP_POINTS = 8.5
+"""Least vertical distance between two slope labels of one panel (7-point text)."""
 
 
 def newest_results_file(results_dir: Path, machine: str | None) -> Path:
@@ -206,8 +207,10 @@ def plot(records, out: Path, title_suffix: str) -> None:
     nrows = math.ceil(len(panels) / ncols)
     height = 4.0 * nrows + LEGEND_INCHES
     fig, axes = plt.subplots(nrows, ncols, figsize=(5.6 * ncols, height), squeeze=False)
-    for ax, (field, backend) in zip(axes.flat, panels, strict=False):
-        _panel(ax, records, field, backend)
+    slope_labels = {
+        ax: _panel(ax, records, field, backend)
+        for ax, (field, backend) in zip(axes.flat, panels, strict=False)
+    }
     for ax in axes.flat[len(panels) :]:
         fig.delaxes(ax)
     handles = [
@@ -235,6 +238,8 @@ def plot(records, out: Path, title_suffix: str) -> None:
     )
     fig.suptitle(f"Attention cost vs sequence length: one head, d = {D}, m = {M}, float32\n{title_suffix}")
     fig.tight_layout(rect=(0, LEGEND_INCHES / height, 1, 1))
+    for ax, labels in slope_labels.items():
+        _slope_labels(ax, labels)
     for suffix in ("png", "svg"):
         fig.savefig(out / f"speed_memory.{suffix}", dpi=150)
     plt.close(fig)
@@ -245,8 +250,9 @@ def _in_suite_order(backends):
 
 
 def _panel(ax, records, field, backend):
+    """Draw one panel; return its slope labels (x, y, text, colour), placed after the layout."""
     scale = 2**-20 if field == "peak_bytes" else 1.0
-    lengths_seen, label_heights = [], []
+    lengths_seen, labels = [], []
     for method, attention_pass in itertools.product(METHOD_STYLE, PASS_STYLE):
         lengths, values = series(records, backend, method, attention_pass, field)
         if lengths.size == 0:
@@ -255,17 +261,7 @@ def _panel(ax, records, field, backend):
         lengths_seen.extend(lengths)
         color = METHOD_STYLE[method]
         ax.plot(lengths, values, PASS_STYLE[attention_pass], marker="o", ms=3, color=color)
-        nudge = -9 * sum(abs(math.log10(values[-1] / y)) < LABEL_CLEARANCE for y in label_heights)
-        label_heights.append(values[-1])
-        ax.annotate(
-            f"{loglog_slope(lengths, values):.2f}",
-            (lengths[-1], values[-1]),
-            xytext=(5, nudge),
-            textcoords="offset points",
-            va="center",
-            fontsize=7,
-            color=color,
-        )
+        labels.append((lengths[-1], values[-1], f"{loglog_slope(lengths, values):.2f}", color))
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlim(min(lengths_seen) / 1.5, max(lengths_seen) * 3)
@@ -293,6 +289,37 @@ def _panel(ax, records, field, backend):
         lengths = np.array(sorted(set(lengths_seen)), float)
         ax.plot(lengths, lengths * (M + D) * FLOAT32_BYTES * scale, color="black", lw=0.8, ls=":")
     ax.grid(True, which="major", alpha=0.3)
+    return labels
+
+
+def _slope_labels(ax, labels) -> None:
+    """Write each curve's slope at its last point, spread vertically so that no two overlap.
+
+    ``labels``: (x, y, text, colour). Labels are sorted by height in display space and pushed apart
+    to at least :data:`LABEL_GAP_POINTS`, then centred on their curves' mean height.
+    """
+    if not labels:
+        return
+    points_per_pixel = 72 / ax.figure.dpi
+    heights = [ax.transData.transform((x, y))[1] * points_per_pixel for x, y, _, _ in labels]
+    order = np.argsort(heights)
+    placed = np.array([heights[i] for i in order])
+    for k in range(1, len(placed)):
+        placed[k] = max(placed[k], placed[k - 1] + LABEL_GAP_POINTS)
+    placed += np.mean([heights[i] for i in order]) - placed.mean()
+    for k in range(1, len(placed)):
+        placed[k] = max(placed[k], placed[k - 1] + LABEL_GAP_POINTS)
+    for k, index in enumerate(order):
+        x, y, text, color = labels[index]
+        ax.annotate(
+            text,
+            (x, y),
+            xytext=(5, placed[k] - heights[index]),
+            textcoords="offset points",
+            va="center",
+            fontsize=7,
+            color=color,
+        )
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
@@ -306,14 +333,40 @@ def write_csv(path: Path, rows: list[dict]) -> None:
     os.replace(handle.name, path)
 
 
+def read_csv(path: Path) -> list[dict]:
+    """Records of a ``speed_memory.csv`` with their types (empty cells are None)."""
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    floats = ("time_s", "time_q25_s", "time_q75_s", "peak_bytes")
+    return [
+        {**row, "L": int(row["L"]), **{key: float(row[key]) if row[key] else None for key in floats}}
+        for row in rows
+    ]
+
+
+def redraw(out: Path) -> None:
+    """Redraw the figure from ``out/speed_memory.csv``, titled from ``out/meta.json``."""
+    meta = json.loads((out / "meta.json").read_text())
+    machine = meta["machine"].get("machine", "unknown")
+    plot(read_csv(out / "speed_memory.csv"), out, f"{meta['note']}; {machine}, commit {meta['commit'][:8]}")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--results-dir", type=Path, default=Path(".asv/results"))
     parser.add_argument("--machine", default=None, help="asv machine name (default: any)")
     parser.add_argument("--results-file", type=Path, default=None, help="one asv results JSON file")
+    parser.add_argument(
+        "--from-csv",
+        action="store_true",
+        help="redraw from the committed speed_memory.csv and meta.json in --out (no asv results needed)",
+    )
     parser.add_argument("--out", type=Path, default=Path("results/speed_memory"))
     parser.add_argument("--note", default="wall-clock time", help="how time was measured (title, meta.json)")
     args = parser.parse_args(argv)
+    if args.from_csv:
+        redraw(args.out)
+        return
     path = args.results_file or newest_results_file(args.results_dir, args.machine)
     data = json.loads(path.read_text())
     records = merge(benchmark_rows(data, TIME_KEY), benchmark_rows(data, MEMORY_KEY))
