@@ -184,6 +184,19 @@ class Mean(NamedTuple):
     half_bound: np.ndarray
 
 
+def _half_width(var, var_bound, n, z_tolerance):
+    """z₀.₉₉₅·√(var/n) and its bound: relative var_bound/(2·var) (the square root halves it), or
+    z₀.₉₉₅·√(var_bound/n) absolute where the variance is 0 or not above its own round-off."""
+    half = Z99 * np.sqrt(var / n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        relative = np.where(var > 0, var_bound / (2 * var), np.inf)
+    swamped = relative >= 1
+    relative = np.where(swamped, 0.0, relative)
+    return half, np.where(
+        swamped, Z99 * np.sqrt(var_bound / n) + half, half * (z_tolerance + relative + 4 * EPS)
+    )
+
+
 def mean_of(n, first_parts, second_parts, z_tolerance=Z_PRINTED) -> Mean:
     """Mean of a quantity X from chunk sums of X and X² over n replicates, with a 99% half-width.
 
@@ -199,10 +212,7 @@ def mean_of(n, first_parts, second_parts, z_tolerance=Z_PRINTED) -> Mean:
     mean_bound = (k + 2) * EPS * np.abs(first).sum(axis=0) / n
     var = np.maximum(square - mean**2, 0.0) * n / (n - 1)
     var_bound = ((k + 8) * EPS * (square + mean**2) + 2 * np.abs(mean) * mean_bound) * n / (n - 1)
-    half = Z99 * np.sqrt(var / n)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        relative = np.where(var > 0, var_bound / (2 * var), 0.0)
-    half_bound = half * (z_tolerance + relative + 4 * EPS) + Z99 * np.sqrt(var_bound / n) * (var == 0)
+    half, half_bound = _half_width(var, var_bound, n, z_tolerance)
     return Mean(mean, mean_bound, half, half_bound)
 
 
@@ -1061,3 +1071,145 @@ def test_kernel_errors_are_the_moments_of_the_estimates_a_direct_computation_giv
             terms = np.abs(estimates / reference if relative else estimates) ** power
             bound = (n + power * size) * EPS * terms.sum(axis=0) * 2**power
             assert np.all(np.abs(np.asarray(moments[key]) - direct) <= bound), (relative, key)
+
+
+# ---------------------------------------------------------------- replay: the CSV from the raw estimates
+
+
+def own_estimates(feature, x, y, W):
+    """K̂(x_p, y_p) for each replicate of W (n, m, d), written here from the feature definitions:
+    positive mean_r e^{ω_rᵀ(x+y) − (‖x‖²+‖y‖²)/2}, trig e^{(‖x‖²+‖y‖²)/2} mean_r cos ω_rᵀ(x − y),
+    hyperbolic e^{−(‖x‖²+‖y‖²)/2} mean_r cosh ω_rᵀ(x + y). Returns (n, P) estimates and a round-off
+    bound on each: (d + m + 8)(1 + max|argument|)·ε·mean_r |term|."""
+    total = sq(x) + sq(y)
+    if feature == "positive":
+        argument = W @ (x + y).T
+        terms = np.exp(argument - total / 2)
+    elif feature == "trig":
+        argument = W @ (x - y).T
+        terms = np.exp(total / 2) * np.cos(argument)
+    elif feature == "hyperbolic":
+        argument = W @ (x + y).T
+        terms = np.exp(-total / 2) * np.cosh(argument)
+    else:
+        raise KeyError(feature)
+    m, d = W.shape[-2], W.shape[-1]
+    bound = (d + m + 8) * (1 + np.abs(argument).max()) * EPS * np.abs(terms).mean(axis=1)
+    return terms.mean(axis=1), bound
+
+
+def raw_mean(samples, errors, z_tolerance=Z_PRINTED) -> Mean:
+    """Mean and 99% half-width of raw samples (n, P) known to within ``errors`` each (two-pass SD).
+
+    Bounds: the summation adds n·ε·mean|x| to the mean's own error mean(err); see the variance below.
+    """
+    n = samples.shape[0]
+    mean = samples.mean(axis=0)
+    var = samples.var(axis=0, ddof=1)
+    mean_bound = errors.mean(axis=0) + n * EPS * np.abs(samples).mean(axis=0)
+    # var(x + δ) − var(x) ≤ 2·mean(|x − mean|·|δ|) + mean(δ²), plus the cancellation of the moment form
+    var_bound = (2 * (np.abs(samples - mean) * errors).mean(axis=0) + (errors**2).mean(axis=0)) * n / (
+        n - 1
+    ) + (n + 8) * EPS * ((samples**2).mean(axis=0) + mean**2)
+    half, half_bound = _half_width(var, var_bound, n, z_tolerance)
+    return Mean(mean, mean_bound, half, half_bound)
+
+
+REPLAYED = {
+    "unbiasedness": ("positive-iid", "positive-ort", "positive-iid-fixed", "trig-iid", "hyperbolic-ort"),
+    "mse_vs_features": ("positive-iid", "trig-ort", "hyperbolic-iid"),
+    "trig_vs_positive": ("trig-iid", "positive-iid"),
+    "orthogonal_gain": ("positive-iid", "positive-ort", "trig-iid", "trig-ort"),
+    "smreg": ("positive-iid", "positive-iid-fixed", "positive-ort-fixed"),
+}
+"""Estimators whose draws the replay captures (feature maps written in :func:`own_estimates`)."""
+
+
+def _replay(name, monkeypatch):
+    """Run the study's cells of the replayed estimators, capturing every W the estimators draw."""
+    module = importlib.import_module(f"studies.{name}")
+    monkeypatch.setitem(module.PRESETS, "quick", {**module.PRESETS["quick"], **TINY[name]})
+    draw = registry.Estimator.draw
+    drawn = []
+
+    def capture(self, m, d, **kwargs):
+        W = draw(self, m, d, **kwargs)
+        drawn.append(np.asarray(W, dtype=np.float64))
+        return W
+
+    monkeypatch.setattr(registry.Estimator, "draw", capture)
+    context = Context(seed=SEED)
+    cells = [c for c in module.STUDY.make_cells(context) if c.kwargs["estimator"] in REPLAYED[name]]
+    records, draws = [], []
+    for cell in cells:
+        drawn.clear()
+        records.append(run_cell(cell))
+        draws.append(np.concatenate(drawn))
+        assert draws[-1].shape[0] == cell.kwargs["replicates"]
+    return module, records, draws, module.summarize(records, context)
+
+
+def _replayed_groups(records, draws, names):
+    groups = defaultdict(list)
+    for record, W in zip(records, draws, strict=True):
+        groups[tuple(record["params"][n] for n in names)].append((record["params"], W))
+    return {key: (items[0][0], np.concatenate([W for _, W in items])) for key, items in groups.items()}
+
+
+@pytest.mark.parametrize("name", list(REPLAYED))
+def test_summary_statistics_are_those_of_the_raw_estimates(name, monkeypatch):
+    """Every Monte Carlo column recomputed from the estimates K̂ themselves (W captured as the study
+    draws it, K̂ from the feature definitions here, errors, means and SDs by numpy): checks the
+    compute (relative or absolute errors, scaling, which pair is which) together with the summary."""
+    module, records, draws, rows = _replay(name, monkeypatch)
+    check = Checker(rows)
+    if name == "unbiasedness":
+        for (estimator,), (params, W) in _replayed_groups(records, draws, ("estimator",)).items():
+            _, x, y = module.input_pairs(params["d"])
+            estimates, bound = own_estimates(registry.get(estimator).feature, x, y, W)
+            scale = softmax_cf(x, y)
+            stat = raw_mean((estimates - scale) / scale, bound / scale)
+            for index, row in enumerate(r for r in rows if r["estimator"] == estimator):
+                check.value(row, "relative_bias", stat.value[index], stat.value_bound[index])
+                check.value(row, "ci99", stat.half[index], stat.half_bound[index])
+    elif name in ("mse_vs_features", "smreg"):
+        keys = ("estimator", "m") if name == "mse_vs_features" else ("estimator",)
+        for key, (params, W) in _replayed_groups(records, draws, keys).items():
+            pairs = module.input_pairs(params["d"]) if name == "mse_vs_features" else None
+            x, y = pairs or module.parallel_pairs(module.T_POINTS, params["d"])
+            estimates, bound = own_estimates(registry.get(key[0]).feature, x, y, W)
+            errors = estimates / softmax_cf(x, y) - 1
+            error_bound = bound / softmax_cf(x, y)
+            chosen = [r for r in rows if tuple(r[k] for k in keys) == key]
+            if name == "smreg":
+                stat = raw_mean(errors, error_bound)
+                for index, row in enumerate(chosen):
+                    check.value(row, "mean_over_sm", 1 + stat.value[index], stat.value_bound[index] + EPS)
+                    check.value(row, "ci99", stat.half[index], stat.half_bound[index])
+            else:
+                stat = raw_mean(errors**2, 2 * (np.abs(errors) + error_bound) * error_bound)
+                for index, row in enumerate(chosen):
+                    check.value(row, "relative_mse", stat.value[index], stat.value_bound[index])
+                    check.value(row, "ci99", stat.half[index], stat.half_bound[index])
+    elif name == "trig_vs_positive":
+        for (estimator,), (params, W) in _replayed_groups(records, draws, ("estimator",)).items():
+            x, y = module.slice_pairs(params["d"])
+            estimates, bound = own_estimates(registry.get(estimator).feature, x, y, W)
+            errors = estimates - softmax_cf(x, y)
+            stat = raw_mean(errors**2, 2 * (np.abs(errors) + bound) * bound)
+            key, m = estimator.split("-")[0], params["m"]
+            for index, row in enumerate(rows):
+                check.value(row, f"m_mse_{key}", m * stat.value[index], m * stat.value_bound[index])
+                check.value(row, f"m_mse_{key}_ci99", m * stat.half[index], m * stat.half_bound[index])
+    else:
+        keys = ("panel", "estimator", "d", "m")
+        for (panel, estimator, d, m), (params, W) in _replayed_groups(records, draws, keys).items():
+            x, y = module.pairs_for(params)
+            feature, projection = estimator.split("-")
+            estimates, bound = own_estimates(feature, x, y, W)
+            errors = estimates - softmax_cf(x, y)
+            stat = raw_mean(errors**2, 2 * (np.abs(errors) + bound) * bound)
+            chosen = [r for r in rows if (r["panel"], r["feature"], r["d"], r["m"]) == (panel, feature, d, m)]
+            for index, row in enumerate(chosen):
+                check.value(row, f"mse_{projection}", stat.value[index], stat.value_bound[index])
+    assert check.seen, "the replay compared columns"
