@@ -32,6 +32,9 @@ import numpy as np
 IMPLS = ("triton", "sdpa", "performer", "reference")
 MODES = ("forward", "forward+backward")
 DTYPES = {"float16": "float16", "bfloat16": "bfloat16", "float32": "float32"}
+MEMORY_FLOOR_BYTES = 2**20
+"""Working memory below this is under what the allocator's peak resolves here (sdpa's forward reads
+1.5 KiB at every L): drawn as an open marker on the floor line, not as a value."""
 FIELDS = (
     "impl",
     "causal",
@@ -289,10 +292,15 @@ def plot(rows, path, title):
                 L, t, memory = (np.array(x, dtype=float) for x in zip(*cells, strict=True))
                 label = f"{impl} {mode}"
                 axes[row_index, 0].plot(L, t, styles[mode], color=colors[impl], marker="o", ms=3, label=label)
-                gib = np.maximum(memory, 2**20) / 2**30
+                measured = memory >= MEMORY_FLOOR_BYTES
                 axes[row_index, 1].plot(
-                    L, gib, styles[mode], color=colors[impl], marker="o", ms=3, label=label
-                )
+                    L[measured], memory[measured] / 2**30, styles[mode], color=colors[impl], marker="o", ms=3,
+                    label=label,
+                )  # fmt: skip
+                axes[row_index, 1].plot(
+                    L[~measured], np.full((~measured).sum(), MEMORY_FLOOR_BYTES / 2**30), linestyle="none",
+                    marker="v", ms=5, markerfacecolor="none", color=colors[impl],
+                )  # fmt: skip
             L_cross = crossover(rows, causal, mode)
             if L_cross is not None:
                 axes[row_index, 0].axvline(L_cross, color="k", ls=styles[mode], lw=0.8)
@@ -303,15 +311,23 @@ def plot(rows, path, title):
         )  # fmt: skip
         kind = "causal" if causal else "bidirectional"
         axes[row_index, 0].set(ylabel="time per call (ms)", title=f"{kind}: time")
-        axes[row_index, 1].set(
-            ylabel="peak memory beyond inputs/outputs (GiB, floor 1 MiB)", title=f"{kind}: memory"
-        )
+        axes[row_index, 1].axhline(MEMORY_FLOOR_BYTES / 2**30, color="grey", ls=":", lw=0.8)
+        axes[row_index, 1].set(ylabel="peak memory beyond inputs/outputs (GiB)", title=f"{kind}: memory")
     for axis in axes.flat:
         axis.set(xscale="log", yscale="log")
         axis.grid(True, which="both", alpha=0.3)
     for axis in axes[1]:
         axis.set_xlabel("sequence length L")
+    from matplotlib.lines import Line2D
+
     axes[0, 0].legend(fontsize=7, ncol=2)
+    floor = f"measurement floor ({MEMORY_FLOOR_BYTES // 2**20} MiB)"
+    below = "below the floor (no value)"
+    floor_handles = [
+        Line2D([], [], color="grey", ls=":", lw=0.8, label=floor),
+        Line2D([], [], color="grey", ls="none", marker="v", markerfacecolor="none", label=below),
+    ]
+    axes[0, 1].legend(handles=floor_handles, fontsize=7, loc="upper left")
     figure.suptitle(title)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
@@ -349,20 +365,34 @@ def read_csv(path):
     return rows
 
 
+def title_from_rows(rows):
+    """The figure title from the measured rows: device, shapes, dtype and the package versions the
+    timings were taken with (every distinct value, should a file mix runs)."""
+
+    def values(key):
+        return "/".join(str(v) for v in dict.fromkeys(r[key] for r in rows))
+
+    return (
+        f"FAVOR+ vs exact attention on {values('device')}: B={values('B')}, H={values('H')}, "
+        f"d={values('d')}, m={values('m')}, {values('dtype')} (torch {values('torch')}, "
+        f"triton {values('triton')})"
+    )
+
+
 def main(argv=None):
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.replot:
         rows = read_csv(args.out / "timings.csv")
-        versions = {key: rows[0][key] for key in ("device", "torch", "triton")}
+        title = title_from_rows(rows)
     else:
         rows = sweep(args)
         versions = versions_of()
-    title = (
-        f"FAVOR+ vs exact attention on {versions['device']}: B={args.batch}, H={args.heads}, "
-        f"d={args.head_dim}, m={args.features}, {args.dtype} (torch {versions['torch']}, "
-        f"triton {versions['triton']})"
-    )
+        title = (
+            f"FAVOR+ vs exact attention on {versions['device']}: B={args.batch}, H={args.heads}, "
+            f"d={args.head_dim}, m={args.features}, {args.dtype} (torch {versions['torch']}, "
+            f"triton {versions['triton']})"
+        )
     write_csv(rows, args.out / "timings.csv")
     text = summary(rows, title)
     (args.out / "summary.md").write_text(text)
