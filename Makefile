@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup studies demo test lint slow calibrate bench-smoke audit gpu-compare clean
+.PHONY: setup studies demo test lint slow calibrate bench-smoke audit gpu-compare dashboard clean
 
 # torch first and pinned: it installs the CPU build (an unpinned torch pulls a multi-GB CUDA build).
 # triton is installed so the fused kernels are tested on CPU through its interpreter.
@@ -55,6 +55,14 @@ bench-smoke: $(STAMP)
 	$(ASV) machine --yes > /dev/null
 	$(ASV) check $(ASV_ENV)
 	$(ASV) run $(ASV_ENV) --quick --show-stderr $(SMOKE) --set-commit-hash $$(git rev-parse HEAD)
+
+# asv dashboard without internet: publishes .asv/results into .asv/html, replaces the page's CDN
+# libraries with local copies from the bench extra (scripts/offline_dashboard.py), serves it on
+# http://127.0.0.1:$(DASHBOARD_PORT)/ until Ctrl-C. Needs results: `make bench-smoke`, or any asv run.
+DASHBOARD_PORT ?= 8080
+
+dashboard: $(STAMP)
+	$(BIN)/python scripts/offline_dashboard.py --publish --serve $(DASHBOARD_PORT)
 
 audit: $(STAMP)
 	$(BIN)/python -m studies audit --target performer-pytorch
