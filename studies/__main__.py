@@ -20,14 +20,19 @@ process on the device and draws W there.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.util
+import signal
 import sys
+import tempfile
+import threading
 import time
+from pathlib import Path
 
 from estimators.backends import BACKENDS, DTYPES
 
-from . import discover
+from . import discover, sizing
 from .runner import (
     DEFAULT_OUT,
     PRESETS,
@@ -37,10 +42,44 @@ from .runner import (
     check_executor_spec,
     make_executor,
     run_studies,
+    worker_count,
 )
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+
+
+def check_writable(out: str) -> None:
+    """Raise :class:`UsageError` in one line unless ``out`` is (or can be made) a writable folder."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder; give a folder for the results")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        raise UsageError(
+            f"--out {out} is not writable ({error.strerror or error}); choose a writable folder"
+        ) from None
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM stops a run like Ctrl-C (workers stopped, finished cells kept); restored afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class UsageError(Exception):
@@ -102,7 +141,14 @@ def _positive(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m studies", description="Regenerate favor-bench's studies and plots.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{list,run,all,audit}")
-    commands.add_parser("list", help="list the studies and what each verifies")
+    listing = commands.add_parser("list", help="list the studies, what each verifies and its size")
+    listing.add_argument("--preset", choices=PRESETS, default="quick", help="preset to size (default quick)")
+    listing.add_argument(
+        "--backend", choices=BACKENDS, default="numpy", help="backend to size (default numpy)"
+    )
+    listing.add_argument(
+        "--out", default=DEFAULT_OUT, help=f"where the last runs are (default {DEFAULT_OUT})"
+    )
     run = commands.add_parser("run", help="run the named studies")
     run.add_argument("names", nargs="+", metavar="NAME", help="study names (see `list`)")
     _add_run_options(run)
@@ -113,10 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _list(studies) -> int:
+def _list(args, studies) -> int:
+    context = Context(backend=args.backend, preset=args.preset)
     width = max(map(len, studies), default=0)
     for name, study in studies.items():
-        print(f"{name:<{width}}  {study.claim}")
+        cells, seconds = sizing.estimate(study, context, args.out)
+        print(f"{name:<{width}}  {cells} cells, compute {sizing.describe(seconds)}  {study.claim}")
     return 0
 
 
@@ -140,12 +188,41 @@ def _run(args, studies) -> int:
         check_executor_spec(args.executor)
     except (TypeError, ValueError) as error:
         raise UsageError(str(error)) from None
+    check_writable(args.out)
+    chosen = [studies[name] for name in dict.fromkeys(names)]
+    plan = sizing.plan(chosen, context, args.out, worker_count(args.executor, args.workers))
+    print("\n".join(plan if args.preset != "quick" or "h" in plan[-1] else plan[-1:]), flush=True)
     started = time.perf_counter()
-    failures = {}
+    try:
+        results, failures = _execute(args, chosen, context)
+    except (ValueError, OSError) as error:
+        print(f"python -m studies: error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt as interrupt:
+        print(
+            f"python -m studies: {interrupt or 'interrupted'}; finished cells are kept in "
+            f"{args.out}/<study>/records.jsonl: run the same command again to resume",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    for name, (_, run) in results.items():
+        print(_report_line(name, run, args.out))
+    for name, errors in failures.items():
+        print(f"python -m studies: {name} failed ({len(errors)} batch(es)): {errors[0]}", file=sys.stderr)
+    wall = time.perf_counter() - started
+    print(f"done in {wall:.1f} s ({context.backend}, {context.device}, {context.preset})")
+    return EXIT_FAILED if failures else 0
+
+
+def _execute(args, chosen, context):
+    """Run the studies on the requested executor; ``(results, failures)``.
+
+    An interrupt propagates out of the executor's context, which stops its workers at once.
+    """
     with make_executor(args.executor, args.workers) as (executor, description):
         try:
             results = run_studies(
-                [studies[name] for name in dict.fromkeys(names)],
+                chosen,
                 context,
                 out=args.out,
                 executor=executor,
@@ -155,17 +232,8 @@ def _run(args, studies) -> int:
                 recompute=args.recompute,
             )
         except StudyFailure as failure:
-            results, failures = failure.results, failure.failures
-        except ValueError as error:
-            print(f"python -m studies: error: {error}", file=sys.stderr)
-            return EXIT_FAILED
-    for name, (_, run) in results.items():
-        print(_report_line(name, run, args.out))
-    for name, errors in failures.items():
-        print(f"python -m studies: {name} failed ({len(errors)} batch(es)): {errors[0]}", file=sys.stderr)
-    wall = time.perf_counter() - started
-    print(f"done in {wall:.1f} s ({context.backend}, {context.device}, {context.preset})")
-    return EXIT_FAILED if failures else 0
+            return failure.results, failure.failures
+    return results, {}
 
 
 def _report_line(name: str, run, out) -> str:
@@ -189,8 +257,9 @@ def main(argv=None) -> int:
         args = build_parser().parse_args(argv)
         studies = discover()
         if args.command == "list":
-            return _list(studies)
-        return _run(args, studies)
+            return _list(args, studies)
+        with _sigterm_as_interrupt():
+            return _run(args, studies)
     except UsageError as error:
         print(f"python -m studies: error: {error}", file=sys.stderr)
         return EXIT_USAGE

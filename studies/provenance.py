@@ -102,21 +102,29 @@ def package_versions(backend: str) -> dict:
     return versions
 
 
-def computed_by(module_name: str, computed: int, previous: dict | None) -> dict:
+def computed_by(module_name: str, computed: int, compute_time: float, previous: dict | None) -> dict:
     """Who computed a study's records, for ``meta.json``.
 
-    When this run computed cells, its own commit and dirty state. When it reused every record,
+    When this run computed cells, its own commit and dirty state, with the number of cells it computed
+    and their summed compute time (seconds in the workers). When it reused every record,
     the previous ``meta.json``'s entry if that meta was written for the same fingerprint, else
     an entry that says the commit is unknown (records left by an interrupted run of the same code).
     """
     fingerprint = code_fingerprint(module_name)
     if computed:
-        return {"fingerprint": fingerprint, **git_state(module_name)}
+        return {
+            "fingerprint": fingerprint,
+            **git_state(module_name),
+            "cells": computed,
+            "compute_time_s": round(compute_time, 3),
+        }
     if previous and previous.get("computed_by", {}).get("fingerprint") == fingerprint:
         return previous["computed_by"]
     return {
         "fingerprint": fingerprint,
         "commit": None,
         "dirty": None,
+        "cells": 0,
+        "compute_time_s": 0.0,
         "note": "records reused from an interrupted run of the same code; its commit was not recorded",
     }

@@ -10,11 +10,13 @@ A study (:class:`Study`) is a list of hashable cells and four pure functions. Th
   portable RNG is used;
 * sends batches of cells through a ``concurrent.futures.Executor`` (local processes by default, a Dask
   ``Client(...).get_executor(pure=False)`` on request, or in-process ``serial``);
-* appends each finished record to ``<out>/<study>/records.jsonl`` (one JSON line, flushed and fsynced),
-  skips cells whose record is already there on a rerun, and rewrites the file in cell order at the
-  end (temp file + rename), so the same seed gives byte-identical records;
-* writes the study's CSV summary, its plot (PNG + SVG) and ``meta.json`` (git commit, versions,
-  backend, device, dtype, seed, preset, wall time, cells). Wall times live only in ``meta.json``.
+* appends each finished record to ``<out>/<study>/records.jsonl`` (one JSON line, flushed and fsynced)
+  stamped with the study's code fingerprint (:mod:`studies.provenance`), skips cells whose record the
+  same code already wrote on a rerun (records of other code are recomputed and dropped), and rewrites
+  the file in cell order at the end (temp file + rename), so the same seed gives byte-identical records;
+* writes the study's CSV summary, its plot (PNG + SVG) and ``meta.json`` (the fingerprint, commit and
+  dirty state that computed the records, versions, backend, device, dtype, seed, preset, the study's
+  own cells computed/reused and times). Wall times live only in ``meta.json``.
 
 Monte Carlo helpers (:func:`replicate_chunks`, :func:`error_moments`, :func:`merge_moments`) keep
 replicates vectorized in memory-bounded chunks and reduce them to mergeable moment sums.
@@ -373,23 +375,45 @@ def record_line(record: dict) -> str:
     return _canonical(record) + "\n"
 
 
+RECORD_FIELDS = ("key", "study", "params", "context", "values")
+
+
+class CorruptRecords(ValueError):
+    """A records file holds a line that is not a study record (one line says which and what to do)."""
+
+
 def read_records(path: Path) -> list[dict]:
-    """Records in ``path``; a torn last line (an interrupted write) is dropped, other bad lines raise."""
+    """Records in ``path``; a torn last line (an interrupted write) is dropped, other bad lines raise.
+
+    Raises :class:`CorruptRecords` naming the file and line when a line is not JSON or lacks one of
+    :data:`RECORD_FIELDS`.
+    """
     path = Path(path)
     if not path.exists():
         return []
-    lines = path.read_text().splitlines()
+    lines = path.read_text(encoding="utf-8").splitlines()
     records = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError:
             if number == len(lines):
                 break
-            raise ValueError(f"{path}:{number} is not a JSON record") from None
+            raise CorruptRecords(_corrupt(path, number, "is not JSON")) from None
+        missing = [name for name in RECORD_FIELDS if not isinstance(record, dict) or name not in record]
+        if missing:
+            raise CorruptRecords(_corrupt(path, number, f"is not a study record (no {missing[0]!r})"))
+        records.append(record)
     return records
+
+
+def _corrupt(path: Path, number: int, problem: str) -> str:
+    return (
+        f"{path}:{number} {problem}; delete that line to recompute only its cell, "
+        f"or delete {path.name} to recompute the study"
+    )
 
 
 class RecordLog:
@@ -402,14 +426,19 @@ class RecordLog:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.lock = open(self.path.parent / ".lock", "w")
+        self.lock = open(self.path.parent / ".lock", "a+")
         try:
             fcntl.flock(self.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            holder = (self.path.parent / ".lock").read_text().strip() or "unknown"
             self.lock.close()
             raise ValueError(
-                f"{self.path.parent} is being written by another run; wait for it to finish"
+                f"{self.path.parent} is being written by another run (pid {holder}); wait for it to "
+                f"finish or stop it (a lock of a run that died is released by the system)"
             ) from None
+        self.lock.truncate(0)
+        self.lock.write(f"{os.getpid()}\n")
+        self.lock.flush()
         try:
             self._repair_torn_tail()
             self.stream = open(self.path, "a", encoding="utf-8")
@@ -418,10 +447,17 @@ class RecordLog:
             raise
 
     def _repair_torn_tail(self) -> None:
+        """Drop an unterminated last line (a write cut short), saying so on stderr."""
         if self.path.exists() and self.path.stat().st_size:
-            text = self.path.read_text()
+            text = self.path.read_text(encoding="utf-8")
             if not text.endswith("\n"):
-                write_atomic(self.path, text[: text.rfind("\n") + 1])
+                kept = text[: text.rfind("\n") + 1]
+                write_atomic(self.path, kept)
+                print(
+                    f"studies: {self.path}: dropped a torn last line (a write cut short); "
+                    f"its cell is recomputed",
+                    file=sys.stderr,
+                )
 
     def append(self, record: dict) -> None:
         self.stream.write(record_line(record))
@@ -495,7 +531,7 @@ def meta_for(study: Study, context: Context, cells: Sequence[Cell], run: StudyRu
         "study": study.name,
         "title": study.title,
         "claim": study.claim,
-        "computed_by": provenance.computed_by(study.module_name, run.computed, previous),
+        "computed_by": provenance.computed_by(study.module_name, run.computed, run.compute_time, previous),
         "versions": provenance.package_versions(context.backend),
         **asdict(context),
         "executor": run.executor,
@@ -535,6 +571,42 @@ def check_executor_spec(spec: str | None) -> None:
     raise ValueError(f"executor must be local, serial, dask-local or dask://host:port, got {spec!r}")
 
 
+def worker_count(spec: str | None, workers: int | None = None) -> int:
+    """Workers an executor spec runs with: 1 for ``serial``, else ``workers`` or min(cores, 4)."""
+    if spec == "serial":
+        return 1
+    return workers or min(os.cpu_count() or 1, 4)
+
+
+PARENT_POLL_S = 0.5
+"""How often a pool worker checks that the process that started it is still alive."""
+
+
+def _worker_start(parent: int) -> None:
+    """Pool worker initializer: ignore SIGINT (the parent stops the pool) and exit with the parent.
+
+    A daemon thread polls ``os.getppid()`` every :data:`PARENT_POLL_S` s; when the parent is gone
+    (even SIGKILLed, which no handler sees) the worker exits at once, so no orphan keeps computing.
+    """
+    import signal
+    import threading
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _stop_workers(pool: concurrent.futures.ProcessPoolExecutor) -> None:
+    """Terminate a pool's workers now (an interrupted run must not wait for their cells)."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.terminate()
+
+
 @contextlib.contextmanager
 def make_executor(spec: str | None = None, workers: int | None = None):
     """Yield ``(executor, description)`` for an executor spec, shutting it down afterwards.
@@ -545,14 +617,22 @@ def make_executor(spec: str | None = None, workers: int | None = None):
     ``Client(...).get_executor(pure=False)``.
     """
     check_executor_spec(spec)
-    workers = workers or min(os.cpu_count() or 1, 4)
+    workers = worker_count(spec, workers)
     if spec in (None, "local"):
         import multiprocessing
 
         _single_thread_env()
         context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        pool = concurrent.futures.ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=_worker_start, initargs=(os.getpid(),)
+        )
+        try:
             yield pool, f"local processes ({workers})"
+        except BaseException:
+            _stop_workers(pool)
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     elif spec == "serial":
         yield SerialExecutor(), "serial"
     elif spec == "dask-local" or spec.startswith(("dask://", "tcp://")):
