@@ -1133,6 +1133,8 @@ REPLAYED = {
     "trig_vs_positive": ("trig-iid", "positive-iid"),
     "orthogonal_gain": ("positive-iid", "positive-ort", "trig-iid", "trig-ort"),
     "smreg": ("positive-iid", "positive-iid-fixed", "positive-ort-fixed"),
+    "attention_error": ("positive-iid", "positive-ort"),
+    "uniform_convergence": ("trig-ort",),
 }
 """Estimators whose draws the replay captures (feature maps written in :func:`own_estimates`)."""
 
@@ -1151,13 +1153,18 @@ def _replay(name, monkeypatch):
 
     monkeypatch.setattr(registry.Estimator, "draw", capture)
     context = Context(seed=SEED)
-    cells = [c for c in module.STUDY.make_cells(context) if c.kwargs["estimator"] in REPLAYED[name]]
+    cells = [
+        c
+        for c in module.STUDY.make_cells(context)
+        if c.kwargs.get("estimator", getattr(module, "ESTIMATOR", None)) in REPLAYED[name]
+        and c.kwargs.get("kind", "monte_carlo") == "monte_carlo"
+    ]
     records, draws = [], []
     for cell in cells:
         drawn.clear()
         records.append(run_cell(cell))
         draws.append(np.concatenate(drawn))
-        assert draws[-1].shape[0] == cell.kwargs["replicates"]
+        assert draws[-1].shape[0] == cell.kwargs.get("replicates", cell.kwargs.get("draws"))
     return module, records, draws, module.summarize(records, context)
 
 
@@ -1168,7 +1175,10 @@ def _replayed_groups(records, draws, names):
     return {key: (items[0][0], np.concatenate([W for _, W in items])) for key, items in groups.items()}
 
 
-@pytest.mark.parametrize("name", list(REPLAYED))
+KERNEL_REPLAYS = [name for name in REPLAYED if name not in ("attention_error", "uniform_convergence")]
+
+
+@pytest.mark.parametrize("name", KERNEL_REPLAYS)
 def test_summary_statistics_are_those_of_the_raw_estimates(name, monkeypatch):
     """Every Monte Carlo column recomputed from the estimates K̂ themselves (W captured as the study
     draws it, K̂ from the feature definitions here, errors, means and SDs by numpy): checks the
@@ -1225,3 +1235,68 @@ def test_summary_statistics_are_those_of_the_raw_estimates(name, monkeypatch):
             for index, row in enumerate(chosen):
                 check.value(row, f"mse_{projection}", stat.value[index], stat.value_bound[index])
     assert check.seen, "the replay compared columns"
+
+
+def test_attention_output_mse_is_that_of_the_raw_favor_outputs(monkeypatch):
+    """Positive-feature FAVOR written here, ô_i = Σ_j K̂_ij v_j / Σ_j K̂_ij with K̂_ij = mean_r
+    exp(ω_rᵀ(x_i + y_j) − (‖x_i‖² + ‖y_j‖²)/2), x = q d^{−1/4}, y = k d^{−1/4}, on the captured W; exact
+    attention softmax(x yᵀ) v; per replicate the RMS over query rows of ‖ô_i − o_i‖."""
+    module, records, draws, rows = _replay("attention_error", monkeypatch)
+    check = Checker()
+    samples = defaultdict(list)
+    for record, W in zip(records, draws, strict=True):
+        p = record["params"]
+        q, k, v = module.inputs(SEED, p["regime"], p["draw"], p["L"], p["queries"], p["d"])
+        x, y = q * p["d"] ** -0.25, k * p["d"] ** -0.25
+        logits = x @ y.T
+        weights = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        exact = weights @ v / weights.sum(axis=-1, keepdims=True)
+        phi_q = np.exp(W @ x.T - sq(x) / 2)  # (n, m, Q)
+        phi_k = np.exp(W @ y.T - sq(y) / 2)  # (n, m, L)
+        kernel = np.einsum("nrq,nrl->nql", phi_q, phi_k)
+        output = kernel @ v / kernel.sum(axis=-1, keepdims=True)
+        squared = np.mean(np.sum((output - exact) ** 2, axis=-1), axis=-1)  # (n,)
+        # both outputs are convex combinations of the rows of v: each entry to (L + m + d + 8)(1 +
+        # largest exponent)·ε·max|v|, so ‖ô_i − o_i‖² to 2‖ô_i − o_i‖·√d_v·that + its square
+        size = max(np.abs(W @ x.T).max() + np.abs(W @ y.T).max(), np.abs(logits).max()) + sq(x).max()
+        entry = (
+            2 * (p["L"] + p["m"] + p["d"] + 8) * (1 + size) * EPS * np.abs(v).max() * math.sqrt(v.shape[1])
+        )
+        error = 2 * np.sqrt(squared) * entry + entry**2
+        samples[(p["regime"], p["estimator"], p["m"])].append((squared, error))
+        assert record["values"]["failed_rows"] == 0, "positive features have positive denominators"
+    for key, parts in samples.items():
+        squared = np.concatenate([s for s, _ in parts])[:, None]
+        error = np.concatenate([e for _, e in parts])[:, None]
+        stat = raw_mean(squared, error)
+        (row,) = [r for r in rows if (r["regime"], r["estimator"], r["m"]) == key]
+        check.value(row, "output_mse", stat.value[0], stat.value_bound[0])
+        check.value(row, "ci99", stat.half[0], stat.half_bound[0])
+    assert check.seen == {"output_mse", "ci99"}
+
+
+def test_sup_norm_errors_are_those_of_the_raw_gram_estimates(monkeypatch):
+    """Trig features written here on the captured W: Â_ij = e^{(‖x_i‖² + ‖y_j‖²)/2} mean_r cos ω_rᵀ(x_i −
+    y_j) against A_ij = exp(x_iᵀy_j), x = q d^{−1/4}; each draw's max_ij |Â_ij − A_ij| against the
+    record, and the CSV's quantiles against those of the raw sup-norm errors."""
+    module, records, draws, rows = _replay("uniform_convergence", monkeypatch)
+    check = Checker()
+    for record, W, row in zip(records, draws, rows, strict=True):
+        p = record["params"]
+        q, k = module.inputs(SEED, p["L"], p["R"], p["d"])
+        x, y = q * p["d"] ** -0.25, k * p["d"] ** -0.25
+        difference = x[:, None, :] - y[None, :, :]  # (L, L, d)
+        scale = np.exp((sq(x)[:, None] + sq(y)[None, :]) / 2)
+        exact = np.exp(x @ y.T)
+        sup, largest = [], 0.0
+        for draw in W:  # one draw at a time: (L, L, m) arguments
+            argument = difference @ draw.T
+            sup.append(np.abs(scale * np.cos(argument).mean(axis=-1) - exact).max())
+            largest = max(largest, np.abs(argument).max())
+        sup = np.array(sup)
+        bound = (p["d"] + p["m"] + 8) * (1 + largest) * EPS * 2 * scale.max()
+        assert np.all(np.abs(np.asarray(record["values"]["sup_errors"]) - sup) <= bound)
+        ordered = np.sort(sup)
+        check.value(row, "sup_error_q90", _interpolated_quantile(ordered, 0.9), 2 * bound)
+        check.value(row, "sup_error_median", _interpolated_quantile(ordered, 0.5), 2 * bound)
+    assert check.seen == {"sup_error_q90", "sup_error_median"}
