@@ -1,8 +1,8 @@
 """Trigonometric vs positive random features: the utility r(φ, l) = MSE_trig/MSE_+ (Performers Fig. 2).
 
-For ‖x‖ = ‖y‖ = l at angle φ, Lemma 2 gives (theory.md §4, m cancels)
+For ‖x‖ = ‖y‖ = l at angle φ, Lemma 2 gives (m cancels)
 
-    r(φ, l) = (1 − e^{−2l²(1−cos φ)})² / (2 e^{2l² cos φ} (e^{2l²(1+cos φ)} − 1)).
+    r(φ, l) = e^{2l²} (1 − e^{−2l²(1−cos φ)})² / (2 e^{2l² cos φ} (e^{2l²(1+cos φ)} − 1)).
 
 Three panels: log₁₀ r over (φ, l) ∈ [−π, π] × [−2, 2] (symmetrized around the origin as in the
 paper, with the r = 1 contour); the slice l = 1 with Monte Carlo ratios (99% intervals, delta method
