@@ -1,0 +1,158 @@
+"""FAVOR against what a user would pick instead, timed in one run: performer-pytorch and SDPA.
+
+The configuration of the CPU comparison: q, k, v (B, H, L, d) = (1, 4, L, 64) standard normal,
+m = 256 features, float32, bidirectional and causal, forward and forward+backward. Implementations:
+
+* ``favor-bench``: :func:`estimators.attention.favor` (positive features, block-orthogonal W with
+  χ(d) norms; chunked causal prefix sums);
+* ``performer-pytorch``: ``performer_pytorch.FastAttention(dim_heads=d, nb_features=m, causal=...)``
+  (1.1.4, its own W; its causal path without the optional CUDA extension materializes the
+  (B, H, L, m, d) prefix sums, so its working set is B·H·L·m·d floats);
+* ``sdpa``: ``torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=...)``, exact
+  softmax attention (its working set is counted as one B·H·L² score matrix).
+
+Only the torch backends run (``numpy`` and ``jax`` are n/a: the peers are PyTorch code); a peer that
+is not installed, or a size whose working set exceeds the device budget, is n/a. Ratios between
+implementations are read from one ``asv run`` (``scripts/peers_figure.py``).
+
+:class:`MachineFloor` measures the same machine's float32 matrix-multiply and exponential
+throughput, from which ``scripts/peers_figure.py`` derives a floor for the FAVOR forward:
+8·B·H·L·m·d floating-point operations (two projections, KᵀV and Q(KᵀV), 2·L·m·d each) and
+2·B·H·L·m exponentials (query and key features).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+
+from estimators import projections
+
+from . import common
+
+IMPLEMENTATIONS = ("favor-bench", "performer-pytorch", "sdpa")
+MODES = ("bidirectional", "causal")
+PASSES = ("forward", "forward+backward")
+LENGTHS = (1024, 4096, 16384, 65536)
+BATCH, HEADS, D, M = 1, 4, 64, 256
+FLOOR_MATRIX = 1024
+FLOOR_ELEMENTS = 1 << 22
+
+
+def working_set_bytes(implementation: str, mode: str, attention_pass: str, length: int) -> int:
+    """Rough peak float32 bytes of one call (x2 with the backward pass); see the module docstring."""
+    rows = BATCH * HEADS * length
+    if implementation == "sdpa":
+        elements = rows * length
+    elif implementation == "performer-pytorch" and mode == "causal":
+        elements = rows * M * D
+    else:
+        elements = 4 * rows * (M + D)
+    return (2 if attention_pass == "forward+backward" else 1) * elements * 4
+
+
+def _require_torch(backend: str) -> None:
+    if not backend.startswith("torch:"):
+        raise NotImplementedError("the peers are PyTorch code: torch backends only")
+
+
+def _implementation(name: str, mode: str, W):
+    """A function (q, k, v) -> output for ``name``; ``NotImplementedError`` when it is not installed."""
+    import torch
+
+    causal = mode == "causal"
+    if name == "favor-bench":
+        from estimators import attention
+
+        return lambda q, k, v: attention.favor(q, k, v, W, causal=causal)
+    if name == "sdpa":
+        return lambda q, k, v: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    if importlib.util.find_spec("performer_pytorch") is None:
+        raise NotImplementedError("performer-pytorch is not installed (pip install 'favor-bench[audit]')")
+    import setuptools  # noqa: F401  (performer_pytorch imports distutils, which setuptools provides)
+    from performer_pytorch import FastAttention
+
+    module = FastAttention(dim_heads=D, nb_features=M, causal=causal).to(W.device)
+    return module
+
+
+@common.cached
+def peer_call(backend: str, implementation: str, mode: str, attention_pass: str, length: int):
+    """A warmed-up zero-argument call of one implementation; n/a where it cannot run here."""
+    _require_torch(backend)
+    common.require_length(backend, length)
+    where = common.target(backend)
+    size = working_set_bytes(implementation, mode, attention_pass, length)
+    common.require_fits(where, size, f"{implementation} {mode} {attention_pass} at L = {length}")
+    shape = (BATCH, HEADS, length, D)
+    q, k, v = (common.normal(backend, "float32", shape, seed=seed) for seed in (21, 22, 23))
+    W = projections.orthogonal(M, D, seed=0, like=q)
+    function = _implementation(implementation, mode, W)
+    if attention_pass == "forward":
+        import torch
+
+        def forward(q, k, v):
+            with torch.no_grad():
+                return function(q, k, v)
+
+        return common.skip_if_out_of_memory(lambda: common.warmed_up(functools.partial(forward, q, k, v)))
+    gradients = common.gradient_function(where, function, 3)
+    q, k, v = (common.requires_grad(a) for a in (q, k, v))
+    return common.skip_if_out_of_memory(lambda: common.warmed_up(functools.partial(gradients, q, k, v)))
+
+
+class PeerAttentionTime(common.HeavyBenchmark):
+    """Time vs L, B = 1, H = 4, d = 64, m = 256, float32: favor-bench vs performer-pytorch vs SDPA."""
+
+    params = (common.BACKENDS, IMPLEMENTATIONS, MODES, PASSES, LENGTHS)
+    param_names = ("backend", "implementation", "mode", "pass", "L")
+
+    def setup(self, probe, backend, implementation, mode, attention_pass, length):
+        common.require_backend(probe, backend)
+        self.run = peer_call(backend, implementation, mode, attention_pass, length)
+
+    def time_attention(self, probe, backend, implementation, mode, attention_pass, length):
+        common.sync(self.run())
+
+
+def _throughput(call, operations: float) -> float:
+    """``operations`` per second of ``call`` (synchronized; the best of five timed runs)."""
+    timer = common.benchmark_timer()
+    common.sync(call())
+    best = float("inf")
+    for _ in range(5):
+        start = timer()
+        common.sync(call())
+        best = min(best, timer() - start)
+    return operations / best
+
+
+class MachineFloor(common.BackendBenchmark):
+    """The machine's float32 throughput on a backend: matrix multiply (GFLOP/s) and exp (1e9 per s).
+
+    ``track_sgemm_gflops``: a 1024 × 1024 by 1024 × 1024 product, 2·1024³ operations;
+    ``track_exp_rate``: ``exp`` of 2²² float32 values. Best of five runs (the floor is a best case).
+    """
+
+    params = (common.BACKENDS,)
+    param_names = ("backend",)
+
+    def setup(self, probe, backend):
+        common.require_backend(probe, backend)
+        self.where = common.target(backend)
+        self.a, self.b = (
+            common.normal(backend, "float32", (FLOOR_MATRIX, FLOOR_MATRIX), seed=s) for s in (31, 32)
+        )
+        self.x = common.normal(backend, "float32", (FLOOR_ELEMENTS,), seed=33)
+
+    def track_sgemm_gflops(self, probe, backend):
+        xp = self.where.xp
+        return _throughput(lambda: xp.matmul(self.a, self.b), 2 * FLOOR_MATRIX**3) / 1e9
+
+    track_sgemm_gflops.unit = "GFLOP/s"
+
+    def track_exp_rate(self, probe, backend):
+        xp = self.where.xp
+        return _throughput(lambda: xp.exp(self.x), FLOOR_ELEMENTS) / 1e9
+
+    track_exp_rate.unit = "1e9 exp/s"
