@@ -1,8 +1,7 @@
-"""The audit battery: the control passes, planted bugs fail, adapters and reports behave.
+"""The audit harness: adapters, declarations, statuses, tolerances, reports and the command line.
 
-Statistical checks inside the audit state their own null, per-test α, family α and power (see
-``studies.audit.checks``); these tests run them in ``--quick`` mode at the fixed seed 0. The planted-bug
-tests show that each check can fail, on the failure it exists to catch.
+The statistical power and calibration of the checks are tested in tests/statistical/ (Tier 1 on the
+registry rows and the planted adapters); here each test exercises one piece of the harness.
 """
 
 from __future__ import annotations
@@ -12,9 +11,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from estimators import attention, projections
-from studies.audit import CHECKS, Adapter, Settings, load_target, main, run_check
-from studies.audit.moments import iid_kurtosis, raw_moments
+from studies.audit import Adapter, Settings, load_target, main, run_check
+from studies.audit.checks import CheckResult, core, precision
+from studies.audit.quadrature import iid_kurtosis, quadrature_moments
 from studies.audit.report import reproduce_command, write_report
 
 QUICK = Settings(quick=True, seed=0)
@@ -25,135 +24,125 @@ def control():
     return load_target("favor-bench")
 
 
-def test_control_passes_every_check(control):
-    """favor-bench's own FAVOR+ (positive-ort) passes the whole quick battery at seed 0.
-
-    Each statistical check controls its family error at α = 0.01 (Bonferroni over its cells); the
-    deterministic checks compare float64 outputs given the same W to 1e-10.
-    """
-    results = [run_check(name, control, QUICK) for name in CHECKS]
-    failed = {r.name: (r.statistic, r.effect) for r in results if r.status != "pass"}
-    assert not failed
-
-
-def _planted(control, **changes) -> Adapter:
-    return dataclasses.replace(control, name="planted", **changes)
+def test_severity_follows_the_relative_effect():
+    assert [core.severity(e) for e in (1e-7, 1e-3, 0.05, 0.3, float("nan"))] == [
+        "negligible",
+        "minor",
+        "major",
+        "critical",
+        "critical",
+    ]
 
 
-def test_non_haar_qr_fails_marginals_and_unbiasedness(control):
-    """QR without sign(diag R): rows are not N(0, I) and K̂ is biased at axis-aligned inputs (§5.1)."""
-
-    def unfixed(m, d, seed):
-        return projections.orthogonal(m, d, sign_fix=False, seed=int(seed))
-
-    adapter = _planted(control, sample_projection=unfixed)
-    assert run_check("projection-marginals", adapter, QUICK).status == "fail"
-    assert run_check("unbiased-kernel", adapter, QUICK).status == "fail"
+def test_status_must_be_known():
+    with pytest.raises(ValueError, match="status"):
+        CheckResult("x", "x", "skip")
 
 
-def test_wrong_feature_scale_fails_mse_and_unbiasedness(control):
-    """A feature map off by a factor 1.2 (K̂ × 1.44) is caught by the mean and MSE checks."""
-
-    def scaled(x, y, W):
-        return 1.44 * control.kernel_estimate(x, y, W)
-
-    adapter = _planted(control, kernel_estimate=scaled)
-    assert run_check("unbiased-kernel", adapter, QUICK).status == "fail"
-    assert run_check("mse-closed-form", adapter, QUICK).status == "fail"
+def test_precision_is_detected_from_the_grid_of_the_outputs():
+    values = np.random.default_rng(0).standard_normal(64)
+    assert precision.detect_precision(values) == "float64"
+    assert precision.detect_precision(values.astype(np.float32)) == "float32"
+    assert precision.detect_precision(values.astype(np.float16)) == "float16"
+    assert precision.detect_precision(precision.round_to(values, "bfloat16")) == "bfloat16"
+    assert precision.detect_precision(values[:4].astype(np.float32)) == "float64"
 
 
-def test_shared_head_projection_fails_independence(control):
-    """One W repeated over heads gives error correlation 1 across heads."""
-
-    def shared(m, d, heads, seed):
-        return np.repeat(control.sample_projection(m, d, seed)[None], heads, axis=0)
-
-    def repeated(m, d, count, seed):
-        return np.repeat(control.sample_projection(m, d, seed)[None], count, axis=0)
-
-    adapter = _planted(control, head_projections=shared, redraw_projections=repeated)
-    assert run_check("head-independence", adapter, QUICK).status == "fail"
-    assert run_check("redraw-independence", adapter, QUICK).status == "fail"
+def test_bfloat16_rounding_matches_torch():
+    torch = pytest.importorskip("torch")
+    values = np.random.default_rng(1).standard_normal(1000) * 100
+    expected = torch.from_numpy(values).to(torch.bfloat16).to(torch.float64).numpy()
+    np.testing.assert_array_equal(precision.round_to(values, "bfloat16"), expected)
 
 
-def _favor_attention(**options):
-    def attend(q, k, v, W, causal=False, mask=None, dtype="float64"):
-        keep = None if mask is None else np.asarray(mask, dtype=bool)[:, None, :]
-        return attention.favor(
-            q, k, v, W, feature="positive-ort", causal=causal, key_padding_mask=keep, **options
-        )
-
-    return attend
-
-
-def test_global_key_max_with_eps_leaks_the_future(control):
-    """The public-code stabilizer (one key max over the sequence) with ε > 0 leaks in causal mode."""
-    adapter = _planted(control, attention=_favor_attention(stabilizer="global", eps=1e-4))
-    assert run_check("causal-future", adapter, QUICK).status == "fail"
-    assert run_check("stabilizer-bias", adapter, QUICK).status == "fail"
+def test_attention_bound_grows_with_precision_and_size():
+    small = precision.attention_bound(
+        2.0**-53, d=8, features=16, length=16, exponent=4.0, kappa=1.0, values=[1.0]
+    )
+    assert small < 1e-12
+    assert precision.attention_bound(
+        2.0**-24, d=8, features=16, length=16, exponent=4.0, kappa=1.0, values=[1.0]
+    ) > (2**29 * small * 0.99)
 
 
-def test_mask_that_only_zeroes_values_fails(control):
-    """Zeroing masked values but keeping their keys in the denominator is not a padding mask."""
+def test_declarations_are_validated():
+    with pytest.raises(ValueError, match="mask"):
+        Adapter("x", claims="positive-ort", mask="prefix")
+    with pytest.raises(ValueError, match="precision"):
+        Adapter("x", claims="positive-ort", precision="float8")
+    with pytest.raises(ValueError, match="dtypes"):
+        Adapter("x", claims="positive-ort", dtypes=("int8",))
+    with pytest.raises(ValueError, match="capability"):
+        Adapter("x", claims="positive-ort").has("teleport")
 
-    def zero_values(q, k, v, W, causal=False, mask=None, dtype="float64"):
+
+def test_constraints_give_n_a_with_the_reason(control):
+    no_mask = dataclasses.replace(control, mask="none", causal=False)
+    assert "no key mask" in run_check("mask-semantics", no_mask, QUICK).reason
+    assert run_check("causal-future", no_mask, QUICK).status == "n-a"
+    missing = run_check("causal-future", dataclasses.replace(control, attention=None), QUICK)
+    assert missing.status == "n-a" and "attention" in missing.reason
+
+
+def test_length_mask_adapter_is_checked_with_trailing_padding(control):
+    """A library that only takes length masks gets trailing padding, and passes."""
+
+    def length_only(q, k, v, W, causal=False, mask=None, dtype="float64"):
         if mask is not None:
-            v = v * np.asarray(mask, dtype=np.float64)[:, None, :, None]
-        return attention.favor(q, k, v, W, feature="positive-ort", causal=causal)
+            lengths = mask.sum(axis=-1)
+            assert all(mask[b, : lengths[b]].all() for b in range(len(lengths)))
+        return control.attention(q, k, v, W, causal=causal, mask=mask, dtype=dtype)
 
-    adapter = _planted(control, attention=zero_values)
-    assert run_check("mask-semantics", adapter, QUICK).status == "fail"
-
-
-def test_half_precision_without_stabilizer_overflows(control):
-    """Unshifted exponential features computed in float16 overflow on the audit's large-logit inputs."""
-
-    def unshifted_half(q, k, v, W, causal=False, mask=None, dtype="float64"):
-        import torch
-
-        q, k, v, W = (torch.from_numpy(np.asarray(a)).to(getattr(torch, dtype)) for a in (q, k, v, W))
-        scale = q.shape[-1] ** -0.25
-        phi_q, phi_k = (
-            torch.exp(scale * a @ W.T - (scale * a).square().sum(-1, keepdim=True) / 2) for a in (q, k)
-        )
-        out = (phi_q @ (phi_k.transpose(-1, -2) @ v)) / (phi_q @ phi_k.sum(-2)[..., None])
-        return out.to(torch.float64).numpy()
-
-    adapter = _planted(control, attention=unshifted_half, dtypes=("float16",))
-    assert run_check("dtype-overflow", adapter, QUICK).status == "fail"
+    adapter = dataclasses.replace(control, attention=length_only, mask="length")
+    assert run_check("mask-semantics", adapter, QUICK).status == "pass"
 
 
-def test_different_projection_for_keys_fails(control):
-    """Key features from an independent W are uncorrelated with the query features."""
+def test_square_only_adapter_adapts_the_grid(control):
+    """m = d only: the kernel grid uses m = d and the block-independence cells are skipped, stated."""
 
-    def two_maps(x, W, role):
-        if role == "key":
-            W = control.sample_projection(W.shape[0], W.shape[1], 12345)
-        return control.features(x, W, role)
+    def square(m, d, seed):
+        if m != d:
+            raise ValueError("m must equal d")
+        return control.sample_projection(m, d, seed)
 
-    assert run_check("same-projection", _planted(control, features=two_maps), QUICK).status == "fail"
+    adapter = dataclasses.replace(
+        control, sample_projection=square, sample_projections=None, square_only=True, head_projections=None
+    )
+    unbiased = run_check("unbiased-kernel", adapter, QUICK)
+    assert unbiased.status == "pass"
+    assert all(line.split()[1] == "m=" + line.split()[0][2:] for line in unbiased.details)
+    orthogonality = run_check("projection-orthogonality", adapter, QUICK)
+    assert orthogonality.status == "pass" and "m = d only" in orthogonality.details[0]
 
 
-def test_trig_at_equal_inputs_is_exact_and_passes():
-    """Trig features have zero variance at x = y (theory.md claim 5): the zero-variance branch passes."""
-    adapter = load_target("favor-bench:trig-iid")
-    assert run_check("unbiased-kernel", adapter, QUICK).status == "pass"
+def test_adapter_that_writes_into_its_inputs_raises_an_error(control):
+    def in_place(q, k, v, W, causal=False, mask=None, dtype="float64"):
+        q *= 2
+        return control.attention(q, k, v, W, causal=causal, mask=mask, dtype=dtype)
+
+    result = run_check("dense-reference", dataclasses.replace(control, attention=in_place), QUICK)
+    assert result.status == "error" and "read-only" in result.reason
 
 
 def test_raising_implementation_is_reported_as_error(control):
     def broken(q, k, v, W, causal=False, mask=None, dtype="float64"):
         raise RuntimeError("kernel crashed")
 
-    result = run_check("mask-semantics", _planted(control, attention=broken), QUICK)
-    assert result.status == "error"
-    assert "kernel crashed" in result.effect
+    result = run_check("mask-semantics", dataclasses.replace(control, attention=broken), QUICK)
+    assert result.status == "error" and "kernel crashed" in result.reason
 
 
-def test_missing_capability_is_skipped(control):
-    adapter = _planted(control, attention=None)
-    result = run_check("causal-future", adapter, QUICK)
-    assert result.status == "skip"
-    assert "attention" in result.details[0]
+def test_jax_runs_in_float64_during_checks(control):
+    jax = pytest.importorskip("jax")
+    run_check("same-projection", control, QUICK)
+    assert jax.numpy.asarray(1.0).dtype == np.float64
+
+
+def test_results_carry_time_tolerance_and_power(control):
+    result = run_check("unbiased-kernel", control, QUICK)
+    assert result.seconds > 0 and "critical" in result.tolerance and "power 0.9" in result.power
+    deterministic = run_check("dense-reference", control, QUICK)
+    assert deterministic.alpha == 0 and "round-off" in deterministic.tolerance
 
 
 def test_quadrature_moments_match_lognormal_closed_form():
@@ -161,7 +150,7 @@ def test_quadrature_moments_match_lognormal_closed_form():
     x, y = np.array([0.3, 0.2, -0.4, 0.1]), np.array([0.1, -0.5, 0.2, 0.3])
     t, lam = np.sum((x + y) ** 2), np.exp(-(x @ x + y @ y) / 2)
     expected = [lam**k * np.exp(k * k * t / 2) for k in (1, 2, 3, 4)]
-    np.testing.assert_allclose(raw_moments("positive-iid", x, y), expected, rtol=1e-12)
+    np.testing.assert_allclose(quadrature_moments("positive-iid", x, y), expected, rtol=1e-12)
     assert iid_kurtosis("positive-iid", x, y, 10**6) == pytest.approx(3.0, abs=1e-4)
 
 
@@ -169,40 +158,71 @@ def test_quadrature_variance_matches_theory_for_trig():
     from estimators import registry
 
     x, y = np.array([0.5, 0.0, 0.0]), np.array([0.1, -0.3, 0.2])
-    mean, second = raw_moments("trig-iid", x, y, orders=(1, 2))
+    mean, second = quadrature_moments("trig-iid", x, y, orders=(1, 2))
     assert mean == pytest.approx(np.exp(x @ y), rel=1e-12)
     assert second - mean**2 == pytest.approx(float(registry.get("trig-iid").theory_mse(x, y, 1)), rel=1e-10)
 
 
-def test_module_object_target_and_bad_targets():
+def test_targets_load_and_bad_targets_fail():
     adapter = load_target("studies.audit.adapters.favor_bench:adapter")
     assert adapter.claims == "positive-ort"
     assert load_target("favor-bench:trig-iid").claims == "trig-iid"
+    assert load_target("planted:shared-heads").name == "planted:shared-heads"
     with pytest.raises(ValueError, match="target"):
         load_target("no-such-library")
     with pytest.raises(TypeError, match="target"):
         load_target("numpy:pi")
-    with pytest.raises(ValueError, match="capability"):
-        adapter.has("teleport")
+    with pytest.raises(ValueError, match="planted"):
+        load_target("planted:no-such-defect")
+
+
+def test_reproduce_command_runs_as_printed(tmp_path, monkeypatch):
+    """A module:object target outside the working directory gets its PYTHONPATH; --out is kept."""
+    package = tmp_path / "mine"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "audit.py").write_text("from studies.audit.adapters.favor_bench import adapter\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    command = reproduce_command("mine.audit:adapter", "dense-reference", QUICK, tmp_path / "out")
+    assert command.startswith(f"PYTHONPATH={tmp_path} ")
+    assert "--check dense-reference --seed 0 --quick --out" in command
+    assert reproduce_command("favor-bench", None, QUICK).split()[1:4] == ["-m", "studies.audit", "--target"]
 
 
 def test_report_lists_checks_and_reproduces_failures(control, tmp_path):
     passed = run_check("same-projection", control, QUICK)
-    failed = dataclasses.replace(passed, name="causal-future", status="fail")
-    report = write_report(control, "favor-bench", [passed, failed], QUICK, tmp_path, 1.0).read_text()
+    failed = dataclasses.replace(passed, name="causal-future", status="fail", severity="minor")
+    skipped = CheckResult("mask-semantics", "mask", "n-a", reason="the adapter declares no key mask")
+    report = write_report(control, "favor-bench", [passed, failed, skipped], QUICK, tmp_path, 1.0).read_text()
     assert "| [same-projection](#same-projection) | PASS |" in report
+    assert "| [causal-future](#causal-future) | FAIL | minor |" in report
+    assert "the adapter declares no key mask" in report
     assert reproduce_command("favor-bench", "causal-future", QUICK) in report
     assert report.count("Reproduce:") == 1
     assert (tmp_path / "results.json").exists()
 
 
-def test_cli_runs_one_check(tmp_path, capsys):
+def test_cli_runs_one_check_with_progress(tmp_path, capsys):
     status = main(
         ["--target", "favor-bench", "--check", "same-projection", "--quick", "--out", str(tmp_path)]
     )
     assert status == 0
-    assert "PASS  same-projection" in capsys.readouterr().out
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line.startswith("PASS") and "same-projection" in line and " s " in line
     assert (tmp_path / "report.md").exists()
+
+
+def test_cli_strict_fails_on_a_planted_defect(tmp_path):
+    arguments = [
+        "--target",
+        "planted:shared-heads",
+        "--check",
+        "head-independence",
+        "--quick",
+        "--out",
+        str(tmp_path),
+    ]
+    assert main([*arguments, "--strict"]) == 1
 
 
 def test_cli_rejects_unknown_target_in_one_line(capsys):
@@ -220,7 +240,7 @@ def test_performer_adapter_is_faithful_to_the_library():
     q, k, v = (rng.standard_normal((1, 2, 8, 4)) for _ in range(3))
     W = adapter.sample_projection(6, 4, 1)
     for causal in (False, True):
-        module = library.FastAttention(4, nb_features=6, causal=causal)
+        module = library.FastAttention(4, nb_features=6, causal=causal).double()
         module.projection_matrix.copy_(torch.from_numpy(W))
-        expected = module.double()(*(torch.from_numpy(a) for a in (q, k, v))).numpy()
+        expected = module(*(torch.from_numpy(a) for a in (q, k, v))).numpy()
         np.testing.assert_array_equal(adapter.attention(q, k, v, W, causal=causal), expected)

@@ -1,9 +1,11 @@
-"""Audit a third-party FAVOR implementation with favor-bench's statistical battery.
+"""Audit a FAVOR implementation with favor-bench's check set.
 
 ``python -m studies.audit --target NAME`` (or ``python -m studies audit --target NAME``) runs every
-check that the target's :class:`Adapter` supports and writes ``results/audit/<target>/report.md``.
-Targets: ``favor-bench`` (the control), ``favor-bench:<registry row>``, ``performer-pytorch``
-(needs the ``audit`` extra) or ``module:object`` naming a user's :class:`Adapter`.
+check of :mod:`studies.audit.checks` on the target's :class:`Adapter` and writes
+``results/audit/<target>/report.md``. Targets: ``favor-bench`` (the control),
+``favor-bench:<registry row>``, ``planted:<name>`` (the planted defects of
+:mod:`studies.audit.planted`), the third-party adapters listed in
+:data:`studies.audit.adapters.TARGETS`, or ``module:object`` naming a user's :class:`Adapter`.
 """
 
 from .checks import CHECKS, CheckResult, Settings, run_check

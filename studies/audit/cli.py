@@ -1,7 +1,8 @@
-"""``python -m studies.audit --target NAME`` (also ``python -m studies audit …``): run the battery.
+"""``python -m studies.audit --target NAME`` (also ``python -m studies audit …``): run the check set.
 
 Exit status 0 when the audit ran (whatever it found); with ``--strict``, 1 if any check failed or
-raised an error; 2 when the target cannot be loaded (one line on stderr).
+raised an error; 2 when the target cannot be loaded (one line on stderr). Each check prints one
+progress line (status, severity, seconds, statistic) as it finishes.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from .checks import CHECKS, Settings, run_check
+from .checks import CHECKS, Settings, draws, run_check
 from .report import target_directory, write_report
 from .targets import load_target, target_names
 
@@ -19,17 +20,17 @@ from .targets import load_target, target_names
 def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="python -m studies.audit",
-        description="Run favor-bench's statistical battery against a FAVOR implementation.",
+        description="Run favor-bench's check set against a FAVOR implementation.",
     )
     parser.add_argument(
         "--target",
         required=True,
-        help=f"{', '.join(target_names())}, favor-bench:<registry row>, or module:object (an Adapter)",
+        help=f"{', '.join(target_names())}, favor-bench:<registry row>, planted:<name>, or module:object",
     )
     parser.add_argument(
         "--check", action="append", choices=list(CHECKS), help="run only this check (repeatable)"
     )
-    parser.add_argument("--quick", action="store_true", help="reduced replicates and grids (CI)")
+    parser.add_argument("--quick", action="store_true", help="power 0.9 instead of 0.99 (CI)")
     parser.add_argument("--seed", type=int, default=0, help="root seed of every draw (default 0)")
     parser.add_argument(
         "--out", type=Path, default=None, help="report folder (default results/audit/<target>)"
@@ -45,13 +46,22 @@ def run_audit(adapter, *, checks=None, settings: Settings | None = None, progres
     (adapter, results, wall seconds)."""
     adapter = load_target(adapter) if isinstance(adapter, str) else adapter
     settings = settings or Settings()
+    draws.clear()
     start = time.perf_counter()
     results = []
     for name in checks or list(CHECKS):
         results.append(run_check(name, adapter, settings))
         if progress is not None:
             progress(results[-1])
+    draws.clear()
     return adapter, results, time.perf_counter() - start
+
+
+def progress_line(result) -> str:
+    """One line per finished check: status, severity, seconds, statistic or reason."""
+    summary = result.statistic or result.reason or result.effect
+    status = f"{result.status.upper():5s} {result.severity:10s} {result.name:24s}"
+    return f"{status} {result.seconds:6.1f} s  {summary}"
 
 
 def main(argv=None) -> int:
@@ -63,14 +73,11 @@ def main(argv=None) -> int:
     except (ValueError, TypeError, ImportError, AttributeError) as error:
         print(f"python -m studies.audit: {error}", file=sys.stderr)
         return 2
-
-    def progress(result):
-        summary = result.statistic or result.effect or " ".join(result.details[:1])
-        print(f"{result.status.upper():5s} {result.name:22s} {summary}", flush=True)
-
-    adapter, results, wall = run_audit(adapter, checks=args.check, settings=settings, progress=progress)
+    adapter, results, wall = run_audit(
+        adapter, checks=args.check, settings=settings, progress=lambda r: print(progress_line(r), flush=True)
+    )
     out = args.out or Path("results") / "audit" / target_directory(args.target)
-    report = write_report(adapter, args.target, results, settings, out, wall)
+    report = write_report(adapter, args.target, results, settings, out, wall, out_given=args.out is not None)
     failed = sum(r.status in ("fail", "error") for r in results)
     print(f"{sum(r.status == 'pass' for r in results)} of {len(results)} checks passed; report: {report}")
     return 1 if args.strict and failed else 0

@@ -17,6 +17,9 @@ Capabilities
 ------------
 sample_projection(m, d, seed) -> (m, d)
     One projection W drawn by the library's own sampler, reproducibly from the int ``seed``.
+sample_projections(m, d, count, seed) -> (count, m, d)
+    ``count`` independent draws at once (a faster path for samplers that batch; without it the
+    audit calls ``sample_projection`` once per draw with seeds derived from ``seed``).
 head_projections(m, d, heads, seed) -> (heads, m, d)
     The projections the library gives each head of one attention layer.
 redraw_projections(m, d, count, seed) -> (count, m, d)
@@ -92,6 +95,7 @@ from typing import Any
 
 CAPABILITIES = (
     "sample_projection",
+    "sample_projections",
     "head_projections",
     "redraw_projections",
     "data_projections",
@@ -132,6 +136,7 @@ class Adapter:
     square_only: bool = False
     head_dims: tuple[int, ...] | None = None
     even_features: bool | None = None
+    sample_projections: Callable[..., Any] | None = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:

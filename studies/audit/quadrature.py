@@ -1,9 +1,10 @@
-"""Moments of one random feature by Gauss–Hermite quadrature, for the audit's MSE test.
+"""Moments of one random feature by Gauss–Hermite quadrature, for the MSE check of iid rows that
+:mod:`studies.audit.moments` has no closed form for (ReLU features).
 
-The MSE test needs the variance of a squared error, a 4th moment of K̂ that has no closed form in
-:mod:`estimators.theory`. For iid Gaussian rows (χ(d) norms) K̂ = (1/m) Σ_i g(ω_i) with
-g(ω) = K̂ at m = 1, a function of (ωᵀe₁, ωᵀe₂) for an orthonormal basis e₁, e₂ of span{x, y}, which is
-N(0, I₂). So E[g^k] is a 2-D Gauss–Hermite integral (probabilists' nodes, weight e^{−ξ²/2}/√(2π)):
+The MSE check needs the variance of a squared error, a 4th moment of K̂. For iid Gaussian rows
+(χ(d) norms) K̂ = (1/m) Σ_i g(ω_i) with g(ω) = K̂ at m = 1, a function of (ωᵀe₁, ωᵀe₂) for an
+orthonormal basis e₁, e₂ of span{x, y}, which is N(0, I₂). So E[g^k] is a 2-D Gauss–Hermite
+integral (probabilists' nodes, weight e^{−ξ²/2}/√(2π)):
 exact for polynomials of degree ≤ 2n − 1 per axis and accurate to ~1e-12 relative for exp features
 with ‖x + y‖² ≲ 2 at n = 64 (checked against E[(Λe^{ωᵀz})^k] = Λ^k e^{k²‖z‖²/2} in the tests).
 """
@@ -34,7 +35,7 @@ def _plane_basis(x, y):
     return np.stack(basis)
 
 
-def raw_moments(row: str, x, y, orders=(1, 2, 3, 4), nodes: int = NODES) -> np.ndarray:
+def quadrature_moments(row: str, x, y, orders=(1, 2, 3, 4), nodes: int = NODES) -> np.ndarray:
     """E[g(ω)^k] for ω ~ N(0, I_d) and each k in ``orders``; g = registry row ``row``'s K̂ at m = 1.
 
     x, y are single vectors (d,); returns a float64 array (len(orders),).
@@ -57,7 +58,7 @@ def iid_kurtosis(row: str, x, y, m: int) -> float:
     With central moments c₂, c₄ of one feature: E[(K̂ − μ)⁴] = (c₄ + 3(m − 1)c₂²)/m³ and
     Var(K̂) = c₂/m (sums of iid terms), so κ = 3 + (c₄/c₂² − 3)/m.
     """
-    mu1, mu2, mu3, mu4 = raw_moments(row, x, y)
+    mu1, mu2, mu3, mu4 = quadrature_moments(row, x, y)
     c2 = mu2 - mu1**2
     c4 = mu4 - 4 * mu3 * mu1 + 6 * mu2 * mu1**2 - 3 * mu1**4
     return float(3 + (c4 / c2**2 - 3) / m)

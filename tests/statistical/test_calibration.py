@@ -1,11 +1,11 @@
-"""Tier 2 meta-test (slow, not in the default run): the battery's real error rates over fresh seeds.
+"""Tier 2 meta-test (slow, not in the default run): the check set's real error rates over fresh seeds.
 
     .venv/bin/python -m pytest -m slow tests/statistical/test_calibration.py
 
-runs every Tier 1 check over 200 fresh seeds on the shipped estimators and on each planted bug meant
-to fail it, rewrites ``results/calibration/`` (CSV + plot) and asserts that every check's
-false-positive count is within the 99% binomial bound of its stated α and that its power against
-each of its mutants is ≥ 0.99. Same as ``python scripts/calibrate.py``.
+runs every Tier 1 pair over fresh seeds (200 for the pairs that must pass, 460 for each planted
+defect), rewrites ``results/calibration/`` (CSV + plot) and asserts that every check's
+false-positive count is within the 99% binomial bound of its stated α and that the power each
+defect's seeds establish is ≥ 0.99. Same as ``python scripts/calibrate.py``.
 """
 
 from __future__ import annotations
@@ -15,41 +15,60 @@ from pathlib import Path
 
 import pytest
 
-from tests.statistical import calibration
+from studies.audit import calibration, suite
 
-SEEDS = 200
 OUT = Path(__file__).resolve().parents[2] / "results" / "calibration"
 
 
 @pytest.mark.slow
-def test_battery_error_rates_match_their_statements():
-    summary = calibration.calibrate(SEEDS, OUT, workers=min(2, os.cpu_count() or 1))
-    assert {row["check"] for row in summary} == set(calibration._checks())
+def test_error_rates_match_their_statements():
+    summary = calibration.calibrate(200, OUT, workers=min(2, os.cpu_count() or 1), power_seeds=460)
     problems = calibration.failures(summary)
     assert not problems, "\n".join(problems)
 
 
-def test_plan_covers_every_check_and_mutant():
-    """The calibration runs every check on the shipped code and every mutant on each of its checks."""
-    tasks = calibration.plan(25)
-    pairs = {(check, impl) for check, impl, _ in tasks}
-    seeds = {impl: set() for _, impl, _ in tasks}
-    for _, impl, chunk in tasks:
-        seeds[impl].update(chunk)
-    assert all(len(chunk) <= calibration.SEEDS_PER_TASK for _, _, chunk in tasks)
-    assert {check for check, impl in pairs if impl == "reference"} == set(calibration._checks())
-    assert all(len(s) == 25 for s in seeds.values())
+def test_plan_covers_every_pair():
+    """The calibration runs every Tier 1 pair, each over its own number of seeds."""
+    tasks = calibration.plan(25, 40)
+    seeds: dict = {}
+    for target, check, chunk in tasks:
+        assert len(chunk) <= calibration.SEEDS_PER_TASK
+        seeds.setdefault((target, check), set()).update(chunk)
+    assert set(seeds) == set(suite.null_pairs()) | set(suite.defect_pairs())
+    assert all(len(seeds[pair]) == 25 for pair in suite.null_pairs())
+    assert all(len(seeds[pair]) == 40 for pair in suite.defect_pairs())
 
 
 def test_summary_verdicts():
-    """A null run passes up to the binomial 99% bound of α; a mutant needs power ≥ 0.99."""
-    records = [
-        {"check": "unbiased", "implementation": "reference", "seed": i, "reject": i < 6, "seconds": 0.0}
-        for i in range(200)
-    ] + [
-        {"check": "unbiased", "implementation": "scale-3pct", "seed": i, "reject": i > 2, "seconds": 0.0}
-        for i in range(200)
-    ]
-    summary = {row["implementation"]: row for row in calibration.summarize(records)}
-    assert summary["reference"]["allowed_rejections"] == 6 and summary["reference"]["passes"]
-    assert summary["scale-3pct"]["rate"] == pytest.approx(197 / 200) and not summary["scale-3pct"]["passes"]
+    """A null pair passes up to the binomial 99% bound of α; a defect needs an established power ≥ 0.99,
+    which 200 seeds cannot give (0.977 with no miss) and 460 seeds can."""
+    null_pair, defect_pair = suite.null_pairs()[0], suite.defect_pairs()[0]
+
+    def runs(pair, count, failing):
+        return [
+            {
+                "target": pair[0],
+                "check": pair[1],
+                "seed": i,
+                "status": "fail" if i < failing else "pass",
+                "alpha": 0.01,
+                "seconds": 0.0,
+            }
+            for i in range(count)
+        ]
+
+    def rows(records):
+        return {(row["target"], row["check"]): row for row in calibration.summarize(records)}
+
+    summary = rows(
+        runs(null_pair, 200, 6)
+        + [
+            {**run, "status": "pass" if run["status"] == "fail" else "fail"}
+            for run in runs(defect_pair, 200, 0)
+        ]
+    )
+    assert summary[null_pair]["allowed_rejections"] == 6 and summary[null_pair]["passes"]
+    assert summary[defect_pair]["rate"] == 1.0 and not summary[defect_pair]["passes"]
+    assert summary[defect_pair]["established_power"] == pytest.approx(0.01 ** (1 / 200))
+    many = rows([{**run, "status": "fail"} for run in runs(defect_pair, 460, 0)])
+    assert many[defect_pair]["passes"]

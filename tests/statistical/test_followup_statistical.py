@@ -10,7 +10,8 @@ so a wrong formula of that size fails with probability ≥ 0.99.
 
 Heavy tails: exp-type terms have k-th moments growing like e^{k²t/2}, t = ‖x + y‖², so the Gaussian
 approximation of a sample mean holds only for moderate t: mean checks use t ≈ 0.8, checks on
-squared errors (whose variance is an 8th moment) t ≈ 0.4, as in tests/statistical/battery.py.
+squared errors (whose variance is an 8th moment) t ≈ 0.4, as in the kernel checks of
+studies/audit/checks/kernels.py.
 
 What is checked:
 
@@ -19,7 +20,8 @@ What is checked:
   moments, :func:`estimators.theory_followup.single_moment`), at A* and at a non-optimal A;
 * the within-block pair moment E[g(ω₁)g(ω₂)] = Λ²M(c) for simplex blocks (PRF and OPRF at A*), and,
   for Haar blocks, that OPRF's pair moment equals PRF's (a paired difference; PRF's value Λ²E_+(t)
-  is checked by tests/statistical/test_tier1.py) — with the variance checks this verifies the block
+  is checked by the mse-closed-form check of studies/audit/checks, run in CI by
+  tests/statistical/test_tier1.py) — with the variance checks this verifies the block
   MSE V1/m + (P/m²)·Cov term by term; the ordering MSE_sim < MSE_ort < MSE_iid is then a closed-form
   fact (tests/test_followup.py) and is shown empirically in the estimator_shootout study;
 * QMC and χ(d)-norm SORF: unbiased under the null "every row is marginally N(0, I_d)", whose variance

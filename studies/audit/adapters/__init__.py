@@ -2,9 +2,10 @@
 builds its :class:`~studies.audit.protocol.Adapter`; add a line here to ship a new one. Factories
 are imported only when their target is loaded, so an optional library that is not installed only
 affects its own target. ``<name>:<argument>`` calls the factory with the argument
-(``favor-bench:trig-iid``)."""
+(``favor-bench:trig-iid``, ``planted:qr-no-sign-fix``)."""
 
 TARGETS = {
     "favor-bench": "studies.audit.adapters.favor_bench:adapter",
     "performer-pytorch": "studies.audit.adapters.performer_pytorch:adapter",
+    "planted": "studies.audit.planted:adapter",
 }

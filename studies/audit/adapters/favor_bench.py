@@ -42,8 +42,7 @@ def adapter(row: str = "positive-ort") -> Adapter:
         target = resolve_target(backend="torch" if dtype == "bfloat16" else "numpy", dtype=dtype)
         keep = None if mask is None else _keep_mask(target, mask)
         out = attention_maps.favor(
-            *(target.asarray(a) for a in (q, k, v)),
-            target.asarray(W),
+            *(target.asarray(np.array(a)) for a in (q, k, v, W)),
             feature=row,
             causal=causal,
             key_padding_mask=keep,
@@ -56,19 +55,21 @@ def adapter(row: str = "positive-ort") -> Adapter:
         layout="(…, L, d) arrays on numpy, torch or jax",
         version=_version(),
         sample_projection=sample_projection,
+        sample_projections=many_projections,
         head_projections=many_projections,
         redraw_projections=many_projections,
         kernel_estimate=kernel_estimate,
         features=features,
         attention=attention,
-        dtypes=("float16", "bfloat16"),
+        dtypes=("float32", "float16", "bfloat16"),
+        precision="float64",
         notes=(f"registry row {row!r}: {estimator.description}",),
     )
 
 
 def _keep_mask(target, mask):
     """A (B, L) keep-mask as a (B, 1, L) boolean array of ``target``'s backend (broadcast over heads)."""
-    keep = np.asarray(mask, dtype=bool)[:, None, :]
+    keep = np.array(mask, dtype=bool)[:, None, :]
     if target.backend == "torch":
         import torch
 

@@ -143,8 +143,8 @@ def attention(q, k, v, W, causal=False, mask=None, dtype="float64"):
     batch, heads, length, d = q.shape
     layer = _identity_self_attention(heads, d, v.shape[-1], W.shape[0], causal)
     with torch.no_grad():
-        layer.fast_attention.projection_matrix.copy_(_to_torch(W, "float32"))
         layer = layer.to(getattr(torch, dtype))
+        layer.fast_attention.projection_matrix.copy_(_to_torch(W, dtype))
         tokens = np.concatenate([_merge_heads(a) for a in (q, k, v)], axis=-1)
         keep = None if mask is None else torch.from_numpy(np.asarray(mask, dtype=bool))
         with contextlib.redirect_stdout(io.StringIO()):
@@ -202,7 +202,8 @@ def adapter() -> Adapter:
         kernel_estimate=kernel_estimate,
         features=features,
         attention=attention,
-        dtypes=("float16", "bfloat16"),
+        dtypes=("float32", "float16", "bfloat16"),
+        precision="float64",
         notes=(
             "defaults audited: FastAttention(ortho_scaling=0, generalized_attention=False), "
             "softmax_kernel eps=1e-4",

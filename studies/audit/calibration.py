@@ -1,0 +1,380 @@
+"""Tier 2: the real error rates of the check set, measured over fresh seeds.
+
+The pairs are those of CI's Tier 1 (:mod:`studies.audit.suite`):
+
+* false-positive rate: every (target, check) that must pass (favor-bench's registry rows, the
+  correct planted adapters), over ``seeds`` fresh seeds. The count k of failures is compared with
+  the check's family α: calibrated when k does not exceed the 99% quantile of Binomial(seeds, α)
+  (α = 0 for deterministic checks: no failure allowed). The Clopper–Pearson 99% interval of k/seeds
+  is reported with it.
+* power: every planted defect on each check in its ``caught_by``, over ``power_seeds`` fresh seeds.
+  The power the seeds establish is the one-sided 99% Clopper–Pearson lower bound of the rejection
+  rate; it reaches the required 0.99 only with at least 459 seeds and no miss (0.01^{1/n} ≥ 0.99), so
+  the summary states the bound and marks whether it clears 0.99, never more.
+
+Outputs (``out``, default ``results/calibration``): ``calibration.csv`` (one row per pair),
+``runs.csv`` (every run), ``calibration.png`` and ``meta.json``. Run with
+``python scripts/calibrate.py``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from scipy import stats as sps
+
+from . import suite
+from .checks import run_check
+from .targets import load_target
+
+FIRST_SEED = 1_000_000
+CONFIDENCE = 0.99
+REQUIRED_POWER = 0.99
+SEEDS_PER_TASK = 10
+SUMMARY_FIELDS = [
+    "check",
+    "target",
+    "kind",
+    "seeds",
+    "rejections",
+    "errors",
+    "rate",
+    "ci_low",
+    "ci_high",
+    "family_alpha",
+    "allowed_rejections",
+    "established_power",
+    "passes",
+    "seconds_per_run",
+]
+RUN_FIELDS = ["check", "target", "seed", "status", "alpha", "seconds"]
+
+
+def plan(seeds: int, power_seeds: int) -> list[tuple[str, str, tuple[int, ...]]]:
+    """Tasks (target, check, seeds), chunk by chunk so an interrupted run covers every pair equally."""
+    tasks = []
+    pairs = [(pair, seeds) for pair in suite.null_pairs()] + [
+        (pair, power_seeds) for pair in suite.defect_pairs()
+    ]
+    for start in range(0, max(seeds, power_seeds), SEEDS_PER_TASK):
+        for (target, check), count in pairs:
+            chunk = tuple(range(FIRST_SEED + start, FIRST_SEED + min(start + SEEDS_PER_TASK, count)))
+            if chunk:
+                tasks.append((target, check, chunk))
+    return tasks
+
+
+def run_task(task) -> list[dict]:
+    """Run one check on one target for a few seeds (top-level: picklable for a process pool)."""
+    target, check, seeds = task
+    adapter = load_target(target)
+    records = []
+    for seed in seeds:
+        result = run_check(check, adapter, suite.settings(seed))
+        records.append(
+            {
+                "check": check,
+                "target": target,
+                "seed": seed,
+                "status": result.status,
+                "alpha": result.alpha,
+                "seconds": result.seconds,
+            }
+        )
+    return records
+
+
+def established_power(rejections: int, trials: int) -> float:
+    """One-sided 99% Clopper–Pearson lower bound of a rejection rate: Beta_{0.01}(k, n − k + 1)."""
+    if rejections == 0:
+        return 0.0
+    return float(sps.beta.ppf(1 - CONFIDENCE, rejections, trials - rejections + 1))
+
+
+def summarize(records: list[dict]) -> list[dict]:
+    """One row per (target, check): rejection rate, its 99% interval, and the verdict."""
+    defects = set(suite.defect_pairs())
+    groups: dict = {}
+    for record in records:
+        groups.setdefault((record["target"], record["check"]), []).append(record)
+    rows = []
+    for (target, check), runs in groups.items():
+        seeds = len(runs)
+        rejections = sum(run["status"] in ("fail", "error") for run in runs)
+        errors = sum(run["status"] == "error" for run in runs)
+        rate = rejections / seeds
+        low = (
+            float(sps.beta.ppf((1 - CONFIDENCE) / 2, rejections, seeds - rejections + 1))
+            if rejections
+            else 0.0
+        )
+        high = (
+            float(sps.beta.isf((1 - CONFIDENCE) / 2, rejections + 1, seeds - rejections))
+            if rejections < seeds
+            else 1.0
+        )
+        is_null = (target, check) not in defects
+        alpha = max(float(run["alpha"]) for run in runs)
+        allowed = int(sps.binom.ppf(CONFIDENCE, seeds, alpha)) if is_null else ""
+        power = "" if is_null else established_power(rejections, seeds)
+        passes = rejections <= allowed if is_null else power >= REQUIRED_POWER
+        rows.append(
+            {
+                "check": check,
+                "target": target,
+                "kind": "null" if is_null else "defect",
+                "seeds": seeds,
+                "rejections": rejections,
+                "errors": errors,
+                "rate": rate,
+                "ci_low": low,
+                "ci_high": high,
+                "family_alpha": alpha,
+                "allowed_rejections": allowed,
+                "established_power": power,
+                "passes": bool(passes),
+                "seconds_per_run": float(np.mean([float(run["seconds"]) for run in runs])),
+            }
+        )
+    rows.sort(key=lambda row: (row["kind"] != "null", row["check"], row["target"]))
+    return rows
+
+
+def calibrate(
+    seeds: int = 200,
+    out="results/calibration",
+    workers: int = 2,
+    *,
+    power_seeds: int = 460,
+    resume=False,
+    progress=print,
+) -> list[dict]:
+    """Run the Tier 2 calibration and write its CSVs, plot and metadata to ``out``; returns the summary.
+
+    Every finished task is appended to ``runs.csv`` at once; ``resume=True`` keeps the runs already
+    there (same code assumed) and runs only the missing ones.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs_path = out / "runs.csv"
+    records = _read_runs(runs_path) if resume else []
+    done = {(r["target"], r["check"], r["seed"]) for r in records}
+    tasks = [
+        (target, check, missing)
+        for target, check, chunk in plan(seeds, power_seeds)
+        if (missing := tuple(seed for seed in chunk if (target, check, seed) not in done))
+    ]
+    if not resume:
+        runs_path.unlink(missing_ok=True)
+    start = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for count, chunk in enumerate(pool.map(run_task, tasks), start=1):
+            _append_runs(runs_path, chunk)
+            records += chunk
+            if progress and (count % 20 == 0 or count == len(tasks)):
+                progress(f"{count}/{len(tasks)} tasks, {time.perf_counter() - start:.0f} s")
+    summary = summarize(records)
+    _write_csv(out / "calibration.csv", summary, SUMMARY_FIELDS)
+    plot(summary, out / "calibration.png")
+    meta = _meta(seeds, power_seeds, workers, time.perf_counter() - start)
+    meta.update(resumed=resume, sum_run_seconds=round(sum(float(r["seconds"]) for r in records), 1))
+    _write_text(out / "meta.json", json.dumps(meta, indent=2))
+    return summary
+
+
+def _append_runs(path: Path, records: list[dict]) -> None:
+    new = not path.exists()
+    with open(path, "a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=RUN_FIELDS)
+        if new:
+            writer.writeheader()
+        writer.writerows(records)
+
+
+def _read_runs(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        row["seed"], row["alpha"], row["seconds"] = (
+            int(row["seed"]),
+            float(row["alpha"]),
+            float(row["seconds"]),
+        )
+    return rows
+
+
+def read_summary(path) -> list[dict]:
+    """``calibration.csv`` back as summary rows (for re-plotting without rerunning)."""
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        for name in ("rate", "ci_low", "ci_high", "family_alpha", "seconds_per_run"):
+            row[name] = float(row[name])
+        for name in ("seeds", "rejections", "errors"):
+            row[name] = int(row[name])
+        row["allowed_rejections"] = int(row["allowed_rejections"]) if row["allowed_rejections"] else ""
+        row["established_power"] = float(row["established_power"]) if row["established_power"] else ""
+        row["passes"] = row["passes"] == "True"
+    return rows
+
+
+def failures(summary: list[dict]) -> list[str]:
+    """Human-readable lines for every row that misses its criterion."""
+    lines = []
+    for row in summary:
+        if row["passes"]:
+            continue
+        if row["kind"] == "null":
+            lines.append(
+                f"{row['check']} on {row['target']}: {row['rejections']}/{row['seeds']} false positives "
+                f"> {row['allowed_rejections']} allowed at α = {row['family_alpha']}"
+            )
+        else:
+            lines.append(
+                f"{row['check']} vs {row['target']}: {row['rejections']}/{row['seeds']} rejected, power "
+                f"established ≥ {row['established_power']:.3f} (99% one-sided), required {REQUIRED_POWER}"
+            )
+    return lines
+
+
+def plot(summary: list[dict], path) -> None:
+    """Two panels: false-positive rate per check against its α; for each defect, the rejection rate
+    and the power its seeds establish (one-sided 99% lower bound) next to the required 0.99."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    null = _merge_null(summary)
+    defects = sorted(
+        (row for row in summary if row["kind"] == "defect"), key=lambda r: (r["check"], r["target"])
+    )
+    fig, (left, right) = plt.subplots(
+        1,
+        2,
+        figsize=(13, max(4.5, 0.26 * max(len(defects), len(null)) + 1.8)),
+        gridspec_kw={"width_ratios": [1, 1.2]},
+    )
+    y = np.arange(len(null))
+    rate = np.array([row["rate"] for row in null])
+    left.errorbar(
+        rate,
+        y,
+        xerr=np.array([[r["rate"] - r["ci_low"], r["ci_high"] - r["rate"]] for r in null]).T,
+        fmt="none",
+        ecolor="0.4",
+        capsize=3,
+    )
+    left.scatter(rate, y, c=["C0" if row["passes"] else "C3" for row in null], zorder=3)
+    for i, row in enumerate(null):
+        left.plot([row["family_alpha"]] * 2, [i - 0.35, i + 0.35], color="C3", lw=2)
+    left.set_yticks(y, [row["label"] for row in null], fontsize=7)
+    left.invert_yaxis()
+    left.grid(axis="x", alpha=0.3)
+    left.set_xlabel("false-positive rate (99% Clopper–Pearson interval)")
+    left.set_title(
+        f"Null: pairs that must pass, pooled per check\nred tick: stated family α ({null[0]['seeds_text']})"
+    )
+    left.set_xlim(-0.005, max(0.06, max(row["ci_high"] for row in null) + 0.005))
+    y = np.arange(len(defects))
+    for i, row in enumerate(defects):
+        color = "C0" if row["passes"] else "C1"
+        right.plot([row["established_power"], row["rate"]], [i, i], color=color, lw=2)
+        right.scatter([row["rate"]], [i], color=color, zorder=3)
+        right.plot([row["established_power"]] * 2, [i - 0.3, i + 0.3], color=color, lw=2)
+    right.axvline(REQUIRED_POWER, color="C3", lw=1, ls="--")
+    right.set_yticks(y, [f"{row['check']} ← {row['target'].split(':', 1)[1]}" for row in defects], fontsize=7)
+    right.invert_yaxis()
+    right.grid(axis="x", alpha=0.3)
+    lowest = min([row["established_power"] for row in defects] + [0.95])
+    right.set_xlim(lowest - 0.01, 1.003)
+    right.set_xlabel(
+        "rejection rate (dot) and the power its seeds establish (tick: one-sided 99% lower bound)"
+    )
+    right.set_title(
+        f"Planted defects, {defects[0]['seeds']} seeds each\n"
+        f"dashed: required {REQUIRED_POWER}; blue: bound clears it, orange: seeds establish only the tick"
+    )
+    fig.tight_layout()
+    buffer = Path(path).with_suffix(".tmp.png")
+    fig.savefig(buffer, dpi=130)
+    plt.close(fig)
+    os.replace(buffer, path)
+
+
+def _merge_null(summary) -> list[dict]:
+    """Null rows pooled per check (every target's runs of it), with pooled interval and verdict."""
+    pooled: dict = {}
+    for row in summary:
+        if row["kind"] == "null":
+            pooled.setdefault(row["check"], []).append(row)
+    merged = []
+    for check, rows in pooled.items():
+        seeds = sum(r["seeds"] for r in rows)
+        k = sum(r["rejections"] for r in rows)
+        low = float(sps.beta.ppf(0.005, k, seeds - k + 1)) if k else 0.0
+        high = float(sps.beta.isf(0.005, k + 1, seeds - k)) if k < seeds else 1.0
+        merged.append(
+            {
+                "label": f"{check} ({len(rows)} targets)",
+                "rate": k / seeds,
+                "ci_low": low,
+                "ci_high": high,
+                "family_alpha": max(r["family_alpha"] for r in rows),
+                "passes": all(r["passes"] for r in rows),
+                "seeds_text": f"{rows[0]['seeds']} seeds per target",
+            }
+        )
+    return merged
+
+
+def _write_csv(path: Path, rows: list[dict], fields: list[str]) -> None:
+    temporary = path.with_suffix(".tmp")
+    with open(temporary, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(temporary, path)
+
+
+def _write_text(path: Path, text: str) -> None:
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(text + "\n")
+    os.replace(temporary, path)
+
+
+def _meta(seeds: int, power_seeds: int, workers: int, seconds: float) -> dict:
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    import scipy
+
+    return {
+        "command": f"python scripts/calibrate.py --seeds {seeds} --power-seeds {power_seeds} "
+        f"--workers {workers}",
+        "git_commit": commit.strip(),
+        "seeds": seeds,
+        "power_seeds": power_seeds,
+        "first_seed": FIRST_SEED,
+        "quick": suite.QUICK,
+        "workers": workers,
+        "wall_seconds_this_invocation": round(seconds, 1),
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "platform": platform.platform(),
+    }

@@ -1,0 +1,447 @@
+"""Projection checks: the whole law of W that the claimed registry row states.
+
+For rows with iid or block-orthogonal projections (theory.md §5) every row w of W is
+ρ·u with a direction u uniform on S^{d−1} independent of its norm ρ, ρ ~ χ(d) (``chi``: w is
+N(0, I_d)) or ρ = √d (``fixed``); block-orthogonal rows are orthonormal within a block of d rows and
+independent across blocks; iid rows are independent. The checks below test each part on the same
+n draws of W per d ∈ {2, 4, 8} with m = 2d (two blocks; m = d when the adapter builds square
+projections only), each with its own family α = 0.01 split over its cells by Bonferroni, and n
+planned for the settings' power (0.9 quick, 0.99 full) against each check's stated effect.
+
+Null variances are exact: W_ij ~ N(0, 1) (Var W_ij = 1, Var W_ij² = 2) for χ(d) norms,
+W_ij = √d·u_ij for fixed norms (Var W_ij² = 2(d − 1)/(d + 2)); Var u_ij = 1/d and
+Var u_ij² = 2(d − 1)/(d²(d + 2)) (u_ij² ~ Beta(1/2, (d − 1)/2)); (u_iᵀu_j)² for independent
+uniform directions has the same Beta law; ‖w‖² ~ χ²_d has variance 2d.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats as sps
+
+from estimators import registry
+from studies import stats
+
+from . import draws
+from .core import FAMILY_ALPHA, Settings, family_p_value, not_applicable, seeds_for, verdict
+from .precision import UNIT_ROUNDOFF, working_precision
+
+DIMS = (2, 4, 8)
+MEAN_EFFECT = 0.1
+SECOND_MOMENT_EFFECT = 0.1
+DIRECTION_EFFECT = 0.05
+NORM_EFFECT = 0.1
+CORRELATION_EFFECT = 0.1
+LAWS = (("iid", "chi"), ("iid", "fixed"), ("orthogonal", "chi"), ("orthogonal", "fixed"))
+
+
+def claimed_law(adapter) -> tuple[str, str] | None:
+    """(projection, norms) of the claimed row when it is one of the laws these checks cover."""
+    row = registry.get(adapter.claims)
+    law = (row.projection, row.norms)
+    return law if law in LAWS else None
+
+
+def _dims(adapter) -> list[int]:
+    return [d for d in DIMS if adapter.accepts_dim(d)]
+
+
+def _rows(adapter, d: int) -> int:
+    return 2 * d if adapter.accepts_projection(2 * d, d) else d
+
+
+def _cells_per_d(kind: str, d: int) -> int:
+    return {"moments": 2 * d * d, "directions": 2 * d * d, "correlation": d}[kind]
+
+
+def planned_draws(adapter, settings: Settings) -> int:
+    """n draws per d: the largest n that any projection check needs for its power."""
+    dims = _dims(adapter)
+    alpha = stats.bonferroni(FAMILY_ALPHA, sum(_cells_per_d("moments", d) for d in dims))
+    needs = [
+        stats.required_samples(MEAN_EFFECT, alpha, settings.power, 1.0),
+        stats.required_samples(SECOND_MOMENT_EFFECT, alpha, settings.power, 2.0),
+        stats.required_samples(DIRECTION_EFFECT, alpha, settings.power, 1 / min(dims)),
+        stats.required_samples(CORRELATION_EFFECT, alpha, settings.power, 1.0),
+    ]
+    return int(max(needs))
+
+
+def _draws(adapter, settings: Settings, d: int) -> np.ndarray:
+    n = planned_draws(adapter, settings)
+    seed = seeds_for(settings, f"projections/d={d}", 1)[0]
+    return draws.projections(adapter, _rows(adapter, d), d, n, seed)
+
+
+def _guard(adapter, name, title):
+    if claimed_law(adapter) is None:
+        row = registry.get(adapter.claims)
+        return not_applicable(
+            name,
+            title,
+            f"the claimed row {adapter.claims!r} has {row.projection} projections with {row.norms} norms; "
+            "these checks cover iid and block-orthogonal rows with χ(d) or √d norms",
+        )
+    if not _dims(adapter):
+        return not_applicable(name, title, f"the adapter accepts none of the head dimensions {DIMS}")
+    return None
+
+
+def _second_moment_variance(norms: str, d: int) -> float:
+    return 2.0 if norms == "chi" else 2 * (d - 1) / (d + 2)
+
+
+def check_moments(adapter, settings: Settings):
+    """Coordinate means and variances: E[W_ij] = 0 and E[W_ij²] = 1 for every entry of a block.
+
+    Cells: the d × d entries of the first block, d ∈ {2, 4, 8}, for each of the two moments
+    (168 cells); per-cell α = 0.01/168. Statistic z = (mean − null)/√(Var/n) with the exact
+    variances of the module docstring. Stated effects: a mean shift of 0.1 or a change of 0.1 in
+    E[W_ij²] (a per-coordinate variance 10% off) in any one cell.
+    """
+    name, title = "projection-moments", "Coordinate means 0 and variances 1 (rows marginally N(0, I))"
+    guard = _guard(adapter, name, title)
+    if guard:
+        return guard
+    _, norms = claimed_law(adapter)
+    dims = _dims(adapter)
+    alpha = stats.bonferroni(FAMILY_ALPHA, sum(_cells_per_d("moments", d) for d in dims))
+    critical = stats.critical_value(alpha)
+    rows, z_all, p_all = [], [], []
+    for d in dims:
+        W = _draws(adapter, settings, d)[:, :d]
+        n = W.shape[0]
+        mean_test = stats.z_test(W.mean(axis=0), 0.0, 1.0, n, alpha=alpha)
+        variance = _second_moment_variance(norms, d)
+        second = (W**2).mean(axis=0)
+        second_test = stats.z_test(second, 1.0, variance, n, alpha=alpha)
+        z_all += [np.abs(mean_test.z).ravel(), np.abs(second_test.z).ravel()]
+        p_all += [np.ravel(mean_test.p_value), np.ravel(second_test.p_value)]
+        worst_mean = np.unravel_index(np.argmax(np.abs(mean_test.z)), (d, d))
+        rows.append(
+            (
+                d,
+                n,
+                float(W.mean(axis=0)[worst_mean]),
+                worst_mean,
+                float(second.mean()),
+                float(np.abs(second - 1).max()),
+                math.sqrt(variance / n),
+            )
+        )
+    z = np.concatenate(z_all)
+    worst = max(rows, key=lambda r: max(abs(r[2]), r[5]))
+    d, n, _, _, second_mean, second_off, standard_error = worst
+    half = stats.critical_value(0.05) * standard_error
+    effect = max(max(abs(r[2]) for r in rows), max(r[5] for r in rows))
+    diagnosis = []
+    if float(z.max()) > critical:
+        diagnosis = [
+            f"d={d}: mean E[W_ij²] = {second_mean:.3f} (expected 1, worst entry off by {second_off:.3f})"
+        ]
+    return verdict(
+        name,
+        title,
+        float(z.max()) <= critical,
+        effect,
+        alpha=FAMILY_ALPHA,
+        statistic=f"max |z| = {z.max():.2f} over {z.size} cells (critical {critical:.2f})",
+        p_value=family_p_value(np.concatenate(p_all)),
+        effect=f"largest deviation {effect:.3f} (95% CI half-width {half:.3f} for E[W_ij²] at d={d})",
+        tolerance=f"Bonferroni critical |z| {critical:.2f}: family α = {FAMILY_ALPHA}, "
+        f"per-cell α {alpha:.1e}",
+        power=f"power {settings.power} against a mean shift {MEAN_EFFECT} or an E[W_ij²] change "
+        f"{SECOND_MOMENT_EFFECT} in any cell (n = {n} draws per d)",
+        diagnosis=diagnosis,
+        details=[
+            f"d={d}: n = {n}, worst mean E[W_{i}{j}] = {m:+.3f}, average E[W_ij²] = {s:.3f}, "
+            f"worst |E[W_ij²] − 1| = {o:.3f}"
+            for d, n, m, (i, j), s, o, _ in rows
+        ],
+    )
+
+
+def check_norms(adapter, settings: Settings):
+    """Row norms follow the claimed law: χ(d) (Kolmogorov–Smirnov against ``scipy.stats.chi(d)``
+    and a z-test of E‖w‖² = d, Var 2d) or exactly √d (deterministic, round-off tolerance).
+
+    χ(d): one row per draw (independent across draws), d ∈ {2, 4, 8}, two tests per d, family
+    α = 0.01 split over them. Power: the z-test detects E‖w‖² off by 10% of d with the planned
+    power; the KS test rejects any law at sup-distance δ from χ(d) with probability at least
+    K(√n·δ − c_α) (K the Kolmogorov limit law, c_α its critical value), reported as the δ detected
+    with power 0.9. √d: max |‖w‖/√d − 1| ≤ (d + 2)·u of the working precision (a norm of d terms).
+    """
+    name, title = "projection-norms", "Row norms follow the claimed law (χ(d) or √d)"
+    guard = _guard(adapter, name, title)
+    if guard:
+        return guard
+    _, norms = claimed_law(adapter)
+    dims = _dims(adapter)
+    if norms == "fixed":
+        return _fixed_norms(adapter, settings, name, title, dims)
+    alpha = stats.bonferroni(FAMILY_ALPHA, 2 * len(dims))
+    critical = stats.critical_value(alpha)
+    ks_critical = float(sps.kstwobign.isf(alpha))
+    lines, p_values, failed, diagnosis, worst = [], [], False, [], 0.0
+    for d in dims:
+        rho = np.linalg.norm(_draws(adapter, settings, d)[:, 0], axis=-1)
+        n = rho.size
+        squared = float(np.mean(rho**2))
+        z = (squared - d) / math.sqrt(2 * d / n)
+        ks = sps.kstest(rho, sps.chi(d).cdf)
+        detectable = (ks_critical + float(sps.kstwobign.ppf(0.9))) / math.sqrt(n)
+        p_values += [2 * sps.norm.sf(abs(z)), ks.pvalue]
+        rejected = abs(z) > critical or ks.pvalue < alpha
+        failed = failed or rejected
+        worst = max(worst, abs(squared / d - 1), float(ks.statistic))
+        half = stats.critical_value(0.05) * math.sqrt(2 * d / n)
+        lines.append(
+            f"d={d}: E‖w‖² = {squared:.3f} ± {half:.3f} (expected {d}), z = {z:+.2f}; "
+            f"KS D = {ks.statistic:.4f}, p = {ks.pvalue:.2g} (detects δ ≥ {detectable:.3f} with power 0.9)"
+        )
+        if rejected:
+            diagnosis.append(f"row norms are not χ({d}): " + lines[-1].split(": ", 1)[1])
+    return verdict(
+        name,
+        title,
+        not failed,
+        worst,
+        alpha=FAMILY_ALPHA,
+        statistic=f"{2 * len(dims)} tests (z on E‖w‖², KS against χ(d)), min p = {min(p_values):.2g}",
+        p_value=family_p_value(p_values),
+        effect=f"largest |E‖w‖²/d − 1| or KS distance {worst:.3f}",
+        tolerance=f"per-test α {alpha:.1e} (family α {FAMILY_ALPHA}): |z| ≤ {critical:.2f}, "
+        f"√n·D ≤ {ks_critical:.2f}",
+        power=f"power {settings.power} against E‖w‖² off by {NORM_EFFECT:.0%}; KS as listed",
+        diagnosis=diagnosis,
+        details=lines,
+    )
+
+
+def _fixed_norms(adapter, settings, name, title, dims):
+    worst, lines, tolerance = 0.0, [], 0.0
+    for d in dims:
+        W = _draws(adapter, settings, d)
+        precision, how = working_precision(adapter, W)
+        bound = (d + 2) * UNIT_ROUNDOFF[precision]
+        off = float(np.max(np.abs(np.linalg.norm(W, axis=-1) / math.sqrt(d) - 1)))
+        worst, tolerance = max(worst, off / bound), max(tolerance, bound)
+        lines.append(f"d={d}: max |‖w‖/√d − 1| = {off:.2e} (bound {bound:.1e}, {precision} {how})")
+    return verdict(
+        name,
+        title,
+        worst <= 1,
+        worst * tolerance,
+        statistic=f"largest deviation / bound = {worst:.2f}",
+        effect=lines[-1].split(": ", 1)[1],
+        tolerance="(d + 2)·u: the round-off of a norm of d terms in the working precision",
+        details=lines,
+    )
+
+
+def check_directions(adapter, settings: Settings):
+    """Uniform directions: every entry u_ij of u = w/‖w‖ has E u_ij = 0 and E u_ij² = 1/d.
+
+    Cells: the d × d entries of the first block for both moments, d ∈ {2, 4, 8} (168 cells),
+    per-cell α = 0.01/168, exact null variances (module docstring). Stated effects: an entry mean
+    of ±0.05 (the QR without sign(diag R) gives about −0.29 … +0.22 at d = 8, theory.md §5.1) or
+    E u_ij² off by 0.05. Sub-check (diagnosis only): a sign test of the diagonal entries,
+    P(u_ii > 0) = 1/2 (binomial, α = 0.01 over the diagonal cells); a rejection says the law is not
+    symmetric under w → −w, the signature of a missing sign(diag R) correction.
+    """
+    name, title = "projection-directions", "Row directions uniform on the sphere (Haar blocks)"
+    guard = _guard(adapter, name, title)
+    if guard:
+        return guard
+    dims = _dims(adapter)
+    alpha = stats.bonferroni(FAMILY_ALPHA, sum(_cells_per_d("directions", d) for d in dims))
+    critical = stats.critical_value(alpha)
+    z_all, p_all, lines, worst = [], [], [], 0.0
+    for d in dims:
+        W = _draws(adapter, settings, d)[:, :d]
+        u = W / np.linalg.norm(W, axis=-1, keepdims=True)
+        n = u.shape[0]
+        means, seconds = u.mean(axis=0), (u**2).mean(axis=0)
+        second_variance = 2 * (d - 1) / (d * d * (d + 2))
+        tests = (
+            stats.z_test(means, 0.0, 1 / d, n, alpha=alpha),
+            stats.z_test(seconds, 1 / d, second_variance, n, alpha=alpha),
+        )
+        z_all += [np.abs(t.z).ravel() for t in tests]
+        p_all += [np.ravel(t.p_value) for t in tests]
+        worst = max(worst, float(np.abs(means).max()), float(np.abs(seconds - 1 / d).max()))
+        lines.append(
+            f"d={d}: diagonal E u_ii = "
+            + ", ".join(f"{v:+.3f}" for v in np.diag(means))
+            + f" (± {stats.critical_value(0.05) / math.sqrt(d * n):.3f})"
+        )
+    z = np.concatenate(z_all)
+    return verdict(
+        name,
+        title,
+        float(z.max()) <= critical,
+        worst,
+        alpha=FAMILY_ALPHA,
+        statistic=f"max |z| = {z.max():.2f} over {z.size} cells (critical {critical:.2f})",
+        p_value=family_p_value(np.concatenate(p_all)),
+        effect=f"largest |E u_ij| or |E u_ij² − 1/d| = {worst:.3f}",
+        tolerance=f"Bonferroni critical |z| {critical:.2f}: family α = {FAMILY_ALPHA}, "
+        f"per-cell α {alpha:.1e}",
+        power=f"power {settings.power} against an entry mean or second-moment error of {DIRECTION_EFFECT}",
+        diagnosis=sign_diagnosis(adapter, settings) if float(z.max()) > critical else [],
+        details=lines,
+    )
+
+
+def sign_test(adapter, settings: Settings) -> tuple[bool, list[str]]:
+    """(rejected, lines): binomial test of P(u_ii > 0) = 1/2 on the diagonal of the first block,
+    d ∈ {2, 4, 8}, α = 0.01 over the diagonal cells (Bonferroni)."""
+    dims = _dims(adapter)
+    if claimed_law(adapter) is None or not dims:
+        return False, []
+    alpha = stats.bonferroni(FAMILY_ALPHA, sum(dims))
+    rejected, lines = False, []
+    for d in dims:
+        W = _draws(adapter, settings, d)
+        positive = (np.diagonal(W[:, :d], axis1=-2, axis2=-1) > 0).sum(axis=0)
+        n = W.shape[0]
+        p_values = [sps.binomtest(int(k), n, 0.5).pvalue for k in positive]
+        rejected = rejected or min(p_values) < alpha
+        lines.append(
+            f"d={d}: P(u_ii > 0) = "
+            + ", ".join(f"{k / n:.3f}" for k in positive)
+            + f" (expected 0.5, min p = {min(p_values):.1g})"
+        )
+    return rejected, lines
+
+
+def sign_diagnosis(adapter, settings: Settings) -> list[str]:
+    """The sign-test sub-check as diagnosis lines (empty when it does not reject)."""
+    rejected, lines = sign_test(adapter, settings)
+    if not rejected:
+        return []
+    return [
+        "directions are not symmetric under w → −w (sign test rejected): "
+        "orthogonal blocks without the sign(diag R) correction of QR give this",
+        *lines,
+    ]
+
+
+def check_orthogonality(adapter, settings: Settings):
+    """Orthogonal within a block, independent across blocks (block-orthogonal rows); independent
+    within a draw (iid rows).
+
+    Within a block (orthogonal claims): max_{i≠j} |u_iᵀu_j| ≤ 2(d + 2)·u (deterministic; round-off of
+    a dot product of d terms and two normalizations in the working precision). Independence: for
+    each pair (i, j) of rows that should be independent (i in block 1, j in block 2; or i < j within
+    an iid draw), E (u_iᵀu_j)² = 1/d with Var = 2(d − 1)/(d²(d + 2)); cells over pairs and d,
+    per-cell α = 0.01/cells. Stated effect: E (u_iᵀu_j)² off by 0.05 in any pair (a repeated block
+    gives 1 − 1/d on d pairs). Needs m = 2d for blocks (n-a across blocks for m = d only adapters).
+    """
+    name, title = "projection-orthogonality", "Orthogonal within a block, independent across blocks"
+    guard = _guard(adapter, name, title)
+    if guard:
+        return guard
+    projection, _ = claimed_law(adapter)
+    dims = _dims(adapter)
+    pairs = {d: _independent_pairs(projection, _rows(adapter, d), d) for d in dims}
+    cells = sum(len(p) for p in pairs.values())
+    alpha = stats.bonferroni(FAMILY_ALPHA, max(cells, 1))
+    critical = stats.critical_value(alpha)
+    lines, z_max, p_all, within_ratio, worst = [], 0.0, [], 0.0, 0.0
+    for d in dims:
+        W = _draws(adapter, settings, d)
+        u = W / np.linalg.norm(W, axis=-1, keepdims=True)
+        gram = u @ np.swapaxes(u, -1, -2)
+        if projection == "orthogonal":
+            precision, how = working_precision(adapter, W)
+            bound = 2 * (d + 2) * UNIT_ROUNDOFF[precision]
+            block = gram[:, :d, :d] - np.eye(d)
+            off = float(np.abs(block).max())
+            within_ratio = max(within_ratio, off / bound)
+            worst = max(worst, off)
+            lines.append(
+                f"d={d}: within a block max |u_iᵀu_j| = {off:.1e} (bound {bound:.1e}, {precision} {how})"
+            )
+        if pairs[d]:
+            i, j = np.array(pairs[d]).T
+            squared = gram[:, i, j] ** 2
+            n = squared.shape[0]
+            test = stats.z_test(squared.mean(axis=0), 1 / d, 2 * (d - 1) / (d * d * (d + 2)), n, alpha=alpha)
+            z_max = max(z_max, float(np.abs(test.z).max()))
+            p_all.append(np.ravel(test.p_value))
+            worst = max(worst, float(np.abs(squared.mean(axis=0) - 1 / d).max()))
+            lines.append(
+                f"d={d}: independent pairs E(u_iᵀu_j)² from {squared.mean(axis=0).min():.3f} to "
+                f"{squared.mean(axis=0).max():.3f} (expected {1 / d:.3f}), "
+                f"max |z| = {np.abs(test.z).max():.2f}"
+            )
+    passed = within_ratio <= 1 and z_max <= critical
+    notes = [] if cells else ["m = d only: one block per draw, independence across blocks not tested"]
+    return verdict(
+        name,
+        title,
+        passed,
+        worst,
+        alpha=FAMILY_ALPHA,
+        statistic=f"within-block deviation / bound = {within_ratio:.2f}; max |z| = {z_max:.2f} "
+        f"over {cells} independent pairs (critical {critical:.2f})",
+        p_value=family_p_value(np.concatenate(p_all)) if p_all else None,
+        effect=f"largest deviation {worst:.3f}",
+        tolerance=f"2(d + 2)·u within a block; Bonferroni |z| ≤ {critical:.2f} across",
+        power=f"power {settings.power} against E(u_iᵀu_j)² off by {DIRECTION_EFFECT}",
+        details=notes + lines,
+    )
+
+
+def _independent_pairs(projection: str, rows: int, d: int) -> list[tuple[int, int]]:
+    if projection == "orthogonal":
+        return [(i, j) for i in range(d) for j in range(d, rows)]
+    return [(i, j) for i in range(rows) for j in range(i + 1, rows)][: d * d]
+
+
+def check_norm_direction(adapter, settings: Settings):
+    """Norms independent of directions: Corr(‖w‖², d·u_j²) = 0 for every coordinate j.
+
+    One row per draw (row 0), cells j = 1 … d for d ∈ {2, 4, 8} (14 cells), statistic √n·r, which
+    is N(0, 1) under independence (finite 4th moments); per-cell α = 0.01/14. Stated effect:
+    |ρ| = 0.1. n-a for √d norms (constant, nothing to correlate).
+    """
+    name, title = "norm-direction", "Row norms independent of directions"
+    guard = _guard(adapter, name, title)
+    if guard:
+        return guard
+    if claimed_law(adapter)[1] == "fixed":
+        return not_applicable(
+            name, title, "the claimed row has √d norms: constant, independent by construction"
+        )
+    dims = _dims(adapter)
+    alpha = stats.bonferroni(FAMILY_ALPHA, sum(dims))
+    critical = stats.critical_value(alpha)
+    z_max, worst, lines, p_all = 0.0, 0.0, [], []
+    for d in dims:
+        w = _draws(adapter, settings, d)[:, 0]
+        squared_norm = np.sum(w * w, axis=-1)
+        u2 = w**2 / squared_norm[:, None]
+        r = np.array([np.corrcoef(squared_norm, u2[:, j])[0, 1] for j in range(d)])
+        z = r * math.sqrt(w.shape[0])
+        z_max, worst = max(z_max, float(np.abs(z).max())), max(worst, float(np.abs(r).max()))
+        p_all.append(2 * sps.norm.sf(np.abs(z)))
+        lines.append(f"d={d}: Corr(‖w‖², u_j²) = " + ", ".join(f"{v:+.3f}" for v in r))
+    n = planned_draws(adapter, settings)
+    return verdict(
+        name,
+        title,
+        z_max <= critical,
+        worst,
+        alpha=FAMILY_ALPHA,
+        statistic=f"max |√n·r| = {z_max:.2f} over {sum(dims)} cells (critical {critical:.2f})",
+        p_value=family_p_value(np.concatenate(p_all)),
+        effect=f"largest |r| = {worst:.3f} ± {stats.critical_value(0.05) / math.sqrt(n):.3f}",
+        tolerance=f"Bonferroni critical {critical:.2f} (family α {FAMILY_ALPHA})",
+        power=f"power {float(stats.power(CORRELATION_EFFECT, n, alpha, 1.0)):.3f} "
+        f"against |ρ| = {CORRELATION_EFFECT}",
+        details=lines,
+    )
