@@ -1,0 +1,293 @@
+"""favor-bench against performer-pytorch and SDPA on one machine, from one asv run.
+
+Reads ``peers.PeerAttentionTime.time_attention`` and ``peers.MachineFloor`` from the newest asv
+results file that holds them and writes to ``results/peers/``:
+
+* ``peers.csv``: per (backend, mode, pass, L) each implementation's median time, the ratios
+  time(peer) / time(favor-bench) (above 1: favor-bench is faster), and for the forward pass the floor
+  time and time(favor-bench) / floor;
+* ``claims.csv``: the CPU-speed targets, each measured (pass/fail with the number);
+* ``peers.png`` / ``.svg``: the ratios against L per mode, and favor-bench's distance to the floor;
+* ``meta.json``: the results file, its commit, machine, environment and date.
+
+The floor of a FAVOR forward with B·H heads: 8·B·H·L·m·d flops at the measured sgemm rate plus
+2·B·H·L·m exponentials at the measured exp rate (``favor_bench/peers.py``).
+
+Run (single thread, CPU time)::
+
+    FAVOR_BENCH_TIMER=process OMP_NUM_THREADS=1 asv run -E existing:$(which python) \\
+        -b "peers\\.(PeerAttentionTime|MachineFloor)" --set-commit-hash $(git rev-parse HEAD)
+    python scripts/peers_figure.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+from favor_bench import peers
+from favor_bench.asv_results import benchmark_rows, newest_results_file
+
+TIME_KEY = "peers.PeerAttentionTime.time_attention"
+SGEMM_KEY = "peers.MachineFloor.track_sgemm_gflops"
+EXP_KEY = "peers.MachineFloor.track_exp_rate"
+NAMES = ("backend", "implementation", "mode", "pass", "L")
+PEERS = ("performer-pytorch", "sdpa")
+PEER_STYLE = {"performer-pytorch": "tab:green", "sdpa": "tab:red"}
+PASS_STYLE = {"forward": "-", "forward+backward": "--"}
+TARGETS = {
+    ("performer-pytorch", "bidirectional"): 2.0,
+    ("performer-pytorch", "causal"): 10.0,
+}
+FLOOR_TARGET, FLOOR_FROM = 2.0, 16384
+CAUSAL_OVER_BIDIRECTIONAL = 1.5
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--results-dir", type=Path, default=Path(".asv/results"), help="asv results folder")
+    parser.add_argument("--machine", default=None, help="asv machine name (default: newest with results)")
+    parser.add_argument("--backend", default="torch:cpu", help="backend parameter to report")
+    parser.add_argument("--out", type=Path, default=Path("results/peers"), help="output folder")
+    return parser.parse_args(argv)
+
+
+def floor_seconds(length: int, sgemm_gflops: float, exp_rate: float) -> float:
+    """The FAVOR forward floor: 8·B·H·L·m·d flops and 2·B·H·L·m exponentials at the measured rates."""
+    heads = peers.BATCH * peers.HEADS
+    flops = 8 * heads * length * peers.M * peers.D
+    exps = 2 * heads * length * peers.M
+    return flops / (sgemm_gflops * 1e9) + exps / (exp_rate * 1e9)
+
+
+def table(times: list[dict], backend: str, sgemm: float | None, exp_rate: float | None) -> list[dict]:
+    """One row per (mode, pass, L) with every implementation's time, the ratios and the floor."""
+    by_key = {
+        (r["implementation"], r["mode"], r["pass"], r["L"]): r["value"]
+        for r in times
+        if r["backend"] == backend
+    }
+    rows = []
+    for mode in peers.MODES:
+        for attention_pass in peers.PASSES:
+            for length in peers.LENGTHS:
+                ours = by_key.get(("favor-bench", mode, attention_pass, length))
+                row = {
+                    "backend": backend,
+                    "mode": mode,
+                    "pass": attention_pass,
+                    "L": length,
+                    "favor-bench_s": ours,
+                }
+                for peer in PEERS:
+                    theirs = by_key.get((peer, mode, attention_pass, length))
+                    row[f"{peer}_s"] = theirs
+                    row[f"{peer}_over_favor"] = theirs / ours if theirs and ours else None
+                floor = None
+                if attention_pass == "forward" and sgemm and exp_rate:
+                    floor = floor_seconds(length, sgemm, exp_rate)
+                row["floor_s"] = floor
+                row["favor_over_floor"] = ours / floor if ours and floor else None
+                rows.append(row)
+    return rows
+
+
+def crossover(rows: list[dict], mode: str, attention_pass: str) -> str:
+    """The smallest measured L from which favor-bench beats SDPA at every larger measured L."""
+    points = [r for r in rows if (r["mode"], r["pass"]) == (mode, attention_pass) and r["favor-bench_s"]]
+    faster_from = None
+    for row in sorted(points, key=lambda r: r["L"], reverse=True):
+        ratio = row["sdpa_over_favor"]
+        if ratio is not None and ratio > 1:
+            faster_from = row["L"]
+        elif ratio is not None:
+            break
+    return "never (in the measured range)" if faster_from is None else f"L = {faster_from}"
+
+
+def claims(rows: list[dict]) -> list[dict]:
+    """Each CPU-speed target with the measured number that decides it."""
+    out = []
+    for (peer, mode), target in TARGETS.items():
+        ratios = [
+            r[f"{peer}_over_favor"]
+            for r in rows
+            if (r["mode"], r["pass"]) == (mode, "forward") and r[f"{peer}_over_favor"] is not None
+        ]
+        worst = min(ratios) if ratios else None
+        out.append(
+            {
+                "claim": f"{mode} forward >= {target:g}x {peer} at every measured L >= 1024",
+                "measured": "n/a" if worst is None else f"least ratio {worst:.2f} over {len(ratios)} lengths",
+                "verdict": "n/a" if worst is None else ("met" if worst >= target else "not met"),
+            }
+        )
+    floor = [
+        r["favor_over_floor"]
+        for r in rows
+        if (r["mode"], r["pass"]) == ("bidirectional", "forward")
+        and r["L"] >= FLOOR_FROM
+        and r["favor_over_floor"] is not None
+    ]
+    out.append(
+        {
+            "claim": f"bidirectional forward within {FLOOR_TARGET:g}x of the floor at L >= {FLOOR_FROM}",
+            "measured": "n/a" if not floor else f"largest time/floor {max(floor):.2f}",
+            "verdict": "n/a" if not floor else ("met" if max(floor) <= FLOOR_TARGET else "not met"),
+        }
+    )
+    forward = {(r["mode"], r["L"]): r["favor-bench_s"] for r in rows if r["pass"] == "forward"}
+    causal_ratios = [
+        forward[("causal", length)] / forward[("bidirectional", length)]
+        for length in peers.LENGTHS
+        if forward.get(("causal", length)) and forward.get(("bidirectional", length))
+    ]
+    out.append(
+        {
+            "claim": f"causal forward <= {CAUSAL_OVER_BIDIRECTIONAL:g}x bidirectional at every measured L",
+            "measured": "n/a"
+            if not causal_ratios
+            else f"largest causal/bidirectional {max(causal_ratios):.2f}",
+            "verdict": "n/a"
+            if not causal_ratios
+            else ("met" if max(causal_ratios) <= CAUSAL_OVER_BIDIRECTIONAL else "not met"),
+        }
+    )
+    for mode in peers.MODES:
+        for attention_pass in peers.PASSES:
+            out.append(
+                {
+                    "claim": f"crossover with SDPA, {mode} {attention_pass}: favor-bench faster from",
+                    "measured": crossover(rows, mode, attention_pass),
+                    "verdict": "reported",
+                }
+            )
+    return out
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(
+            {k: ("" if v is None else (f"{v:.6g}" if isinstance(v, float) else v)) for k, v in row.items()}
+        )
+    path.write_text(buffer.getvalue())
+
+
+def plot(rows: list[dict], stem: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13.5, 4.2), constrained_layout=True)
+    for ax, mode in zip(axes[:2], peers.MODES, strict=True):
+        for peer in PEERS:
+            for attention_pass in peers.PASSES:
+                points = [
+                    (r["L"], r[f"{peer}_over_favor"])
+                    for r in rows
+                    if (r["mode"], r["pass"]) == (mode, attention_pass)
+                    and r[f"{peer}_over_favor"] is not None
+                ]
+                if points:
+                    x, y = zip(*points, strict=True)
+                    ax.plot(
+                        x,
+                        y,
+                        PASS_STYLE[attention_pass],
+                        marker="o",
+                        color=PEER_STYLE[peer],
+                        label=f"{peer}, {attention_pass}",
+                    )
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        target = TARGETS.get(("performer-pytorch", mode))
+        if target:
+            ax.axhline(target, color=PEER_STYLE["performer-pytorch"], linestyle=":", linewidth=1.0)
+            ax.annotate(
+                f"target vs performer: {target:g}x",
+                (peers.LENGTHS[0], target),
+                xytext=(2, 3),
+                textcoords="offset points",
+                fontsize=7,
+                color=PEER_STYLE["performer-pytorch"],
+            )
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("sequence length L")
+        ax.set_ylabel("time(peer) / time(favor-bench)  (> 1: favor-bench faster)")
+        ax.set_title(f"{mode}")
+        ax.legend(fontsize=7, loc="best")
+    ax = axes[2]
+    for mode, color in zip(peers.MODES, ("tab:blue", "tab:purple"), strict=True):
+        points = [
+            (r["L"], r["favor_over_floor"])
+            for r in rows
+            if (r["mode"], r["pass"]) == (mode, "forward") and r["favor_over_floor"] is not None
+        ]
+        if points:
+            x, y = zip(*points, strict=True)
+            ax.plot(x, y, marker="o", color=color, label=f"favor-bench {mode} forward")
+    ax.axhline(
+        FLOOR_TARGET, color="gray", linestyle=":", linewidth=1.0, label=f"target: {FLOOR_TARGET:g}x floor"
+    )
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("sequence length L")
+    ax.set_ylabel("time / floor (measured sgemm and exp rates)")
+    ax.set_title("distance to the machine's floor")
+    ax.legend(fontsize=7, loc="best")
+    fig.suptitle(title, fontsize=9)
+    for suffix in (".png", ".svg"):
+        fig.savefig(stem.with_suffix(suffix), dpi=150)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    path = newest_results_file(args.results_dir, TIME_KEY, args.machine)
+    data = json.loads(path.read_text())
+    times = benchmark_rows(data, TIME_KEY, NAMES)
+    sgemm = {r["backend"]: r["value"] for r in benchmark_rows(data, SGEMM_KEY, ("backend",))}
+    exp_rate = {r["backend"]: r["value"] for r in benchmark_rows(data, EXP_KEY, ("backend",))}
+    rows = table(times, args.backend, sgemm.get(args.backend), exp_rate.get(args.backend))
+    if not any(r["favor-bench_s"] for r in rows):
+        raise SystemExit(f"no favor-bench timings for {args.backend} in {path}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_csv(args.out / "peers.csv", rows)
+    write_csv(args.out / "claims.csv", claims(rows))
+    versions = data.get("params", {})
+    title = (
+        f"{args.backend}, B={peers.BATCH}, H={peers.HEADS}, d={peers.D}, m={peers.M}, float32; "
+        f"commit {data.get('commit_hash', '?')[:8]}, python {versions.get('python', '?')}, "
+        f"sgemm {sgemm.get(args.backend, math.nan):.0f} GFLOP/s, "
+        f"exp {exp_rate.get(args.backend, math.nan):.2f}e9/s"
+    )
+    plot(rows, args.out / "peers", title)
+    meta = {
+        "results_file": str(path),
+        "commit": data.get("commit_hash"),
+        "machine": versions.get("machine"),
+        "environment": data.get("env_name"),
+        "date_ms": data.get("date"),
+        "backend": args.backend,
+        "sgemm_gflops": sgemm.get(args.backend),
+        "exp_rate_1e9_per_s": exp_rate.get(args.backend),
+    }
+    (args.out / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    for claim in claims(rows):
+        print(f"{claim['verdict']:>8}  {claim['claim']}: {claim['measured']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
