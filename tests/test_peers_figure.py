@@ -23,7 +23,7 @@ SPEED = {"favor-bench": 1.0, "performer-pytorch": 3.0, "sdpa": None}
 
 
 def _time(implementation, mode, attention_pass, length):
-    """favor-bench L·1e-6 s (causal 1.2x), performer 3x that, SDPA L²·5e-10 s (0.51x at L = 1024, 2.05x at 4096).
+    """favor-bench L·1e-6 s (causal 1.2x), performer 3x that, SDPA L²·5e-10 s (0.51x at 1024, 2.05x at 4096).
 
     Forward+backward doubles every time.
     """
