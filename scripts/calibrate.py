@@ -1,7 +1,7 @@
 """Tier 2 calibration of the check set: false-positive rates and power against planted defects.
 
-    python scripts/calibrate.py [--seeds 200] [--power-seeds 460] [--workers 2]
-                                [--out results/calibration] [--resume | --replot]
+    python scripts/calibrate.py [--seeds 200] [--power-seeds 460] [--slow-seeds N] [--workers 2]
+                                [--out results/calibration] [--resume | --replot | --from-runs]
 
 Runs every (target, check) pair of CI's Tier 1 (studies/audit/suite.py) over fresh seeds: the pairs
 that must pass over --seeds seeds, each planted defect on its checks over --power-seeds seeds (459
@@ -27,19 +27,37 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--power-seeds", type=int, default=460, help="fresh seeds per planted defect and check"
     )
+    parser.add_argument(
+        "--slow-seeds",
+        type=int,
+        default=None,
+        help="fewer seeds for the slow checks (calibration.SLOW_CHECKS)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="worker processes")
     parser.add_argument("--out", default="results/calibration", help="output folder")
     parser.add_argument("--resume", action="store_true", help="keep the runs already in OUT/runs.csv")
     parser.add_argument("--replot", action="store_true", help="only redraw OUT/calibration.png from its CSV")
+    parser.add_argument(
+        "--from-runs",
+        action="store_true",
+        help="summarize the runs in OUT/runs.csv (a stopped run) without running",
+    )
     args = parser.parse_args(argv)
     if args.seeds < 1 or args.power_seeds < 1 or args.workers < 1:
         parser.error("--seeds, --power-seeds and --workers must be >= 1")
-    if args.replot:
+    if args.from_runs:
+        summary = calibration.summarize_runs(args.out)
+    elif args.replot:
         summary = calibration.read_summary(Path(args.out) / "calibration.csv")
         calibration.plot(summary, Path(args.out) / "calibration.png")
     else:
         summary = calibration.calibrate(
-            args.seeds, args.out, args.workers, power_seeds=args.power_seeds, resume=args.resume
+            args.seeds,
+            args.out,
+            args.workers,
+            power_seeds=args.power_seeds,
+            slow_seeds=args.slow_seeds,
+            resume=args.resume,
         )
     problems = calibration.failures(summary)
     for row in summary:

@@ -40,6 +40,7 @@ FIRST_SEED = 1_000_000
 CONFIDENCE = 0.99
 REQUIRED_POWER = 0.99
 SEEDS_PER_TASK = 10
+SLOW_CHECKS = ("attention-delta", "attention-convergence", "convergence-exact", "dtype-overflow")
 SUMMARY_FIELDS = [
     "check",
     "target",
@@ -59,15 +60,24 @@ SUMMARY_FIELDS = [
 RUN_FIELDS = ["check", "target", "seed", "status", "alpha", "seconds"]
 
 
-def plan(seeds: int, power_seeds: int) -> list[tuple[str, str, tuple[int, ...]]]:
-    """Tasks (target, check, seeds), chunk by chunk so an interrupted run covers every pair equally."""
+def plan(
+    seeds: int, power_seeds: int, slow_seeds: int | None = None
+) -> list[tuple[str, str, tuple[int, ...]]]:
+    """Tasks (target, check, seeds), chunk by chunk so an interrupted run covers every pair equally.
+
+    Pairs of the checks in :data:`SLOW_CHECKS` (tens of seconds per run) get ``slow_seeds`` seeds
+    when given, instead of ``seeds`` or ``power_seeds``.
+    """
+
+    def count(check, default):
+        return default if slow_seeds is None or check not in SLOW_CHECKS else min(default, slow_seeds)
+
+    pairs = [(pair, count(pair[1], seeds)) for pair in suite.null_pairs()]
+    pairs += [(pair, count(pair[1], power_seeds)) for pair in suite.defect_pairs()]
     tasks = []
-    pairs = [(pair, seeds) for pair in suite.null_pairs()] + [
-        (pair, power_seeds) for pair in suite.defect_pairs()
-    ]
-    for start in range(0, max(seeds, power_seeds), SEEDS_PER_TASK):
-        for (target, check), count in pairs:
-            chunk = tuple(range(FIRST_SEED + start, FIRST_SEED + min(start + SEEDS_PER_TASK, count)))
+    for start in range(0, max(n for _, n in pairs), SEEDS_PER_TASK):
+        for (target, check), n in pairs:
+            chunk = tuple(range(FIRST_SEED + start, FIRST_SEED + min(start + SEEDS_PER_TASK, n)))
             if chunk:
                 tasks.append((target, check, chunk))
     return tasks
@@ -155,6 +165,7 @@ def calibrate(
     workers: int = 2,
     *,
     power_seeds: int = 460,
+    slow_seeds: int | None = None,
     resume=False,
     progress=print,
 ) -> list[dict]:
@@ -170,11 +181,12 @@ def calibrate(
     done = {(r["target"], r["check"], r["seed"]) for r in records}
     tasks = [
         (target, check, missing)
-        for target, check, chunk in plan(seeds, power_seeds)
+        for target, check, chunk in plan(seeds, power_seeds, slow_seeds)
         if (missing := tuple(seed for seed in chunk if (target, check, seed) not in done))
     ]
     if not resume:
         runs_path.unlink(missing_ok=True)
+    _write_text(out / "meta.json", json.dumps(_meta(seeds, power_seeds, slow_seeds, workers, 0.0), indent=2))
     start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=workers) as pool:
         for count, chunk in enumerate(pool.map(run_task, tasks), start=1):
@@ -185,8 +197,27 @@ def calibrate(
     summary = summarize(records)
     _write_csv(out / "calibration.csv", summary, SUMMARY_FIELDS)
     plot(summary, out / "calibration.png")
-    meta = _meta(seeds, power_seeds, workers, time.perf_counter() - start)
+    meta = _meta(seeds, power_seeds, slow_seeds, workers, time.perf_counter() - start)
     meta.update(resumed=resume, sum_run_seconds=round(sum(float(r["seconds"]) for r in records), 1))
+    _write_text(out / "meta.json", json.dumps(meta, indent=2))
+    return summary
+
+
+def summarize_runs(out="results/calibration") -> list[dict]:
+    """Summary, CSV, plot and metadata from the runs already in ``out/runs.csv`` (a run stopped before
+    its planned seeds: each pair is summarized over the seeds it has)."""
+    out = Path(out)
+    records = _read_runs(out / "runs.csv")
+    summary = summarize(records)
+    _write_csv(out / "calibration.csv", summary, SUMMARY_FIELDS)
+    plot(summary, out / "calibration.png")
+    meta = json.loads((out / "meta.json").read_text()) if (out / "meta.json").exists() else {}
+    meta.update(
+        summarized_from_runs=True,
+        runs=len(records),
+        sum_run_seconds=round(sum(float(r["seconds"]) for r in records), 1),
+        git_commit_summary=_meta(0, 0, None, 0, 0.0)["git_commit"],
+    )
     _write_text(out / "meta.json", json.dumps(meta, indent=2))
     return summary
 
@@ -354,7 +385,7 @@ def _write_text(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
-def _meta(seeds: int, power_seeds: int, workers: int, seconds: float) -> dict:
+def _meta(seeds: int, power_seeds: int, slow_seeds, workers: int, seconds: float) -> dict:
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
@@ -365,10 +396,13 @@ def _meta(seeds: int, power_seeds: int, workers: int, seconds: float) -> dict:
 
     return {
         "command": f"python scripts/calibrate.py --seeds {seeds} --power-seeds {power_seeds} "
-        f"--workers {workers}",
+        + (f"--slow-seeds {slow_seeds} " if slow_seeds else "")
+        + f"--workers {workers}",
         "git_commit": commit.strip(),
         "seeds": seeds,
         "power_seeds": power_seeds,
+        "slow_seeds": slow_seeds,
+        "slow_checks": list(SLOW_CHECKS),
         "first_seed": FIRST_SEED,
         "quick": suite.QUICK,
         "workers": workers,

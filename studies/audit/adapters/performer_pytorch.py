@@ -2,6 +2,7 @@
 
 Every capability calls the library's own code path:
 
+* precision: detected per call (the sampler computes in float32, attention in the dtype asked for);
 * projections: ``gaussian_orthogonal_random_matrix(m, d)`` (``FastAttention``'s sampler, default
   ``ortho_scaling=0``: χ(d) norms, so it claims to be FAVOR+, registry row ``positive-ort``), seeded
   through ``torch.manual_seed``; one matrix is registered per ``FastAttention`` and repeated over
@@ -203,7 +204,6 @@ def adapter() -> Adapter:
         features=features,
         attention=attention,
         dtypes=("float32", "float16", "bfloat16"),
-        precision="float64",
         notes=(
             "defaults audited: FastAttention(ortho_scaling=0, generalized_attention=False), "
             "softmax_kernel eps=1e-4",
