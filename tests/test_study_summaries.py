@@ -679,22 +679,6 @@ def check_causal_stability(run: Run, check: Checker) -> None:
     assert {(s, repr(e)) for s, e in pairs} == recorded
 
 
-SHOOTOUT_EMPTY = (
-    "t",
-    "value",
-    "ci99",
-    "theory",
-    "bias",
-    "bias_ci99",
-    "theory_bias",
-    "replicates",
-    "claim",
-    "source",
-    "theory_verdict",
-    "empirical_verdict",
-)
-
-
 def _ordered_verdict(better, worse):
     """Verdict that ``better`` < ``worse`` per point: "holds" where the 99% intervals separate in the
     claimed direction, "consistent" where only the points are ordered, "contradicted" where they are
