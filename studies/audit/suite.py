@@ -61,6 +61,11 @@ def null_pairs() -> list[tuple[str, str]]:
     ]
     pairs += [("planted:float32-float16", check) for check in applicable]
     pairs += [
+        (f"favor-bench:positive-ort@{dtype}", check)
+        for dtype in ("float32", "float16")
+        for check in ("same-projection", "dense-reference", "causal-future", "mask-semantics")
+    ]
+    pairs += [
         ("planted:leak-below-float32", check)
         for check in ("causal-future", "dense-reference", "mask-semantics")
     ]

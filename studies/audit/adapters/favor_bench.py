@@ -5,6 +5,10 @@ projections with χ(d) norms, :func:`estimators.attention.favor` with its defaul
 query shift; one key shift bidirectionally, a running key maximum causally), ε = 0, padding masks
 that remove keys from numerator and denominator, half precision accumulated in float32, and an
 independent W per head and per redraw.
+
+``adapter("<row>@<dtype>")`` (target ``favor-bench:positive-ort@float32``) computes its attention in
+``dtype`` (float32 or float16) even when asked for float64, and declares that working precision: the
+control for the round-off tolerances of reduced-precision implementations.
 """
 
 from __future__ import annotations
@@ -22,7 +26,12 @@ _STABILIZER = {"query": "row", "key": "global"}
 
 
 def adapter(row: str = "positive-ort") -> Adapter:
-    """The control adapter for registry row ``row`` (host float64 numpy in and out)."""
+    """The control adapter for registry row ``row`` (host float64 numpy in and out), optionally
+    ``<row>@<dtype>`` to compute its attention in ``dtype``."""
+    name = "favor-bench" if row == "positive-ort" else f"favor-bench:{row}"
+    row, _, compute = row.partition("@")
+    if compute not in ("", "float32", "float16"):
+        raise ValueError(f"the dtype after '@' must be float32 or float16, got {compute!r}")
     estimator = registry.get(row)
 
     def sample_projection(m, d, seed):
@@ -39,6 +48,7 @@ def adapter(row: str = "positive-ort") -> Adapter:
         return estimator.features(np.asarray(x), np.asarray(W), scale_inputs=True, **options)
 
     def attention(q, k, v, W, causal=False, mask=None, dtype="float64"):
+        dtype = compute if compute and dtype == "float64" else dtype
         target = resolve_target(backend="torch" if dtype == "bfloat16" else "numpy", dtype=dtype)
         keep = None if mask is None else _keep_mask(target, mask)
         out = attention_maps.favor(
@@ -50,7 +60,7 @@ def adapter(row: str = "positive-ort") -> Adapter:
         return host(out)
 
     return Adapter(
-        name="favor-bench" if row == "positive-ort" else f"favor-bench:{row}",
+        name=name,
         claims=row,
         layout="(…, L, d) arrays on numpy, torch or jax",
         version=_version(),
@@ -62,7 +72,7 @@ def adapter(row: str = "positive-ort") -> Adapter:
         features=features,
         attention=attention,
         dtypes=("float32", "float16", "bfloat16"),
-        precision="float64",
+        precision=compute or "float64",
         notes=(f"registry row {row!r}: {estimator.description}",),
     )
 
