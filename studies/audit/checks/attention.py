@@ -377,7 +377,8 @@ def check_attention_delta(adapter, settings: Settings):
         alpha=FAMILY_ALPHA,
         statistic=f"max |z| = {z.max():.2f} over {cells} cells (critical {critical:.2f}), n = {n}",
         p_value=family_p_value(np.concatenate(p_all)),
-        effect=f"largest |mean ô − (o + bias)| = {worst:.2e}",
+        effect=f"largest |mean ô − (o + bias)| = {worst:.2e} (95% CI half-width up to "
+        f"{stats.critical_value(0.05) * math.sqrt(max(float(np.max(variance[c])) for c in modes) / n):.1e})",
         tolerance=f"Bonferroni critical |z| {critical:.2f} (family α {FAMILY_ALPHA})",
         power=f"power {settings.power} against a shift of {DELTA_EFFECT:.0%} of the value spread in any cell "
         "and against the absence of the predicted bias",
@@ -433,6 +434,8 @@ def check_attention_convergence(adapter, settings: Settings):
         worst = max(worst, float(np.abs(ratio - 1).max()))
         lines.append(f"m={m}: measured/predicted E‖ô_i − o_i‖² from {ratio.min():.3f} to {ratio.max():.3f}")
     z = np.concatenate(z_all)
+    relative_se = max(float(np.max(np.sqrt(variance[m] / n) / mean[m])) for m in CONVERGENCE_MS)
+    half = stats.critical_value(0.05) * relative_se
     return verdict(
         name,
         title,
@@ -441,7 +444,7 @@ def check_attention_convergence(adapter, settings: Settings):
         alpha=FAMILY_ALPHA,
         statistic=f"max |z| = {z.max():.2f} over {cells} cells (critical {critical:.2f}), n = {n}",
         p_value=family_p_value(np.concatenate(p_all)),
-        effect=f"largest |measured/predicted − 1| = {worst:.3f}",
+        effect=f"largest |measured/predicted − 1| = {worst:.3f} (95% CI half-width up to {half:.3f})",
         tolerance=f"Bonferroni critical |z| {critical:.2f} (family α {FAMILY_ALPHA})",
         power=f"power {settings.power} against a {CONVERGENCE_EFFECT:.0%} error in any row's "
         "mean squared error",

@@ -379,6 +379,9 @@ def check_orthogonality(adapter, settings: Settings):
                 f"max |z| = {np.abs(test.z).max():.2f}"
             )
     passed = within_ratio <= 1 and z_max <= critical
+    smallest = min(dims)
+    pair_variance = 2 * (smallest - 1) / (smallest * smallest * (smallest + 2))
+    half = stats.critical_value(0.05) * math.sqrt(pair_variance / planned_draws(adapter, settings))
     notes = [] if cells else ["m = d only: one block per draw, independence across blocks not tested"]
     return verdict(
         name,
@@ -386,10 +389,12 @@ def check_orthogonality(adapter, settings: Settings):
         passed,
         worst,
         alpha=FAMILY_ALPHA,
-        statistic=f"within-block deviation / bound = {within_ratio:.2f}; max |z| = {z_max:.2f} "
-        f"over {cells} independent pairs (critical {critical:.2f})",
+        statistic=(
+            f"within-block deviation / bound = {within_ratio:.2f}; " if projection == "orthogonal" else ""
+        )
+        + f"max |z| = {z_max:.2f} over {cells} independent pairs (critical {critical:.2f})",
         p_value=family_p_value(np.concatenate(p_all)) if p_all else None,
-        effect=f"largest deviation {worst:.3f}",
+        effect=f"largest deviation {worst:.3f} (95% CI half-width {half:.3f} for E(u_iᵀu_j)²)",
         tolerance=f"2(d + 2)·u within a block; Bonferroni |z| ≤ {critical:.2f} across",
         power=f"power {settings.power} against E(u_iᵀu_j)² off by {DIRECTION_EFFECT}",
         details=notes + lines,
