@@ -1117,7 +1117,7 @@ REPLAYED = {
     "trig_vs_positive": ("trig-iid", "positive-iid"),
     "orthogonal_gain": ("positive-iid", "positive-ort", "trig-iid", "trig-ort"),
     "smreg": ("positive-iid", "positive-iid-fixed", "positive-ort-fixed"),
-    "attention_error": ("positive-iid", "positive-ort"),
+    "attention_error": ("positive-iid", "positive-ort", "trig-iid", "trig-ort"),
     "uniform_convergence": ("trig-ort",),
 }
 """Estimators whose draws the replay captures (feature maps written in :func:`own_estimates`)."""
@@ -1221,10 +1221,46 @@ def test_summary_statistics_are_those_of_the_raw_estimates(name, monkeypatch):
     assert check.seen, "the replay compared columns"
 
 
+def own_attention(feature, x, y, v, W):
+    """FAVOR written here: ô_i = Σ_j K̂_ij v_j / D̂_i, D̂_i = Σ_j K̂_ij, zero where D̂_i ≤ 0, with
+    K̂_ij = mean_r e^{ω_rᵀ(x_i + y_j) − (‖x_i‖² + ‖y_j‖²)/2} (positive) or e^{(‖x_i‖² + ‖y_j‖²)/2} mean_r
+    cos ω_rᵀ(x_i − y_j) (trig), for each replicate of W (n, m, d).
+
+    Returns (output (n, Q, d_v), D̂ (n, Q), bound on each output entry, bound on D̂). Each K̂_ij is
+    within e_ij = (m + d + 8)(1 + largest argument)·ε·mean_r|term|; a sum over L keys adds L·ε of its
+    absolute terms; ô_i = N_i/D̂_i moves by at most (δN_i + |ô_i|·δD_i)/(|D̂_i| − δD_i).
+    """
+    m, d = W.shape[-2], W.shape[-1]
+    if feature == "positive":
+        argument = W @ (x[:, None, :] + y[None, :, :]).reshape(-1, d).T  # (n, m, Q·L)
+        terms = np.exp(argument - (sq(x)[:, None] + sq(y)[None, :]).reshape(-1) / 2)
+    else:
+        argument = W @ (x[:, None, :] - y[None, :, :]).reshape(-1, d).T
+        terms = np.exp((sq(x)[:, None] + sq(y)[None, :]).reshape(-1) / 2) * np.cos(argument)
+    shape = (W.shape[0], x.shape[0], y.shape[0])
+    kernel = terms.mean(axis=1).reshape(shape)
+    kernel_bound = ((m + d + 8) * (1 + np.abs(argument).max()) * EPS * np.abs(terms).mean(axis=1)).reshape(
+        shape
+    )
+    numerator, total = kernel @ v, kernel.sum(axis=-1)
+    largest = np.abs(v).max()
+    numerator_bound = (kernel_bound + y.shape[0] * EPS * np.abs(kernel)).sum(axis=-1) * largest
+    total_bound = (kernel_bound + y.shape[0] * EPS * np.abs(kernel)).sum(axis=-1)
+    valid = total > 0
+    output = np.where(valid[..., None], numerator / np.where(valid, total, 1.0)[..., None], 0.0)
+    with np.errstate(divide="ignore"):
+        output_bound = np.where(
+            valid,
+            (numerator_bound + np.abs(output).max(axis=-1) * total_bound) / (np.abs(total) - total_bound),
+            0.0,
+        )
+    return output, total, output_bound, total_bound
+
+
 def test_attention_output_mse_is_that_of_the_raw_favor_outputs(monkeypatch):
-    """Positive-feature FAVOR written here, ô_i = Σ_j K̂_ij v_j / Σ_j K̂_ij with K̂_ij = mean_r
-    exp(ω_rᵀ(x_i + y_j) − (‖x_i‖² + ‖y_j‖²)/2), x = q d^{−1/4}, y = k d^{−1/4}, on the captured W; exact
-    attention softmax(x yᵀ) v; per replicate the RMS over query rows of ‖ô_i − o_i‖."""
+    """FAVOR written here (:func:`own_attention`) on the captured W, x = q d^{−1/4}, y = k d^{−1/4},
+    against exact attention softmax(x yᵀ) v: per replicate the mean over query rows of ‖ô_i − o_i‖²,
+    and the rate of rows with D̂_i ≤ 0 (none is within round-off of 0, so each decision is certain)."""
     module, records, draws, rows = _replay("attention_error", monkeypatch)
     check = Checker()
     samples = defaultdict(list)
@@ -1235,28 +1271,30 @@ def test_attention_output_mse_is_that_of_the_raw_favor_outputs(monkeypatch):
         logits = x @ y.T
         weights = np.exp(logits - logits.max(axis=-1, keepdims=True))
         exact = weights @ v / weights.sum(axis=-1, keepdims=True)
-        phi_q = np.exp(W @ x.T - sq(x) / 2)  # (n, m, Q)
-        phi_k = np.exp(W @ y.T - sq(y) / 2)  # (n, m, L)
-        kernel = np.einsum("nrq,nrl->nql", phi_q, phi_k)
-        output = kernel @ v / kernel.sum(axis=-1, keepdims=True)
-        squared = np.mean(np.sum((output - exact) ** 2, axis=-1), axis=-1)  # (n,)
-        # both outputs are convex combinations of the rows of v: each entry to (L + m + d + 8)(1 +
-        # largest exponent)·ε·max|v|, so ‖ô_i − o_i‖² to 2‖ô_i − o_i‖·√d_v·that + its square
-        size = max(np.abs(W @ x.T).max() + np.abs(W @ y.T).max(), np.abs(logits).max()) + sq(x).max()
-        entry = (
-            2 * (p["L"] + p["m"] + p["d"] + 8) * (1 + size) * EPS * np.abs(v).max() * math.sqrt(v.shape[1])
-        )
-        error = 2 * np.sqrt(squared) * entry + entry**2
-        samples[(p["regime"], p["estimator"], p["m"])].append((squared, error))
-        assert record["values"]["failed_rows"] == 0, "positive features have positive denominators"
+        exact_bound = (p["L"] + p["d"] + 8) * (1 + np.abs(logits).max()) * EPS * np.abs(v).max()
+        feature = registry.get(p["estimator"]).feature
+        output, total, output_bound, total_bound = own_attention(feature, x, y, v, W)
+        assert np.all(np.abs(total) > total_bound), "no denominator within round-off of 0"
+        failed = int(np.sum(total <= 0))
+        assert record["values"]["failed_rows"] == failed
+        # ‖ô_i − o_i‖² moves by at most 2‖ô_i − o_i‖·√d_v·δ + d_v·δ², δ the bound on one entry
+        distance = np.sqrt(np.sum((output - exact) ** 2, axis=-1))
+        entry = output_bound + exact_bound
+        squared = np.mean(distance**2, axis=-1)
+        error = np.mean(2 * distance * math.sqrt(v.shape[1]) * entry + v.shape[1] * entry**2, axis=-1)
+        samples[(p["regime"], p["estimator"], p["m"])].append((squared, error, failed, output.shape[1]))
     for key, parts in samples.items():
-        squared = np.concatenate([s for s, _ in parts])[:, None]
-        error = np.concatenate([e for _, e in parts])[:, None]
+        squared = np.concatenate([s for s, *_ in parts])[:, None]
+        error = np.concatenate([e for _, e, *_ in parts])[:, None]
         stat = raw_mean(squared, error)
         (row,) = [r for r in rows if (r["regime"], r["estimator"], r["m"]) == key]
         check.value(row, "output_mse", stat.value[0], stat.value_bound[0])
         check.value(row, "ci99", stat.half[0], stat.half_bound[0])
-    assert check.seen == {"output_mse", "ci99"}
+        failed = sum(f for *_, f, _ in parts)
+        rows_total = sum(len(s) * queries for s, _, _, queries in parts)
+        check.value(row, "nonpositive_denominator_rate", failed / rows_total, EPS * failed / rows_total)
+    assert check.seen == {"output_mse", "ci99", "nonpositive_denominator_rate"}
+    assert any(row["nonpositive_denominator_rate"] > 0 for row in rows), "the tiny run has failing rows"
 
 
 def test_sup_norm_errors_are_those_of_the_raw_gram_estimates(monkeypatch):
