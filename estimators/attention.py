@@ -64,6 +64,7 @@ from .validation import (
     LOW_PRECISION,
     check_array,
     check_choice,
+    check_eps,
     check_positive_int,
     check_same_backend,
     check_same_d,
@@ -189,7 +190,7 @@ def favor(
     check_choice(stabilizer, "stabilizer", STABILIZERS)
     check_choice(denominator, "denominator", DENOMINATORS)
     check_choice(impl, "impl", IMPLS)
-    eps = _check_eps(eps)
+    eps = check_eps(eps)
     chunk_size = None if chunk_size is None else check_positive_int(chunk_size, "chunk_size")
     _check_inputs(q, k, v, key_padding_mask, causal)
     _check_projection(W, q, k)
@@ -510,12 +511,6 @@ def _device(x):
     from array_api_compat import device
 
     return device(x)
-
-
-def _check_eps(eps):
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps < 0:
-        raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
-    return float(eps)
 
 
 def _check_inputs(q, k, v, mask, causal, names=("q", "k", "v")):

@@ -49,7 +49,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .backends import backend_of, dtype_name, is_tracer, namespace
-from .validation import LOW_PRECISION, check_array, check_choice, check_same_d
+from .validation import LOW_PRECISION, check_array, check_choice, check_eps, check_same_d
 
 FOLLOWUP_FEATURES = ("oprf", "gerf-trig", "saderf", "poisson", "geometric")
 FEATURES = ("trig", "positive", "hyperbolic", "generalized", *FOLLOWUP_FEATURES)
@@ -180,6 +180,7 @@ def _shift_for(parts: FeatureParts, stabilizer):
 
 def _exponential_features(name, x, W, scale_inputs, stabilizer, eps=0.0, check="warn", **options):
     check_choice(check, "check", RANGE_CHECKS)
+    eps = check_eps(eps)
     parts = feature_parts(name, x, W, scale_inputs=scale_inputs, **options)
     shift = _shift_for(parts, stabilizer)
     values = assemble(parts, shift, eps)
@@ -274,7 +275,7 @@ def generalized(x, W=None, *, f=relu, eps=0.0, scale_inputs=False):
     Without W (the official Performer-ReLU default) the features are deterministic.
     """
     parts = feature_parts("generalized", x, W, scale_inputs=scale_inputs, f=f)
-    return assemble(parts, None, eps)
+    return assemble(parts, None, check_eps(eps))
 
 
 def feature_map(name):

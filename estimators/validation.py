@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from .backends import backend_of, dtype_name, is_tracer, namespace
 
 FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
@@ -45,6 +47,13 @@ def check_positive_int(value, name: str) -> int:
     if value < 1:
         raise ValueError(f"{name} must be an integer >= 1, got {value}")
     return value
+
+
+def check_eps(eps) -> float:
+    """``eps`` as a float, raising ``ValueError`` unless it is a finite number >= 0."""
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps < 0:
+        raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
+    return float(eps)
 
 
 def check_choice(value, name: str, choices) -> str:

@@ -141,6 +141,7 @@ def test_feature_maps_run_under_array_api_strict(inputs):
         ((4,), (6, 4), ValueError, "x must have at least 2 dimensions"),
         ((5, 4), (4,), ValueError, "W must have at least 2 dimensions"),
         ((5, 3), (6, 4), ValueError, "x has d=3 but W has d=4"),
+        ((5, 4), (0, 4), ValueError, r"W must have at least one projection row \(m >= 1\)"),
     ],
 )
 def test_bad_shapes_are_named(x_shape, w_shape, error, message):
@@ -164,3 +165,11 @@ def test_non_finite_and_integer_inputs_are_rejected(inputs):
         features.feature_parts("laplace", x, W)
     with pytest.raises(ValueError, match="W must be a projection"):
         features.feature_parts("positive", x, None)
+
+
+@pytest.mark.parametrize("eps", [-1e-3, float("nan"), float("inf"), "0.1"])
+@pytest.mark.parametrize("name", ["positive", "hyperbolic", "generalized", "oprf", "saderf"])
+def test_eps_must_be_a_finite_non_negative_number(name, eps, inputs):
+    x, W = inputs
+    with pytest.raises(ValueError, match="eps must be a finite number >= 0"):
+        features.feature_map(name)(x, W, eps=eps)
