@@ -336,6 +336,10 @@ def _leak(row: str, name: str, size: float, base: Callable, **changes) -> Adapte
     return _replace(row, name, attention=attend, **changes)
 
 
+def _causal_eps():
+    return _replace("positive-iid", "causal-eps", attention=_favor("positive-iid", eps=1e-3))
+
+
 def _tiny_leak():
     return _leak("positive-iid", "tiny-causal-leak", LEAK, _control("positive-iid").attention)
 
@@ -551,6 +555,13 @@ PLANTED = {
             "float16 FAVOR without stabilizers: exp overflows at large logits",
             ("dtype-overflow",),
             _unshifted_half,
+        ),
+        Planted(
+            "causal-eps",
+            "favor-bench FAVOR with ε = 1e-3: biased by ε, yet its running key maximum keeps causal "
+            "outputs blind to the future (claim 18: it passes causal-future)",
+            ("dense-reference",),
+            _causal_eps,
         ),
         Planted(
             "tiny-causal-leak",

@@ -34,6 +34,7 @@ from .precision import UNIT_ROUNDOFF, attention_bound, condition, exponent_scale
 
 CONVERGENCE_SIZES = (128, 512, 2048)
 OUTLIER = 4.0
+DENSE_LENGTH = 80
 DELTA_M = 64
 DELTA_EFFECT = 0.01
 CONVERGENCE_MS = (128, 512)
@@ -131,16 +132,17 @@ def check_dense_reference(adapter, settings: Settings):
     Performers Eq. 4 and App. B.1: bidirectional FAVOR and causal prefix-sum FAVOR equal the quadratic
     form D̂⁻¹ÂV (causal: tril Â) of the same features, and row-wise stabilizer shifts cancel in D̂⁻¹Â
     when ε = 0 (theory.md §8). Inputs: N(0, 1) entries, and the same with one key scaled ×4 (an
-    outlier that moves any key maximum), L = 16, d = 8, m = 16, bidirectional and (when supported)
-    causal. Pass when every |o_library − o_reference| is within the round-off bound of the working
-    precision (:func:`~studies.audit.checks.precision.attention_bound`).
+    outlier that moves any key maximum), L = 80 (more than one 64-position chunk of a chunked
+    prefix sum), d = 8, m = 16, bidirectional and (when supported) causal. Pass when every
+    |o_library − o_reference| is within the round-off bound of the working precision
+    (:func:`~studies.audit.checks.precision.attention_bound`).
 
     Diagnosis (sub-checks): outputs for constant values v ≡ 1 must be 1 (a missing or wrong
     normalizer fails it); a deviation that grows more than tenfold with the outlier key is reported
     as a stabilizer shift that does not cancel or an ε added after a shift.
     """
     name, title = "dense-reference", "Equals dense FAVOR from the same W (stabilizers cancel, ε = 0)"
-    q, k, v = attention_inputs(rng_for(settings, name))
+    q, k, v = attention_inputs(rng_for(settings, name), length=DENSE_LENGTH)
     W = _draw(adapter, settings, name, 16, q.shape[-1])
     outlier = k.copy()
     outlier[..., 0, :] *= OUTLIER
