@@ -1119,12 +1119,14 @@ REPLAYED = {
     "smreg": ("positive-iid", "positive-iid-fixed", "positive-ort-fixed"),
     "attention_error": ("positive-iid", "positive-ort", "trig-iid", "trig-ort"),
     "uniform_convergence": ("trig-ort",),
+    "estimator_shootout": ("positive-iid", "positive-ort", "hyperbolic-iid"),
 }
 """Estimators whose draws the replay captures (feature maps written in :func:`own_estimates`)."""
 
 
 def _replay(name, monkeypatch):
-    """Run the study's cells of the replayed estimators, capturing every W the estimators draw."""
+    """Run the study's tiny preset capturing every W the estimators draw; return the records and
+    draws of the replayed estimators and the summary rows of the whole run."""
     module = importlib.import_module(f"studies.{name}")
     monkeypatch.setitem(module.PRESETS, "quick", {**module.PRESETS["quick"], **TINY[name]})
     draw = registry.Estimator.draw
@@ -1137,19 +1139,16 @@ def _replay(name, monkeypatch):
 
     monkeypatch.setattr(registry.Estimator, "draw", capture)
     context = Context(seed=SEED)
-    cells = [
-        c
-        for c in module.STUDY.make_cells(context)
-        if c.kwargs.get("estimator", getattr(module, "ESTIMATOR", None)) in REPLAYED[name]
-        and c.kwargs.get("kind", "monte_carlo") == "monte_carlo"
-    ]
-    records, draws = [], []
-    for cell in cells:
+    records, replayed, draws = [], [], []
+    for cell in module.STUDY.make_cells(context):
         drawn.clear()
         records.append(run_cell(cell))
-        draws.append(np.concatenate(drawn))
-        assert draws[-1].shape[0] == cell.kwargs.get("replicates", cell.kwargs.get("draws"))
-    return module, records, draws, module.summarize(records, context)
+        estimator = cell.kwargs.get("estimator", getattr(module, "ESTIMATOR", None))
+        if estimator in REPLAYED[name] and cell.kwargs.get("kind") != "delta_method":
+            replayed.append(records[-1])
+            draws.append(np.concatenate(drawn))
+            assert draws[-1].shape[0] == cell.kwargs.get("replicates", cell.kwargs.get("draws"))
+    return module, replayed, draws, module.summarize(records, context)
 
 
 def _replayed_groups(records, draws, names):
@@ -1160,6 +1159,7 @@ def _replayed_groups(records, draws, names):
 
 
 KERNEL_REPLAYS = [name for name in REPLAYED if name not in ("attention_error", "uniform_convergence")]
+"""Studies whose Monte Carlo columns come from kernel estimates K̂(x, y) (the shoot-out's t and m kinds)."""
 
 
 @pytest.mark.parametrize("name", KERNEL_REPLAYS)
@@ -1197,6 +1197,24 @@ def test_summary_statistics_are_those_of_the_raw_estimates(name, monkeypatch):
                 for index, row in enumerate(chosen):
                     check.value(row, "relative_mse", stat.value[index], stat.value_bound[index])
                     check.value(row, "ci99", stat.half[index], stat.half_bound[index])
+    elif name == "estimator_shootout":
+        for (kind, estimator, m), (params, W) in _replayed_groups(
+            records, draws, ("kind", "estimator", "m")
+        ).items():
+            chosen = [r for r in rows if (r["kind"], r["estimator"], r["m"]) == (kind, estimator, m)]
+            if kind == "attention":
+                check_shootout_attention(check, module, params, W, chosen, records, estimator)
+                continue
+            x, y = module.pairs(module.T_GRID if kind == "t" else (module.T_FOR_M,), params["d"])
+            estimates, bound = own_estimates(registry.get(estimator).feature, x, y, W)
+            errors, error_bound = estimates / softmax_cf(x, y) - 1, bound / softmax_cf(x, y)
+            bias = raw_mean(errors, error_bound)
+            mse = raw_mean(errors**2, 2 * (np.abs(errors) + error_bound) * error_bound)
+            for index, row in enumerate(chosen):
+                check.value(row, "value", mse.value[index], mse.value_bound[index])
+                check.value(row, "ci99", mse.half[index], mse.half_bound[index])
+                check.value(row, "bias", bias.value[index], bias.value_bound[index])
+                check.value(row, "bias_ci99", bias.half[index], bias.half_bound[index])
     elif name == "trig_vs_positive":
         for (estimator,), (params, W) in _replayed_groups(records, draws, ("estimator",)).items():
             x, y = module.slice_pairs(params["d"])
@@ -1223,20 +1241,23 @@ def test_summary_statistics_are_those_of_the_raw_estimates(name, monkeypatch):
 
 def own_attention(feature, x, y, v, W):
     """FAVOR written here: ô_i = Σ_j K̂_ij v_j / D̂_i, D̂_i = Σ_j K̂_ij, zero where D̂_i ≤ 0, with
-    K̂_ij = mean_r e^{ω_rᵀ(x_i + y_j) − (‖x_i‖² + ‖y_j‖²)/2} (positive) or e^{(‖x_i‖² + ‖y_j‖²)/2} mean_r
-    cos ω_rᵀ(x_i − y_j) (trig), for each replicate of W (n, m, d).
+    K̂_ij = e^{−(‖x_i‖² + ‖y_j‖²)/2} mean_r e^{ω_rᵀ(x_i + y_j)} (positive; cosh for hyperbolic) or
+    e^{(‖x_i‖² + ‖y_j‖²)/2} mean_r cos ω_rᵀ(x_i − y_j) (trig), for each replicate of W (n, m, d).
 
     Returns (output (n, Q, d_v), D̂ (n, Q), bound on each output entry, bound on D̂). Each K̂_ij is
     within e_ij = (m + d + 8)(1 + largest argument)·ε·mean_r|term|; a sum over L keys adds L·ε of its
     absolute terms; ô_i = N_i/D̂_i moves by at most (δN_i + |ô_i|·δD_i)/(|D̂_i| − δD_i).
     """
     m, d = W.shape[-2], W.shape[-1]
-    if feature == "positive":
+    norms = (sq(x)[:, None] + sq(y)[None, :]).reshape(-1)
+    if feature in ("positive", "hyperbolic"):
         argument = W @ (x[:, None, :] + y[None, :, :]).reshape(-1, d).T  # (n, m, Q·L)
-        terms = np.exp(argument - (sq(x)[:, None] + sq(y)[None, :]).reshape(-1) / 2)
-    else:
+        terms = np.exp(-norms / 2) * (np.exp(argument) if feature == "positive" else np.cosh(argument))
+    elif feature == "trig":
         argument = W @ (x[:, None, :] - y[None, :, :]).reshape(-1, d).T
-        terms = np.exp((sq(x)[:, None] + sq(y)[None, :]).reshape(-1) / 2) * np.cos(argument)
+        terms = np.exp(norms / 2) * np.cos(argument)
+    else:
+        raise KeyError(feature)
     shape = (W.shape[0], x.shape[0], y.shape[0])
     kernel = terms.mean(axis=1).reshape(shape)
     kernel_bound = ((m + d + 8) * (1 + np.abs(argument).max()) * EPS * np.abs(terms).mean(axis=1)).reshape(
@@ -1255,6 +1276,35 @@ def own_attention(feature, x, y, v, W):
             0.0,
         )
     return output, total, output_bound, total_bound
+
+
+def check_shootout_attention(check, module, params, W, chosen, records, estimator):
+    """Shoot-out attention rows: mean over every draw of W and input draw of ‖Ô − O‖_F/‖O‖_F, FAVOR
+    written here (positive and hyperbolic features have no data-dependent options)."""
+    (row,) = chosen
+    draws = [
+        r for r in records if r["params"]["kind"] == "attention" and r["params"]["estimator"] == estimator
+    ]
+    errors, bounds = [], []
+    for draw, W_draw in zip(draws, np.split(W, len(draws)), strict=True):
+        p = draw["params"]
+        q, k, v = module.attention_inputs(SEED, p["draw"], p["L"], p["d"])
+        x, y = q * p["d"] ** -0.25, k * p["d"] ** -0.25
+        logits = x @ y.T
+        weights = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        exact = weights @ v / weights.sum(axis=-1, keepdims=True)
+        output, total, output_bound, _ = own_attention(registry.get(estimator).feature, x, y, v, W_draw)
+        assert np.all(total > 0)
+        norm = np.linalg.norm(exact)
+        relative = np.linalg.norm(output - exact, axis=(-2, -1)) / norm
+        # ‖Ô − O‖_F moves by at most √(entries)·(largest entry bound + exact's round-off)
+        exact_bound = (p["L"] + p["d"] + 8) * (1 + np.abs(logits).max()) * EPS * np.abs(v).max()
+        entry = output_bound.max(axis=-1) + exact_bound
+        bounds.append(math.sqrt(v.size) * entry / norm * (1 + relative) + 4 * EPS * relative)
+        errors.append(relative)
+    stat = raw_mean(np.concatenate(errors)[:, None], np.concatenate(bounds)[:, None])
+    check.value(row, "value", stat.value[0], stat.value_bound[0])
+    check.value(row, "ci99", stat.half[0], stat.half_bound[0])
 
 
 def test_attention_output_mse_is_that_of_the_raw_favor_outputs(monkeypatch):
