@@ -13,9 +13,11 @@ Each study runs its own ``compute`` on a tiny preset (chunked, so merging is exe
 
 A column counts as covered only when a comparison ran on it (:class:`Checker`), and
 ``test_every_csv_column_has_an_independent_check`` fails for a column without one, so a new column
-cannot slip in untested. The kernel studies are also replayed from their raw estimates
-(``test_summary_statistics_are_those_of_the_raw_estimates``: W captured as drawn, K̂ from the feature
-definitions written here), which checks which pair each value belongs to and how errors are scaled.
+cannot slip in untested. Studies are also replayed from their raw outputs: every W is captured as
+the study draws it and K̂, FAVOR outputs and Gram estimates are computed from the feature definitions
+written here (positive, hyperbolic and trig rows of the kernel studies and the shoot-out, all four
+rows of attention_error, the sup-norm errors of uniform_convergence), which checks the compute (which
+pair each value belongs to, how errors are scaled, which denominators fail) along with the summary.
 ``test_planted_errors_in_the_rows_are_caught`` and ``test_planted_errors_in_summarize_are_caught`` show
 that an inverted ratio, a flipped theory sign, a wrong quantile or a z standardized by the sample SD
 are rejected.
