@@ -115,6 +115,13 @@ def _iid_as_orthogonal():
     return _with_sampler("positive-ort", "iid-as-orthogonal", draw)
 
 
+def _orthogonal_as_iid():
+    def draw(m, d, count, seed):
+        return projections.orthogonal(m, d, batch_shape=(int(count),), seed=int(seed))
+
+    return _with_sampler("trig-iid", "orthogonal-as-iid", draw)
+
+
 def _wrong_norm_law():
     """Norms with the right E‖w‖² = d but ‖w‖² ~ Gamma(d, 1) instead of χ²_d = Gamma(d/2, 2)."""
 
@@ -450,6 +457,13 @@ PLANTED = {
             "'orthogonal' rows drawn iid: unbiased, but with the iid MSE (claims 7, 10)",
             ("projection-orthogonality", "mse-closed-form"),
             _iid_as_orthogonal,
+        ),
+        Planted(
+            "orthogonal-as-iid",
+            "'iid' trig rows drawn block-orthogonal: an MSE about 45% BELOW the claimed one (the MSE "
+            "check is two-sided)",
+            ("mse-closed-form",),
+            _orthogonal_as_iid,
         ),
         Planted(
             "wrong-norm-law",
