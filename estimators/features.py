@@ -33,11 +33,12 @@ features overflow to ±Inf and positive or hyperbolic rows underflow to all zero
 maps therefore check their result (``check="warn"``, the default): a row holding a non-finite value,
 or whose largest feature is below the dtype's smallest positive number, raises
 :class:`FeatureRangeWarning` (``check="raise"``: :class:`FeatureRangeError`) naming the largest input
-norm, the dtype and the remedies (a stabilizer, float64, or smaller inputs). The check costs one pass
-over the features (``isfinite``), one row maximum of the log-amplitudes and one scalar read back to
-the host, which is a device synchronization on a GPU; ``check="off"`` skips it (no read back), and
-inside ``jax.jit`` it is skipped. Rows are only counted; the input norms are computed only when the
-check fires.
+norm, the dtype and the remedies (a stabilizer, float64, or smaller inputs). The check costs two row
+maxima (of |φ| and of the log-amplitudes: 6% of the positive map's time on CPU in float32/64, 12% in
+bfloat16, at L = 4096, m = 256, d = 64) and one scalar read back to the host, which is a device
+synchronization on a GPU; ``check="off"`` skips it (no read
+back), and inside ``jax.jit`` it is skipped. Rows are only counted; the input norms are computed only
+when the check fires.
 """
 
 from __future__ import annotations
@@ -202,7 +203,7 @@ def _check_range(name, parts, shift, values, x, scale_inputs, stabilizer, check)
     if shift is not None:
         top = top - shift[..., 0]
     underflow = top + math.log(parts.scale) < _LOG_RANGE[parts.dtype][1]
-    overflow = xp.any(~xp.isfinite(values), axis=-1)
+    overflow = ~(xp.max(xp.abs(values), axis=-1) < math.inf)  # NaN propagates through max
     n_bad = int(xp.sum(xp.astype(underflow | overflow, xp.int32)))
     if n_bad == 0:
         return
