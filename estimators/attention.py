@@ -200,6 +200,8 @@ def favor(
         raise ValueError(
             f"predict_error needs a feature with a delta method {tuple(regime.DELTA_FEATURES)}, got {name!r}"
         )
+    if predict_error and any(is_tracer(a) for a in (q, k, v)):
+        raise ValueError("predict_error reads q, k and v on the host: call favor outside jax.jit/grad for it")
     query_options, key_options = _side_options(_default_options(name, feature_options, q, k, causal))
     call = (q, k, v, W, name, causal, key_padding_mask)
     kernel = _triton_kernel(impl, call, stabilizer, eps, bool(query_options or key_options))

@@ -168,3 +168,11 @@ def test_predicted_error_names_its_arguments():
         regime.predicted_error(q, k, v, 0)
     with pytest.raises(ValueError, match="rows must be"):
         regime.predicted_error(q, k, v, M, rows=0)
+
+
+def test_predict_error_inside_jax_jit_is_refused():
+    jax = pytest.importorskip("jax")
+    q, k, v = (jax.numpy.asarray(a) for a in _attention_inputs(1.0))
+    W = jax.numpy.asarray(projections.orthogonal(M, D, seed=2))
+    with pytest.raises(ValueError, match="predict_error reads q, k and v on the host"):
+        jax.jit(lambda q: attention.favor(q, k, v, W, predict_error=True))(q)
