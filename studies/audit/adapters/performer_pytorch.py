@@ -147,7 +147,7 @@ def attention(q, k, v, W, causal=False, mask=None, dtype="float64"):
         layer = layer.to(getattr(torch, dtype))
         layer.fast_attention.projection_matrix.copy_(_to_torch(W, dtype))
         tokens = np.concatenate([_merge_heads(a) for a in (q, k, v)], axis=-1)
-        keep = None if mask is None else torch.from_numpy(np.asarray(mask, dtype=bool))
+        keep = None if mask is None else torch.from_numpy(np.array(mask, dtype=bool))
         with contextlib.redirect_stdout(io.StringIO()):
             out = layer(_to_torch(tokens, dtype), mask=keep)
     out = _to_host(out)[..., : heads * v.shape[-1]].reshape(batch, length, heads, v.shape[-1])
