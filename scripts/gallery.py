@@ -43,7 +43,7 @@ Reproducibility: every cell is seeded from the root seed and a hash of its param
 without recomputing finished cells. With the default portable RNG, `--backend torch` and
 `--backend jax` draw the same W and reproduce the numpy CSVs to about 1e-13 relative; `--rng native`
 draws on the device and agrees statistically. Each study's wall time and the number of cells it
-computed are in its `meta.json`.
+computed are in its `meta.json`. This page is written by `python scripts/gallery.py`.
 """
 OTHER = """## Other results
 
