@@ -100,13 +100,17 @@ def test_length_mask_adapter_is_checked_with_trailing_padding(control):
 def test_square_only_adapter_adapts_the_grid(control):
     """m = d only: the kernel grid uses m = d and the block-independence cells are skipped, stated."""
 
-    def square(m, d, seed):
+    def square(m, d, count, seed):
         if m != d:
             raise ValueError("m must equal d")
-        return control.sample_projection(m, d, seed)
+        return control.sample_projections(m, d, count, seed)
 
     adapter = dataclasses.replace(
-        control, sample_projection=square, sample_projections=None, square_only=True, head_projections=None
+        control,
+        sample_projection=lambda m, d, seed: square(m, d, 1, seed)[0],
+        sample_projections=square,
+        square_only=True,
+        head_projections=None,
     )
     unbiased = run_check("unbiased-kernel", adapter, QUICK)
     assert unbiased.status == "pass"
