@@ -30,7 +30,7 @@ One study: `python -m studies run NAME` or `python -m studies.NAME`; the papers'
 other backends and devices: `--backend torch --device cuda`, `--backend jax`; a cluster:
 `--executor dask://HOST:PORT`. Theory is drawn as lines, Monte Carlo results as markers with 99%
 confidence intervals; the formulas and their sources are in each study's module docstring
-(`studies/NAME.py`).
+(`studies/NAME.py`) and in the theory reference, [`docs/theory.md`](../docs/theory.md).
 
 Captions are computed, not written: each study's plot also writes `NAME_claims.md`, every sentence of
 which comes from the study's CSV rows through a stated test (the test and its numbers are listed
