@@ -72,3 +72,18 @@ def test_summary_verdicts():
     assert summary[defect_pair]["established_power"] == pytest.approx(0.01 ** (1 / 200))
     many = rows([{**run, "status": "fail"} for run in runs(defect_pair, 460, 0)])
     assert many[defect_pair]["passes"]
+
+
+def test_stopped_run_is_summarized_from_its_runs(tmp_path):
+    """``--from-runs``: the CSV, figure and metadata come from the runs a stopped calibration left."""
+    null_pair, defect_pair = suite.null_pairs()[0], suite.defect_pairs()[0]
+    records = [
+        {"target": target, "check": check, "seed": seed, "status": status, "alpha": 0.01, "seconds": 0.1}
+        for (target, check), status in ((null_pair, "pass"), (defect_pair, "fail"))
+        for seed in range(12)
+    ]
+    calibration._append_runs(tmp_path / "runs.csv", records)
+    summary = calibration.summarize_runs(tmp_path)
+    assert {row["seeds"] for row in summary} == {12}
+    assert (tmp_path / "calibration.png").exists() and (tmp_path / "calibration.csv").exists()
+    assert calibration.read_summary(tmp_path / "calibration.csv")[0]["seeds"] == 12
