@@ -294,7 +294,7 @@ def plot(summary: list[dict], path) -> None:
     fig, (left, right) = plt.subplots(
         1,
         2,
-        figsize=(13, max(4.5, 0.26 * max(len(defects), len(null)) + 1.8)),
+        figsize=(14, max(4.5, 0.26 * max(len(defects), len(null)) + 1.8)),
         gridspec_kw={"width_ratios": [1, 1.2]},
     )
     y = np.arange(len(null))
@@ -315,7 +315,7 @@ def plot(summary: list[dict], path) -> None:
     left.grid(axis="x", alpha=0.3)
     left.set_xlabel("false-positive rate (99% Clopper–Pearson interval)")
     left.set_title(
-        f"Null: pairs that must pass, pooled per check\nred tick: stated family α ({null[0]['seeds_text']})"
+        f"Pairs that must pass, pooled per check\n({null[0]['seeds_text']}; red tick: stated family α)"
     )
     left.set_xlim(-0.005, max(0.06, max(row["ci_high"] for row in null) + 0.005))
     y = np.arange(len(defects))
@@ -324,19 +324,19 @@ def plot(summary: list[dict], path) -> None:
         right.plot([row["established_power"], row["rate"]], [i, i], color=color, lw=2)
         right.scatter([row["rate"]], [i], color=color, zorder=3)
         right.plot([row["established_power"]] * 2, [i - 0.3, i + 0.3], color=color, lw=2)
-    right.axvline(REQUIRED_POWER, color="C3", lw=1, ls="--")
+    right.axvline(REQUIRED_POWER, color="C3", lw=1, ls="--", label=f"required power {REQUIRED_POWER}")
+    right.plot([], [], color="C0", lw=2, label="established ≥ required")
+    right.plot([], [], color="C1", lw=2, label="established < required")
+    right.legend(loc="lower left", fontsize=7)
     right.set_yticks(y, [f"{row['check']} ← {row['target'].split(':', 1)[1]}" for row in defects], fontsize=7)
-    right.invert_yaxis()
+    right.set_ylim(len(defects) + 2.5, -0.8)
     right.grid(axis="x", alpha=0.3)
     lowest = min([row["established_power"] for row in defects] + [0.95])
     right.set_xlim(lowest - 0.01, 1.003)
-    right.set_xlabel(
-        "rejection rate (dot) and the power its seeds establish (tick: one-sided 99% lower bound)"
-    )
-    right.set_title(
-        f"Planted defects, {defects[0]['seeds']} seeds each\n"
-        f"dashed: required {REQUIRED_POWER}; blue: bound clears it, orange: seeds establish only the tick"
-    )
+    right.set_xlabel("rejection rate (dot); tick: power established (one-sided 99% bound)")
+    counts = sorted({row["seeds"] for row in defects})
+    seeds = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+    right.set_title(f"Planted defects ({seeds} seeds each):\nthe power the seeds establish")
     fig.tight_layout()
     buffer = Path(path).with_suffix(".tmp.png")
     fig.savefig(buffer, dpi=130)
@@ -358,7 +358,7 @@ def _merge_null(summary) -> list[dict]:
         high = float(sps.beta.isf(0.005, k + 1, seeds - k)) if k < seeds else 1.0
         merged.append(
             {
-                "label": f"{check} ({len(rows)} targets)",
+                "label": f"{check} ({len(rows)} target{'s' if len(rows) > 1 else ''})",
                 "rate": k / seeds,
                 "ci_low": low,
                 "ci_high": high,
