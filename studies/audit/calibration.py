@@ -212,7 +212,10 @@ def summarize_runs(out="results/calibration") -> list[dict]:
     _write_csv(out / "calibration.csv", summary, SUMMARY_FIELDS)
     plot(summary, out / "calibration.png")
     meta = json.loads((out / "meta.json").read_text()) if (out / "meta.json").exists() else {}
+    done = {(r["target"], r["check"]) for r in records}
+    planned = suite.null_pairs() + suite.defect_pairs()
     meta.update(
+        pairs_without_runs=[f"{target} {check}" for target, check in planned if (target, check) not in done],
         summarized_from_runs=True,
         runs=len(records),
         sum_run_seconds=round(sum(float(r["seconds"]) for r in records), 1),
