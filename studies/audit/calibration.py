@@ -399,7 +399,7 @@ def _meta(seeds: int, power_seeds: int, slow_seeds, workers: int, seconds: float
 
     return {
         "command": f"python scripts/calibrate.py --seeds {seeds} --power-seeds {power_seeds} "
-        + (f"--slow-seeds {slow_seeds} " if slow_seeds else "")
+        + (f"--slow-seeds {slow_seeds} " if slow_seeds is not None else "")
         + f"--workers {workers}",
         "git_commit": commit.strip(),
         "seeds": seeds,
