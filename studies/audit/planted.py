@@ -1,5 +1,6 @@
 """Planted adapters: favor-bench's own adapter with one realistic defect each, and correct
-reduced-precision implementations. The check set must reject every defect through the checks named
+reduced-precision implementations. Like a real adapter, each one's ``features`` is the map its
+attention uses, or is absent. The check set must reject every defect through the checks named
 in ``caught_by`` (CI asserts it at the fixed seed; the Tier 2 calibration measures the power over
 fresh seeds) and pass the correct ones on every check.
 
@@ -212,8 +213,15 @@ def _missing_half_norm():
         phi_q, phi_k = (np.exp(_scaled(a) @ np.asarray(W).T) for a in (q, k))
         return _dense(phi_q, phi_k, np.asarray(v), causal)
 
+    def features(x, W, role):
+        return np.exp(_scaled(x) @ np.asarray(W).T)
+
     return _replace(
-        "positive-iid", "missing-half-norm", kernel_estimate=_kernel_from(features_of), attention=attend
+        "positive-iid",
+        "missing-half-norm",
+        kernel_estimate=_kernel_from(features_of),
+        features=features,
+        attention=attend,
     )
 
 
@@ -272,7 +280,10 @@ def _off_by_one_prefix():
 
 def _future_stabilizer():
     return _replace(
-        "positive-iid", "future-stabilizer", attention=_favor("positive-iid", stabilizer="global", eps=1e-3)
+        "positive-iid",
+        "future-stabilizer",
+        attention=_favor("positive-iid", stabilizer="global", eps=1e-3),
+        features=None,
     )
 
 
@@ -281,7 +292,11 @@ def _per_key_stabilizer():
         phi_q, phi_k = (_positive(_scaled(a), np.asarray(W)) for a in (q, k))
         return _dense(phi_q, phi_k / phi_k.max(axis=-1, keepdims=True), np.asarray(v), causal)
 
-    return _replace("positive-iid", "per-key-stabilizer", attention=attend)
+    def features(x, W, role):
+        phi = _positive(_scaled(x), np.asarray(W))
+        return phi / phi.max(axis=-1, keepdims=True) if role == "key" else phi
+
+    return _replace("positive-iid", "per-key-stabilizer", features=features, attention=attend)
 
 
 def _half_the_features():
@@ -291,7 +306,11 @@ def _half_the_features():
         W = np.asarray(W)
         return control.attention(q, k, v, W[: W.shape[0] // 2], causal=causal, mask=mask, dtype=dtype)
 
-    return _replace("positive-iid", "half-the-features", attention=attend)
+    def features(x, W, role):
+        W = np.asarray(W)
+        return control.features(x, W[: W.shape[0] // 2], role)
+
+    return _replace("positive-iid", "half-the-features", attention=attend, features=features)
 
 
 def _exact_denominator():
@@ -344,7 +363,7 @@ def _leak(row: str, name: str, size: float, base: Callable, **changes) -> Adapte
 
 
 def _causal_eps():
-    return _replace("positive-iid", "causal-eps", attention=_favor("positive-iid", eps=1e-3))
+    return _replace("positive-iid", "causal-eps", attention=_favor("positive-iid", eps=1e-3), features=None)
 
 
 def _tiny_leak():

@@ -77,3 +77,12 @@ def test_norm_law_diagnosis_states_the_measured_moment():
     """A failed norm law names E‖w‖² with its interval and the expected d."""
     result = _run("planted:wrong-coordinate-variance", "projection-norms")
     assert any("row norms are not χ(8)" in line and "expected 8" in line for line in result.diagnosis)
+
+
+def test_dense_reference_locates_the_difference():
+    """The library's own features place a per-key stabilizer in the feature map and an off-by-one
+    prefix sum in the causal attention sums (and nowhere else)."""
+    feature_map = _run("planted:per-key-stabilizer", "dense-reference").diagnosis
+    assert any("comes from its feature map" in line for line in feature_map)
+    sums = _run("planted:off-by-one-prefix", "dense-reference").diagnosis
+    assert sums == [line for line in sums if line.startswith("causal")] and "attention sums" in sums[0]

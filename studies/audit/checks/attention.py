@@ -139,14 +139,16 @@ def check_dense_reference(adapter, settings: Settings):
 
     Diagnosis (sub-checks): outputs for constant values v ≡ 1 must be 1 (a missing or wrong
     normalizer fails it); a deviation that grows more than tenfold with the outlier key is reported
-    as a stabilizer shift that does not cancel or an ε added after a shift.
+    as a stabilizer shift that does not cancel or an ε added after a shift; with the ``features``
+    capability, the dense form of the library's own features locates the difference in the feature
+    map (it reproduces the output) or in the attention sums (it does not).
     """
     name, title = "dense-reference", "Equals dense FAVOR from the same W (stabilizers cancel, ε = 0)"
     q, k, v = attention_inputs(rng_for(settings, name), length=DENSE_LENGTH)
     W = _draw(adapter, settings, name, 16, q.shape[-1])
     outlier = k.copy()
     outlier[..., 0, :] *= OUTLIER
-    effects, ratios, lines = {}, [], []
+    effects, ratios, lines, failing = {}, [], [], set()
     for causal in (False, True) if adapter.causal else (False,):
         for label, keys in (("plain", k), ("key outlier", outlier)):
             out = call_attention(adapter, q, keys, v, W, causal=causal)
@@ -156,11 +158,13 @@ def check_dense_reference(adapter, settings: Settings):
             mode = "causal" if causal else "bidirectional"
             effects[mode, label] = difference
             ratios.append(difference / bound)
+            if difference > bound:
+                failing.add(causal)
             lines.append(
                 f"{mode:13s} {label:11s} max |o − o_ref| = {difference:.2e} (bound {bound:.1e}, {precision})"
             )
     worst = max(ratios)
-    diagnosis = [] if worst <= 1 else _dense_diagnosis(adapter, q, k, v, W, effects)
+    diagnosis = [] if worst <= 1 else _dense_diagnosis(adapter, q, k, v, W, effects, failing)
     return verdict(
         name,
         title,
@@ -174,7 +178,7 @@ def check_dense_reference(adapter, settings: Settings):
     )
 
 
-def _dense_diagnosis(adapter, q, k, v, W, effects) -> list[str]:
+def _dense_diagnosis(adapter, q, k, v, W, effects, failing) -> list[str]:
     lines = []
     ones = np.ones_like(v)
     constant = call_attention(adapter, q, k, ones, W)
@@ -192,6 +196,41 @@ def _dense_diagnosis(adapter, q, k, v, W, effects) -> list[str]:
         lines.append(
             f"the deviation grows ×{spiked / max(plain, 1e-300):.0f} with one outlier key "
             f"({plain:.1e} → {spiked:.1e}): a stabilizer shift that does not cancel, or an ε added after it"
+        )
+    if adapter.has("features"):
+        lines += _own_features_diagnosis(adapter, q, k, v, W, failing)
+    return lines
+
+
+def _own_features_diagnosis(adapter, q, k, v, W, failing) -> list[str]:
+    """Output against the dense form D̂⁻¹ÂV (causal: tril Â) of the library's OWN features (its
+    stabilizer and ε included), in each mode: agreement everywhere puts the difference in the
+    feature map, disagreement in the attention sums of the modes that disagree. Only the modes in
+    ``failing`` (causal flags whose output differed from the reference) are examined."""
+    q_read, k_read, W_read = read_only(q, k, W)
+    phi_q = stats.host(adapter.features(q_read, W_read, "query"))
+    phi_k = stats.host(adapter.features(k_read, W_read, "key"))
+    full = phi_q @ np.swapaxes(phi_k, -1, -2)
+    agreeing, differing = [], []
+    for causal in sorted(failing):
+        gram = np.tril(full) if causal else full
+        own = (gram @ v) / gram.sum(axis=-1, keepdims=True)
+        out = call_attention(adapter, q, k, v, W, causal=causal)
+        bound, _ = _bound(adapter, out, q, k, v, W, gram)
+        difference = float(np.abs(out - own).max())
+        mode = "causal" if causal else "bidirectional"
+        (differing if difference > bound else agreeing).append(f"{mode} ({difference:.1e})")
+    lines = []
+    if agreeing:
+        lines.append(
+            f"{', '.join(agreeing)}: the dense form of the library's own features reproduces its output "
+            "within round-off, so there the difference comes from its feature map (an ε, or a shift that "
+            "does not cancel), not from the attention sums"
+        )
+    if differing:
+        lines.append(
+            f"{', '.join(differing)}: the output differs from the dense form of the library's own features, "
+            "so those attention sums (prefix sums, normalizer, an ε added to them) do not implement D̂⁻¹ÂV"
         )
     return lines
 
