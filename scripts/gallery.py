@@ -18,12 +18,14 @@ EXTRA_FIGURES = {"estimator_shootout": ("_m", "_attention", "_sorf")}
 """Studies that save more than one figure: the suffixes of the others, after ``NAME``."""
 HEAD = """# Study gallery
 
-Every plot below is regenerated, with its CSV, records and `meta.json` (git commit, package versions,
-backend, device, dtype, seed, preset, wall time, cells computed and reused), by the quick preset on a
-CPU with numpy:
+Every plot below is regenerated, with its CSV, records and `meta.json` (the code fingerprint, commit
+and dirty state that computed the records, package versions, backend, device, dtype, seed, preset,
+and the study's own cells computed/reused and times), by the quick preset on a CPU with numpy:
 
 ```sh
-python -m studies all            # or: make studies
+make studies                     # = python -m studies all --recompute: recomputes every cell and says
+                                 #   whether the records are byte-identical to the committed ones
+python -m studies all            # reuses every record the same code already computed
 ```
 
 One study: `python -m studies run NAME` or `python -m studies.NAME`; the papers' scales: `--preset paper`;
@@ -49,8 +51,11 @@ OTHER = """## Other results
 
 Implementation audits (`python -m studies audit --target NAME`) write `audit/<target>/report.md`. The
 CPU speed/memory figure (`speed_memory/`) is drawn from asv results by
-`scripts/speed_memory_figure.py`, the GPU comparison (`gpu_speed_memory/`) by `scripts/gpu_compare.py`
-(`--replot` redraws it from its `timings.csv` without a GPU).
+`scripts/speed_memory_figure.py`, the comparison with performer-pytorch and SDPA on a CPU (`peers/`)
+by `scripts/peers_figure.py`, the GPU comparison (`gpu_speed_memory/`) by `scripts/gpu_compare.py`
+(`--replot` redraws it from its `timings.csv` without a GPU). Where each feature map and FAVOR stop
+giving finite and accurate results as the input norms grow (`numerics/`) is tabulated by
+`scripts/numerics_table.py`.
 """
 
 
