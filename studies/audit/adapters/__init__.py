@@ -8,4 +8,10 @@ TARGETS = {
     "favor-bench": "studies.audit.adapters.favor_bench:adapter",
     "performer-pytorch": "studies.audit.adapters.performer_pytorch:adapter",
     "planted": "studies.audit.planted:adapter",
+    "srf-attention": "studies.audit.adapters.srf_attention:adapter",
+    "torch-geometric": "studies.audit.adapters.torch_geometric:adapter",
+    "google-research": "studies.audit.adapters.google_research:adapter",
+    "pytorch-fast-transformers": "studies.audit.adapters.fast_transformers:adapter",
+    "tf-models-official": "studies.audit.adapters.tf_kernel_attention:adapter",
+    "xformers": "studies.audit.adapters.xformers_favor:adapter",
 }

@@ -22,8 +22,9 @@ It claims FAVOR+ (``make_fast_softmax_attention`` defaults: positive features, o
   normalize_data=False, eps=0)`` on the rows with their projections stacked (C·m, d) in one call
   (its scale (C·m)^{-1/2} becomes m^{-1/2} after a factor √C), times exp of the row max it
   subtracted (a per-row factor it adds and we undo);
-* features: the same function with its defaults (d^{-1/4} scaling, ``eps = 1e-4``, per-row max for
-  queries, max over sequence and features for keys);
+* features: the attention object's ``kernel_feature_creator``, exactly as its attention calls it
+  (d^{-1/4} scaling, ``eps = numerical_stabilizer = 1e-6``, per-row max for queries, max over
+  sequence and features for keys);
 * attention: ``make_fast_softmax_attention(d, nb_features=m, redraw_features=False,
   unidirectional=causal)`` with the audit's W as its ``projection_matrix``; inputs in its
   [batch, length, heads, channels] layout. It takes no mask (its ``bias`` argument is unused).
@@ -128,8 +129,9 @@ def adapter(path: str | None = None) -> Adapter:
 
     def features(x, W, role):
         x = np.asarray(x, dtype=np.float64)
+        _, attention_state = attention_object(*np.shape(W))
         data = jnp.asarray(x.reshape(-1, 1, *x.shape[-2:]))
-        phi = library.nonnegative_softmax_kernel_feature_creator(
+        phi = attention_state.kernel_feature_creator(
             data, jnp.asarray(W), (2,), (0, 1), None, role == "query"
         )
         return np.asarray(phi, dtype=np.float64).reshape(*x.shape[:-1], -1)
@@ -160,10 +162,10 @@ def adapter(path: str | None = None) -> Adapter:
         notes=(
             f"file audited: {resolved.name}, sha256 {sha256} ({UPSTREAM})",
             "defaults audited: make_fast_softmax_attention(nb_features=256, ortho_features=True, "
-            "ortho_scaling=0.0, redraw_features=True, numerical_stabilizer=1e-6), feature eps = 1e-4",
+            "ortho_scaling=0.0, redraw_features=True, numerical_stabilizer=1e-6, used as the features' ε)",
             "projection blocks: jnp.linalg.qr(...) transposed with no sign(diag R) correction",
             "redraw seed: int32(ceil(sum(query)·1e7)); |sum(query)| > 214.75 saturates to 2^31 − 1 or −2^31",
-            "key stabilizer: max over sequence and features per (batch, head), ε = 1e-4 after the shift",
+            "key stabilizer: max over sequence and features per (batch, head), then ε = 1e-6 added",
             "JAX float64 mode switched on for the audit (jax_enable_x64)",
         ),
     )

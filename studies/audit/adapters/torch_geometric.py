@@ -125,7 +125,7 @@ def attention(q, k, v, W, causal=False, mask=None, dtype="float64"):
     layer = _layer(heads, d, W.shape[0], 0).to(getattr(torch, dtype))
     layer.fast_attn.projection_matrix = to_torch(W, dtype)
     tokens = np.concatenate([_merge_heads(a) for a in (q, k, v)], axis=-1)
-    keep = None if mask is None else torch.from_numpy(np.asarray(mask, dtype=bool))
+    keep = None if mask is None else torch.from_numpy(np.array(mask, dtype=bool))
     with torch.no_grad():
         out = to_host(layer(to_torch(tokens, dtype), mask=keep))
     out = out[..., : heads * d].reshape(batch, length, heads, d)
@@ -156,7 +156,6 @@ def adapter() -> Adapter:
         features=features,
         attention=attention,
         dtypes=("float32", "float16", "bfloat16"),
-        precision="float64",
         causal=False,
         notes=(
             "defaults audited: PerformerAttention(kernel=ReLU()), generalized_kernel epsilon=0.001, "
