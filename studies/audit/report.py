@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .checks import CheckResult, Settings
+from .checks import CHECKS, CheckResult, Settings
 from .protocol import Adapter
 from .targets import TARGETS
 
@@ -174,6 +174,10 @@ def _count(results, status: str) -> int:
 def _section(result: CheckResult, target: str, settings: Settings, plots: dict, out) -> list[str]:
     heading = result.status.upper() + (f" ({result.severity})" if result.severity else "")
     lines = ["", f"## {result.name}", "", f"**{heading}**: {result.title}. ({result.seconds:.1f} s)", ""]
+    if result.name in CHECKS:
+        check = CHECKS[result.name]
+        claims = f"; theory claims {check.claims}" if check.claims else ""
+        lines.append(f"- family: {check.family}{claims}")
     for label, text in (
         ("not applicable", result.reason if result.status == "n-a" else ""),
         ("error", result.reason if result.status == "error" else ""),

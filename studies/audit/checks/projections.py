@@ -53,7 +53,7 @@ def _rows(adapter, d: int) -> int:
 
 
 def _cells_per_d(kind: str, d: int) -> int:
-    return {"moments": 2 * d * d, "directions": 2 * d * d, "correlation": d}[kind]
+    return {"moments": 2 * d * d, "directions": 2 * d * d}[kind]
 
 
 def planned_draws(adapter, settings: Settings) -> int:
