@@ -8,7 +8,8 @@ results file that holds them and writes to ``results/peers/``:
   time and time(favor-bench) / floor;
 * ``claims.csv``: the CPU-speed targets, each measured (pass/fail with the number);
 * ``peers.png`` / ``.svg``: the ratios against L per mode, and favor-bench's distance to the floor;
-* ``meta.json``: the results file, its commit, machine, environment and date.
+* ``meta.json``: the results file, its commit, machine, environment and date
+  (the committed figure's asv results file is kept beside it, ``asv_results.json``).
 
 The floor of a FAVOR forward with B·H heads: 8·B·H·L·m·d flops at the measured sgemm rate plus
 2·B·H·L·m exponentials at the measured exp rate (``favor_bench/peers.py``).
@@ -53,6 +54,9 @@ def parse_args(argv=None):
     )
     parser.add_argument("--results-dir", type=Path, default=Path(".asv/results"), help="asv results folder")
     parser.add_argument("--machine", default=None, help="asv machine name (default: newest with results)")
+    parser.add_argument(
+        "--results-file", type=Path, default=None, help="one asv results file (default: the newest one)"
+    )
     parser.add_argument("--backend", default="torch:cpu", help="backend parameter to report")
     parser.add_argument("--out", type=Path, default=Path("results/peers"), help="output folder")
     return parser.parse_args(argv)
@@ -209,6 +213,15 @@ def plot(rows: list[dict], stem: Path, title: str) -> None:
                         label=f"{peer}, {attention_pass}",
                     )
         ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.annotate(
+            "above 1: favor-bench faster",
+            (0.98, 1.0),
+            xycoords=ax.get_yaxis_transform(),
+            xytext=(-2, 3),
+            textcoords="offset points",
+            ha="right",
+            fontsize=7,
+        )
         target = TARGETS.get(("performer-pytorch", mode))
         if target:
             ax.axhline(target, color=PEER_STYLE["performer-pytorch"], linestyle=":", linewidth=1.0)
@@ -223,7 +236,7 @@ def plot(rows: list[dict], stem: Path, title: str) -> None:
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("sequence length L")
-        ax.set_ylabel("time(peer) / time(favor-bench)  (> 1: favor-bench faster)")
+        ax.set_ylabel("time(peer) / time(favor-bench)")
         ax.set_title(f"{mode}")
         ax.legend(fontsize=7, loc="best")
     ax = axes[2]
@@ -254,7 +267,7 @@ def plot(rows: list[dict], stem: Path, title: str) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    path = newest_results_file(args.results_dir, TIME_KEY, args.machine)
+    path = args.results_file or newest_results_file(args.results_dir, TIME_KEY, args.machine)
     data = json.loads(path.read_text())
     times = benchmark_rows(data, TIME_KEY, NAMES)
     sgemm = {r["backend"]: r["value"] for r in benchmark_rows(data, SGEMM_KEY, ("backend",))}
@@ -267,8 +280,9 @@ def main(argv=None) -> int:
     write_csv(args.out / "claims.csv", claims(rows))
     versions = data.get("params", {})
     title = (
-        f"{args.backend}, B={peers.BATCH}, H={peers.HEADS}, d={peers.D}, m={peers.M}, float32; "
-        f"commit {data.get('commit_hash', '?')[:8]}, python {versions.get('python', '?')}, "
+        f"{args.backend}, B={peers.BATCH}, H={peers.HEADS}, d={peers.D}, m={peers.M}, float32; one asv run "
+        f"(commit {data.get('commit_hash', '?')[:8]}, {versions.get('cpu', '?')}, "
+        f"{versions.get('num_cpu', '?')} cores); the floor's rates from the same run: "
         f"sgemm {sgemm.get(args.backend, math.nan):.0f} GFLOP/s, "
         f"exp {exp_rate.get(args.backend, math.nan):.2f}e9/s"
     )
