@@ -239,7 +239,9 @@ def check_causal_future(adapter, settings: Settings):
     """Causal outputs at positions ≤ i do not depend on keys or values after i (claim 18).
 
     A global key max with ε > 0 leaks the future (theory.md §8). Same W; keys and values after
-    i₀ = L/2 are redrawn with 3× larger keys (an outlier that moves any sequence-wide maximum). Pass
+    i₀ = L/2 are redrawn with 3× larger keys, and the key at i₀ + 1 is set to x = w_l (scaled), the
+    row of W of largest norm: its feature exponent ‖w_l‖²/2 is the largest that wᵀx − ‖x‖²/2 can
+    take over any row and input, so it moves any maximum over the sequence and the features. Pass
     when max_{i ≤ i₀} |Δo_i| is within twice the round-off bound of one call (two runs of the same
     implementation on inputs that agree up to i₀).
     """
@@ -252,6 +254,7 @@ def check_causal_future(adapter, settings: Settings):
     split = q.shape[-2] // 2
     k2, v2 = k.copy(), v.copy()
     k2[..., split + 1 :, :] = 3 * rng.standard_normal(k2[..., split + 1 :, :].shape)
+    k2[..., split + 1, :] = W[int(np.argmax(np.linalg.norm(W, axis=-1)))] * q.shape[-1] ** 0.25
     v2[..., split + 1 :, :] = rng.uniform(-1, 1, v2[..., split + 1 :, :].shape)
     before = call_attention(adapter, q, k, v, W, causal=True)
     after = call_attention(adapter, q, k2, v2, W, causal=True)

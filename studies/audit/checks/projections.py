@@ -158,7 +158,9 @@ def check_norms(adapter, settings: Settings):
     α = 0.01 split over them. Power: the z-test detects E‖w‖² off by 10% of d with the planned
     power; the KS test rejects any law at sup-distance δ from χ(d) with probability at least
     K(√n·δ − c_α) (K the Kolmogorov limit law, c_α its critical value), reported as the δ detected
-    with power 0.9. √d: max |‖w‖/√d − 1| ≤ (d + 2)·u of the working precision (a norm of d terms).
+    with power 0.9. √d: max |‖w‖/√d − 1| ≤ (d² + d + 2)·u of the working precision: the rows of a
+    block come from a QR by d Householder reflections of length ≤ d (first-order error of order d²u,
+    Higham, *Accuracy and Stability of Numerical Algorithms*, §19.3), then a norm of d terms.
     """
     name, title = "projection-norms", "Row norms follow the claimed law (χ(d) or √d)"
     guard = _guard(adapter, name, title)
@@ -212,7 +214,7 @@ def _fixed_norms(adapter, settings, name, title, dims):
     for d in dims:
         W = _draws(adapter, settings, d)
         precision, how = working_precision(adapter, W)
-        bound = (d + 2) * UNIT_ROUNDOFF[precision]
+        bound = (d * d + d + 2) * UNIT_ROUNDOFF[precision]
         off = float(np.max(np.abs(np.linalg.norm(W, axis=-1) / math.sqrt(d) - 1)))
         worst, tolerance = max(worst, off / bound), max(tolerance, bound)
         lines.append(f"d={d}: max |‖w‖/√d − 1| = {off:.2e} (bound {bound:.1e}, {precision} {how})")
@@ -223,7 +225,7 @@ def _fixed_norms(adapter, settings, name, title, dims):
         worst * tolerance,
         statistic=f"largest deviation / bound = {worst:.2f}",
         effect=lines[-1].split(": ", 1)[1],
-        tolerance="(d + 2)·u: the round-off of a norm of d terms in the working precision",
+        tolerance="(d² + d + 2)·u: round-off of a Householder QR block and a norm of d terms",
         details=lines,
     )
 
@@ -320,8 +322,9 @@ def check_orthogonality(adapter, settings: Settings):
     """Orthogonal within a block, independent across blocks (block-orthogonal rows); independent
     within a draw (iid rows).
 
-    Within a block (orthogonal claims): max_{i≠j} |u_iᵀu_j| ≤ 2(d + 2)·u (deterministic; round-off of
-    a dot product of d terms and two normalizations in the working precision). Independence: for
+    Within a block (orthogonal claims): max_{i≠j} |u_iᵀu_j| ≤ 2(d² + d + 2)·u (deterministic; the
+    orthogonality error of a Householder QR of a d × d block, of order d²u (Higham, §19.3), for
+    each of the two rows, and a dot product of d terms in the working precision). Independence: for
     each pair (i, j) of rows that should be independent (i in block 1, j in block 2; or i < j within
     an iid draw), E (u_iᵀu_j)² = 1/d with Var = 2(d − 1)/(d²(d + 2)); cells over pairs and d,
     per-cell α = 0.01/cells. Stated effect: E (u_iᵀu_j)² off by 0.05 in any pair (a repeated block
@@ -344,7 +347,7 @@ def check_orthogonality(adapter, settings: Settings):
         gram = u @ np.swapaxes(u, -1, -2)
         if projection == "orthogonal":
             precision, how = working_precision(adapter, W)
-            bound = 2 * (d + 2) * UNIT_ROUNDOFF[precision]
+            bound = 2 * (d * d + d + 2) * UNIT_ROUNDOFF[precision]
             block = gram[:, :d, :d] - np.eye(d)
             off = float(np.abs(block).max())
             within_ratio = max(within_ratio, off / bound)
@@ -382,7 +385,7 @@ def check_orthogonality(adapter, settings: Settings):
         + f"max |z| = {z_max:.2f} over {cells} independent pairs (critical {critical:.2f})",
         p_value=family_p_value(np.concatenate(p_all)) if p_all else None,
         effect=f"largest deviation {worst:.3f} (95% CI half-width {half:.3f} for E(u_iᵀu_j)²)",
-        tolerance=f"2(d + 2)·u within a block; Bonferroni |z| ≤ {critical:.2f} across",
+        tolerance=f"2(d² + d + 2)·u within a block; Bonferroni |z| ≤ {critical:.2f} across",
         power=f"power {settings.power} against E(u_iᵀu_j)² off by {DIRECTION_EFFECT}",
         details=notes + lines,
     )
