@@ -1,9 +1,11 @@
 """favor-bench studies: each module answers one question, records -> CSV -> plot.
 
 Run ``python -m studies list | run NAME... | all`` (see ``studies/__main__.py``). A study is any
-module in this package that defines ``STUDY`` (a :class:`studies.runner.Study`): adding one is
-adding its module. :data:`ORDER` fixes the order of the known studies in listings and the gallery;
-others follow alphabetically. Importing this package imports no study, plotting or array library.
+module in this package that defines ``STUDY`` (a :class:`studies.core.cells.Study`): adding one is
+adding its module. The infrastructure lives in subpackages, which discovery skips: ``core`` (cells,
+records, executors, the run loop, provenance, plotting) and ``audit`` (the check set).
+:data:`ORDER` fixes the order of the known studies in listings and the gallery; others follow
+alphabetically. Importing this package imports no study, plotting or array library.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ ORDER = (
     "causal_stability",
     "estimator_shootout",
 )
-NOT_STUDIES = frozenset({"runner", "plotting", "stats", "provenance", "audit"})
 
 
 def module_names() -> list[str]:
@@ -31,7 +32,7 @@ def module_names() -> list[str]:
     found = {
         info.name
         for info in pkgutil.iter_modules(__path__)
-        if not info.name.startswith("_") and info.name not in NOT_STUDIES
+        if not info.name.startswith("_") and not info.ispkg
     }
     return [name for name in ORDER if name in found] + sorted(found - set(ORDER))
 

@@ -32,18 +32,11 @@ from pathlib import Path
 
 from estimators.backends import BACKENDS, DTYPES
 
-from . import discover, sizing
-from .runner import (
-    DEFAULT_OUT,
-    PRESETS,
-    RNG_PATHS,
-    Context,
-    StudyFailure,
-    check_executor_spec,
-    make_executor,
-    run_studies,
-    worker_count,
-)
+from . import discover
+from .core import sizing
+from .core.cells import PRESETS, RNG_PATHS, Context
+from .core.executors import check_executor_spec, make_executor, worker_count
+from .core.loop import DEFAULT_OUT, StudyFailure, run_studies
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
@@ -191,7 +184,7 @@ def _run(args, studies) -> int:
     check_writable(args.out)
     chosen = [studies[name] for name in dict.fromkeys(names)]
     plan = sizing.plan(chosen, context, args.out, worker_count(args.executor, args.workers))
-    print("\n".join(plan if args.preset != "quick" or "h" in plan[-1] else plan[-1:]), flush=True)
+    print("\n".join(plan), flush=True)
     started = time.perf_counter()
     try:
         results, failures = _execute(args, chosen, context)

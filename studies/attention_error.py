@@ -34,17 +34,15 @@ import numpy as np
 
 from estimators import attention, registry, theory
 
-from . import captions, plotting
-from .runner import (
+from .core import captions, plotting
+from .core.cells import Study, group_records, stable_rng
+from .core.montecarlo import (
     ELEMENT_BUDGET,
-    Study,
     error_moments,
-    group_records,
     host,
     merge_moments,
     moment_summary,
     replicate_chunks,
-    stable_rng,
 )
 
 ESTIMATORS = ("positive-iid", "positive-ort", "trig-iid", "trig-ort")

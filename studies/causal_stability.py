@@ -23,8 +23,10 @@ import numpy as np
 
 from estimators import attention, projections
 
-from . import captions, plotting, stats
-from .runner import Study, group_records, host
+from . import stats
+from .core import captions, plotting
+from .core.cells import Study, group_records
+from .core.montecarlo import host
 
 PRESETS = {
     "quick": {"d": 16, "L": 256, "m": 64, "draws": 8},

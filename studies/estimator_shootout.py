@@ -53,17 +53,9 @@ import numpy as np
 
 from estimators import attention, features, kernels, projections, registry, theory
 
-from . import captions, plotting
-from .runner import (
-    Study,
-    chunk_cells,
-    group_records,
-    host,
-    kernel_errors,
-    merge_moments,
-    moment_summary,
-    stable_rng,
-)
+from .core import captions, plotting
+from .core.cells import Study, chunk_cells, group_records, stable_rng
+from .core.montecarlo import host, kernel_errors, merge_moments, moment_summary
 
 GROUPS = {
     "FAVOR / FAVOR+ (Performers)": (

@@ -23,8 +23,9 @@ import numpy as np
 
 from estimators import kernels, projections, registry, theory
 
-from . import captions, plotting
-from .runner import Study, chunk_cells, group_records, kernel_errors, merge_moments, moment_summary
+from .core import captions, plotting
+from .core.cells import Study, chunk_cells, group_records
+from .core.montecarlo import kernel_errors, merge_moments, moment_summary
 
 NO_SIGN_FIX = "positive-ort-nosignfix"
 PRESETS = {

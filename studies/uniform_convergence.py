@@ -30,8 +30,9 @@ from scipy import stats as sps
 
 from estimators import kernels, registry
 
-from . import captions, plotting
-from .runner import Study, host, replicate_chunks, stable_rng
+from .core import captions, plotting
+from .core.cells import Study, stable_rng
+from .core.montecarlo import host, replicate_chunks
 
 ESTIMATOR = "trig-ort"
 QUANTILE = 0.9

@@ -19,13 +19,13 @@ from scipy import stats
 import studies
 from studies import (
     attention_error,
-    captions,
     causal_stability,
     estimator_shootout,
     orthogonal_gain,
     unbiasedness,
     uniform_convergence,
 )
+from studies.core import captions
 
 ROOT = Path(__file__).resolve().parents[1]
 Z99 = captions.Z99_TWO_SIDED

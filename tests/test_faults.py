@@ -20,7 +20,7 @@ import pytest
 
 from studies import __main__ as cli
 from studies import smreg
-from studies.runner import RecordLog, record_line
+from studies.core.records import RecordLog, record_line
 
 from . import test_studies
 

@@ -16,8 +16,11 @@ import pytest
 
 import studies
 from studies import __main__ as cli
-from studies import provenance, runner, smreg
-from studies.runner import Context, StudyFailure, read_records, run_studies
+from studies import smreg
+from studies.core import loop, provenance, records
+from studies.core.cells import Context
+from studies.core.loop import StudyFailure, run_studies
+from studies.core.records import read_records
 
 from . import test_studies
 
@@ -41,7 +44,7 @@ def test_fingerprint_covers_every_estimators_file_the_study_module_and_the_runne
     files = provenance.source_files(TINY.module_name)
     estimators = {p for p in (ROOT / "estimators").rglob("*.py") if "__pycache__" not in p.parts}
     assert estimators <= set(files)
-    assert {ROOT / "studies" / "runner.py", ROOT / "tests" / "test_studies.py"} <= set(files)
+    assert {ROOT / "studies" / "core" / "loop.py", ROOT / "tests" / "test_studies.py"} <= set(files)
 
 
 def test_fingerprint_changes_with_any_byte_of_any_source(tmp_path):
@@ -93,7 +96,7 @@ def test_recompute_says_byte_identical_and_catches_a_stale_record(tmp_path):
     lines = good.decode().splitlines(keepends=True)
     stale = json.loads(lines[1])
     stale["values"]["n"] += 1
-    path.write_text("".join([lines[0], runner.record_line(stale), *lines[2:]]))
+    path.write_text("".join([lines[0], records.record_line(stale), *lines[2:]]))
     _, run = _run(tmp_path, recompute=True)[TINY.name]
     assert run.comparison.startswith("DIFFERENT") and "1 changed, 0 new, 0 gone of 4" in run.comparison
     assert path.read_bytes() == good
@@ -114,7 +117,7 @@ def test_an_interrupted_recompute_leaves_the_records_alone_and_resumes(tmp_path,
     monkeypatch.setattr(test_studies, "STUDY", flaky)
     with pytest.raises(StudyFailure, match="interrupted"):
         _run(tmp_path, study=flaky, recompute=True)
-    staged = _folder(tmp_path) / runner.RECOMPUTE_LOG
+    staged = _folder(tmp_path) / loop.RECOMPUTE_LOG
     assert len(read_records(staged)) == 3 and path.read_bytes() == good
     monkeypatch.undo()
     _, run = _run(tmp_path, recompute=True)[TINY.name]

@@ -18,17 +18,12 @@ import pytest
 
 import studies
 from studies import __main__ as cli
-from studies import runner, smreg
-from studies.runner import (
-    Cell,
-    Context,
-    Study,
-    StudyFailure,
-    make_executor,
-    read_records,
-    run_cell,
-    run_studies,
-)
+from studies import smreg
+from studies.core import montecarlo, records
+from studies.core.cells import Cell, Context, Study
+from studies.core.executors import make_executor
+from studies.core.loop import StudyFailure, run_cell, run_studies
+from studies.core.records import read_records
 
 from .conftest import BACKENDS
 
@@ -154,7 +149,7 @@ def test_interrupted_run_keeps_finished_cells_and_recomputes_none(tmp_path, monk
 
 
 def test_a_second_run_into_the_same_folder_is_refused(tmp_path):
-    log = runner.RecordLog(tmp_path / "tiny_smreg" / "records.jsonl")
+    log = records.RecordLog(tmp_path / "tiny_smreg" / "records.jsonl")
     try:
         with pytest.raises(ValueError, match="another run"):
             _run(tmp_path)
@@ -184,8 +179,8 @@ def test_native_rng_path_runs_on_the_backend(backend):
 def test_moment_summary_matches_direct_computation():
     rng = np.random.default_rng(0)
     errors = rng.standard_normal((500, 3))
-    chunks = [runner.error_moments(errors[:200]), runner.error_moments(errors[200:])]
-    summary = runner.moment_summary(runner.merge_moments(chunks))
+    chunks = [montecarlo.error_moments(errors[:200]), montecarlo.error_moments(errors[200:])]
+    summary = montecarlo.moment_summary(montecarlo.merge_moments(chunks))
     np.testing.assert_allclose(summary["bias"], errors.mean(0), rtol=1e-12)
     np.testing.assert_allclose(summary["mse"], (errors**2).mean(0), rtol=1e-12)
     sd = errors.std(0, ddof=1)
@@ -193,13 +188,13 @@ def test_moment_summary_matches_direct_computation():
 
 
 def test_replicate_chunks_respect_the_budget():
-    sizes = runner.replicate_chunks(1000, 300, budget=3000)
+    sizes = montecarlo.replicate_chunks(1000, 300, budget=3000)
     assert sum(sizes) == 1000 and max(sizes) * 300 <= 3000
 
 
 def test_json_records_refuse_nan():
     with pytest.raises(ValueError):
-        runner.record_line({"values": float("nan")})
+        records.record_line({"values": float("nan")})
 
 
 @pytest.mark.parametrize(

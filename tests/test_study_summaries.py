@@ -28,7 +28,7 @@ at most (operations + size of the exponents)·ε relatively (:func:`theory_bound
 the 99% normal quantile as 2.576, at most 5·10⁻⁴ from z₀.₉₉₅ (:data:`Z_PRINTED`), which is the only
 allowance beyond round-off.
 
-The replicate arithmetic of ``studies.runner`` (``replicate_chunks``, ``chunk_cells``,
+The replicate arithmetic of ``studies.core`` (``replicate_chunks``, ``chunk_cells``,
 ``error_moments``, ``merge_moments``, ``moment_summary``, ``kernel_errors``) is checked against
 direct computation on raw samples at the end of the file.
 """
@@ -49,8 +49,11 @@ from scipy import stats as sps
 
 import studies
 from estimators import registry, theory
-from studies import runner, uniform_convergence
-from studies.runner import Context, run_cell
+from studies import uniform_convergence
+from studies.core import montecarlo
+from studies.core.cells import Cell, Context, chunk_cells
+from studies.core.loop import run_cell
+from studies.core.records import write_csv
 
 EPS = float(np.finfo(np.float64).eps)
 Z99 = float(sps.norm.isf(0.005))
@@ -113,7 +116,7 @@ def _run_tiny(name: str, folder) -> Run:
         records = [run_cell(cell) for cell in module.STUDY.make_cells(context)]
         rows = module.STUDY.summarize(records, context)
     path = folder / f"{name}.csv"
-    runner.write_csv(path, rows)
+    write_csv(path, rows)
     with path.open() as stream:
         reader = csv.DictReader(stream)
         written = list(reader)
@@ -941,8 +944,13 @@ def test_planted_errors_in_the_rows_are_caught(planted, tiny):
     ("name", "attribute", "planted", "column"),
     [
         ("unbiasedness", "theory_z", _z_from_the_sample_sd, "z_theory"),
-        ("mse_vs_features", "moment_summary", lambda moments: runner.moment_summary(moments, z=1.96), "ci99"),
-        ("smreg", "moment_summary", lambda moments: runner.moment_summary(moments, z=2 * 2.576), "ci99"),
+        (
+            "mse_vs_features",
+            "moment_summary",
+            lambda moments: montecarlo.moment_summary(moments, z=1.96),
+            "ci99",
+        ),
+        ("smreg", "moment_summary", lambda m: montecarlo.moment_summary(m, z=2 * 2.576), "ci99"),
     ],
 )
 def test_planted_errors_in_summarize_are_caught(name, attribute, planted, column, tiny, monkeypatch):
@@ -964,7 +972,7 @@ def test_planted_errors_in_summarize_are_caught(name, attribute, planted, column
 def test_replicate_chunks_split_the_total_into_the_largest_chunks_the_budget_allows(
     total, per_replicate, budget
 ):
-    sizes = runner.replicate_chunks(total, per_replicate, budget)
+    sizes = montecarlo.replicate_chunks(total, per_replicate, budget)
     assert sum(sizes) == total and all(size >= 1 for size in sizes)
     first = sizes[0]
     assert all(size == first for size in sizes[:-1]) and sizes[-1] <= first
@@ -977,7 +985,7 @@ def test_replicate_chunks_split_the_total_into_the_largest_chunks_the_budget_all
 @pytest.mark.parametrize(("replicates", "chunk"), [(300, 120), (300, 300), (300, 1000), (7, 1), (10, 3)])
 def test_chunk_cells_add_up_to_the_replicates(replicates, chunk):
     base = {"estimator": "positive-iid", "d": 4}
-    cells = runner.chunk_cells(base, replicates, chunk)
+    cells = chunk_cells(base, replicates, chunk)
     assert sum(cell["replicates"] for cell in cells) == replicates
     assert [cell["chunk"] for cell in cells] == list(range(len(cells)))
     assert all({k: v for k, v in cell.items() if k not in ("chunk", "replicates")} == base for cell in cells)
@@ -1000,23 +1008,23 @@ def test_error_and_merged_moments_are_the_sums_over_replicates(shape):
     errors = _raw_errors(shape)
     n, s1, s2, s4 = _direct_sums(errors)
     cuts = [0, 1, 100, 101, shape[0]]
-    parts = [runner.error_moments(errors[a:b]) for a, b in itertools.pairwise(cuts)]
+    parts = [montecarlo.error_moments(errors[a:b]) for a, b in itertools.pairwise(cuts)]
     assert [p["n"] for p in parts] == [b - a for a, b in itertools.pairwise(cuts)]
-    merged = runner.merge_moments(parts)
+    merged = montecarlo.merge_moments(parts)
     assert merged["n"] == n
     # each sum of n terms: at most n·ε·Σ|terms| apart whatever the order of addition
     for key, direct, terms in (("s1", s1, errors), ("s2", s2, errors**2), ("s4", s4, errors**4)):
         bound = n * EPS * np.abs(terms).sum(axis=0)
         assert np.all(np.abs(np.asarray(merged[key]) - direct) <= bound), key
-        single = runner.error_moments(errors)[key]
+        single = montecarlo.error_moments(errors)[key]
         assert np.all(np.abs(np.asarray(single) - direct) <= bound), key
 
 
 def test_moment_summary_gives_the_sample_statistics_of_the_raw_errors():
     """bias = mean(e), bias_ci = z₀.₉₉₅·sd(e)/√n, mse = mean(e²), mse_ci = z₀.₉₉₅·sd(e²)/√n (ddof 1)."""
     errors = _raw_errors((400, 3))
-    parts = [runner.error_moments(errors[:150]), runner.error_moments(errors[150:])]
-    summary = runner.moment_summary(runner.merge_moments(parts))
+    parts = [montecarlo.error_moments(errors[:150]), montecarlo.error_moments(errors[150:])]
+    summary = montecarlo.moment_summary(montecarlo.merge_moments(parts))
     n = errors.shape[0]
     assert summary["n"] == n
     for key, samples, interval in (("bias", errors, "bias_ci"), ("mse", errors**2, "mse_ci")):
@@ -1035,8 +1043,8 @@ def test_kernel_errors_are_the_moments_of_the_estimates_a_direct_computation_giv
     rng = np.random.default_rng(5)
     x, y = 0.4 * rng.standard_normal((3, 4)), 0.4 * rng.standard_normal((3, 4))
     m, replicates = 6, 40
-    split = runner.replicate_chunks
-    monkeypatch.setattr(runner, "replicate_chunks", lambda total, per: split(total, per, budget=7 * per))
+    split = montecarlo.replicate_chunks
+    monkeypatch.setattr(montecarlo, "replicate_chunks", lambda total, per: split(total, per, budget=7 * per))
     drawn = []
 
     def draw(m, d, n, generator, like):
@@ -1044,11 +1052,11 @@ def test_kernel_errors_are_the_moments_of_the_estimates_a_direct_computation_giv
         drawn.append(W)
         return W
 
-    cell = runner.Cell.build("tests.test_study_summaries", "kernel_errors", {}, Context(seed=SEED))
+    cell = Cell.build("tests.test_study_summaries", "kernel_errors", {}, Context(seed=SEED))
     reference = softmax_cf(x, y)
     row = registry.get("positive-iid")
     results = {
-        relative: runner.kernel_errors(
+        relative: montecarlo.kernel_errors(
             cell, row, m, x, y, reference, replicates, relative=relative, draw=draw
         )
         for relative in (True, False)

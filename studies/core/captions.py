@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .runner import write_atomic
+from .records import write_atomic
 
 Z99_TWO_SIDED = 2.5758293035489004
 Z99_ONE_SIDED = 2.3263478740408408

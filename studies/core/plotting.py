@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .runner import write_atomic
+from .records import write_atomic
 
 PALETTE = "colorblind"
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "*", "p")

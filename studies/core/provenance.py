@@ -5,7 +5,8 @@ A study record is reused only when it was computed by the same code. The code is
 record's values,
 
 * every file of the ``estimators`` package (the estimators, their theory and kernels),
-* the study infrastructure that computes values (``studies/runner.py``, ``studies/stats.py``),
+* the study infrastructure that computes values (:data:`STUDY_INFRASTRUCTURE`: the cells and their
+  seeds, the Monte Carlo helpers, the loop that runs a cell, the statistics),
 * the study's own module.
 
 The preset, options and seed are in each cell's key, so fingerprint and key together name the
@@ -23,7 +24,7 @@ import platform
 import subprocess
 from pathlib import Path
 
-STUDY_INFRASTRUCTURE = ("runner.py", "stats.py")
+STUDY_INFRASTRUCTURE = ("core/cells.py", "core/montecarlo.py", "core/loop.py", "stats.py")
 """Files of ``studies/`` besides the study module whose code determines record values."""
 
 

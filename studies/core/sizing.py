@@ -18,7 +18,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .runner import Context, Study, read_meta, study_dir
+from .cells import Context, Study
+from .loop import study_dir
+from .records import read_meta
 
 WORK_FACTORS = (("replicates", "draws"), ("m",), ("d",), ("L",))
 """Parameter names multiplied into a cell's work (the first one present of each group)."""
@@ -67,8 +69,13 @@ def describe(seconds: float | None) -> str:
     return f"~{seconds / 3600:.1f} h"
 
 
+LONG_RUN_S = 60.0
+"""A run estimated above this many seconds (or not estimated) is described study by study."""
+
+
 def plan(studies: list[Study], context: Context, out: Path | str, workers: int) -> list[str]:
-    """Lines describing a run before it starts: per study cells and compute time, then the total."""
+    """Lines describing a run before it starts: the total, preceded by one line per study when the run
+    is estimated above :data:`LONG_RUN_S` or cannot be estimated."""
     lines, total_cells, total_seconds, known = [], 0, 0.0, True
     for study in studies:
         cells, seconds = estimate(study, context, out)
@@ -81,4 +88,6 @@ def plan(studies: list[Study], context: Context, out: Path | str, workers: int) 
         f"{total_cells} cells ({context.preset} preset); estimated wall time {wall} on {workers} "
         f"worker(s) (model: time per unit of replicates·m·d·L from each study's last run)"
     )
+    if known and total_seconds / workers <= LONG_RUN_S:
+        return lines[-1:]
     return lines
