@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch_geometric.nn.attention.performer import generalized_kernel, orthogonal_matrix
 
-d, n = 4, 20000
+d, n = 4, 5000
 torch.manual_seed(0)
 W = torch.stack([orthogonal_matrix(d, d) for _ in range(n)]).double()
 x = torch.zeros(1, 1, 1, d, dtype=torch.float64)
