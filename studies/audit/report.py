@@ -260,8 +260,6 @@ def _plot_convergence(axes, r):
 
 
 def _metadata(adapter, settings, wall) -> dict:
-    import torch
-
     return {
         "target": adapter.name,
         "version": adapter.version,
@@ -272,9 +270,19 @@ def _metadata(adapter, settings, wall) -> dict:
         "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores",
         "python": platform.python_version(),
         "numpy": np.__version__,
-        "torch": torch.__version__,
+        "torch": _installed_version("torch"),
         "favor_bench_commit": _git_commit(),
     }
+
+
+def _installed_version(package: str) -> str:
+    """The installed version of ``package`` without importing it ("not installed" when absent)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
 
 
 def _git_commit() -> str:
