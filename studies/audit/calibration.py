@@ -317,9 +317,7 @@ def plot(summary: list[dict], path) -> None:
     left.invert_yaxis()
     left.grid(axis="x", alpha=0.3)
     left.set_xlabel("false-positive rate (99% Clopper–Pearson interval)")
-    left.set_title(
-        f"Pairs that must pass, pooled per check\n({null[0]['seeds_text']}; red tick: stated family α)"
-    )
+    left.set_title("Pairs that must pass, pooled per check\n(red tick: stated family α)")
     left.set_xlim(-0.005, max(0.06, max(row["ci_high"] for row in null) + 0.005))
     y = np.arange(len(defects))
     for i, row in enumerate(defects):
@@ -361,13 +359,13 @@ def _merge_null(summary) -> list[dict]:
         high = float(sps.beta.isf(0.005, k + 1, seeds - k)) if k < seeds else 1.0
         merged.append(
             {
-                "label": f"{check} ({len(rows)} target{'s' if len(rows) > 1 else ''})",
+                "label": f"{check} ({len(rows)} target{'s' if len(rows) > 1 else ''} × "
+                f"{min(r['seeds'] for r in rows)} seeds)",
                 "rate": k / seeds,
                 "ci_low": low,
                 "ci_high": high,
                 "family_alpha": max(r["family_alpha"] for r in rows),
                 "passes": all(r["passes"] for r in rows),
-                "seeds_text": f"{rows[0]['seeds']} seeds per target",
             }
         )
     return merged
