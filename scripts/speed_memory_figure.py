@@ -21,7 +21,6 @@ Run: ``asv run -E existing:$(which python) --bench "attention.Attention(Time|Pea
 from __future__ import annotations
 
 import argparse
-import ast
 import csv
 import itertools
 import json
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from favor_bench import asv_results
 from favor_bench.common import BACKENDS
 
 TIME_KEY = "attention.AttentionTime.time_attention"
@@ -48,38 +48,12 @@ LABEL_GAP_POINTS = 8.5
 """Least vertical distance between two slope labels of one panel (7-point text)."""
 
 
-def newest_results_file(results_dir: Path, machine: str | None) -> Path:
-    """The most recent results file (by its ``date``) holding the attention time benchmark."""
-    candidates = []
-    machines = [results_dir / machine] if machine else [p for p in results_dir.iterdir() if p.is_dir()]
-    for folder in machines:
-        for path in folder.glob("*.json"):
-            if path.name == "machine.json":
-                continue
-            data = json.loads(path.read_text())
-            if TIME_KEY in data.get("results", {}):
-                candidates.append((data.get("date", 0), path))
-    if not candidates:
-        raise SystemExit(f"no results with {TIME_KEY} under {results_dir}; run asv first (see --help)")
-    return max(candidates)[1]
+NAMES = ("backend", "method", "pass", "L")
 
 
 def benchmark_rows(data: dict, key: str) -> list[dict]:
-    """Flatten one benchmark of a results file into dicts: its parameters, ``value``, ``q25``, ``q75``."""
-    if key not in data["results"]:
-        return []
-    columns = dict(zip(data["result_columns"], data["results"][key], strict=False))
-    names = ("backend", "method", "pass", "L")
-    combos = itertools.product(*[[ast.literal_eval(v) for v in values] for values in columns["params"]])
-    count = len(columns["result"])
-    q25 = columns.get("stats_q_25") or [None] * count
-    q75 = columns.get("stats_q_75") or [None] * count
-    rows = []
-    for combo, value, low, high in zip(combos, columns["result"], q25, q75, strict=True):
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            continue
-        rows.append({**dict(zip(names, combo, strict=True)), "value": float(value), "q25": low, "q75": high})
-    return rows
+    """Rows of one benchmark of a results file (:func:`favor_bench.asv_results.benchmark_rows`)."""
+    return asv_results.benchmark_rows(data, key, NAMES)
 
 
 def merge(times: list[dict], memory: list[dict]) -> list[dict]:
@@ -367,7 +341,7 @@ def main(argv=None) -> None:
     if args.from_csv:
         redraw(args.out)
         return
-    path = args.results_file or newest_results_file(args.results_dir, args.machine)
+    path = args.results_file or asv_results.newest_results_file(args.results_dir, TIME_KEY, args.machine)
     data = json.loads(path.read_text())
     records = merge(benchmark_rows(data, TIME_KEY), benchmark_rows(data, MEMORY_KEY))
     args.out.mkdir(parents=True, exist_ok=True)
