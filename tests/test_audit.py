@@ -117,6 +117,8 @@ def test_square_only_adapter_adapts_the_grid(control):
     assert all(line.split()[1] == "m=" + line.split()[0][2:] for line in unbiased.details)
     orthogonality = run_check("projection-orthogonality", adapter, QUICK)
     assert orthogonality.status == "pass" and "m = d only" in orthogonality.details[0]
+    for name in ("dense-reference", "causal-future", "mask-semantics"):
+        assert run_check(name, adapter, QUICK).status == "pass", name
 
 
 def test_adapter_that_writes_into_its_inputs_raises_an_error(control):

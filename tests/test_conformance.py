@@ -46,14 +46,15 @@ def test_srf_adapter_kernel_is_the_positive_map_of_the_library_projection():
 
 def test_srf_attention_verdicts():
     pytest.importorskip("srf_attention")
-    verdicts = _verdicts(
-        "srf-attention", ["unbiased-kernel", "zero-variance", "head-independence", "redraw-independence"]
-    )
+    checks = ["unbiased-kernel", "zero-variance", "head-independence", "redraw-independence"]
+    verdicts = _verdicts("srf-attention", [*checks, "dense-reference", "causal-future"])
     assert verdicts == {
         "unbiased-kernel": "fail",
         "zero-variance": "pass",
         "head-independence": "fail",
         "redraw-independence": "pass",
+        "dense-reference": "fail",
+        "causal-future": "fail",
     }
 
 

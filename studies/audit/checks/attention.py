@@ -94,6 +94,23 @@ def _bound_per_roundoff(adapter, q, k, v, W, gram) -> float:
     return float(bound)
 
 
+ATTENTION_FEATURES = 16
+"""Features m of the deterministic attention checks (d = 8), or m = d for a library that builds only that."""
+
+
+def attention_features(adapter, d: int) -> int | None:
+    """m for the deterministic attention checks: 16, or d where the library builds only m = d; None
+    when it builds neither (the check is then n-a)."""
+    for m in (ATTENTION_FEATURES, d):
+        if adapter.accepts_projection(m, d):
+            return m
+    return None
+
+
+def _no_features(name, title, d):
+    return not_applicable(name, title, f"the adapter builds neither m = {ATTENTION_FEATURES} nor m = d = {d}")
+
+
 def _draw(adapter, settings, label, m, d):
     return stats.host(adapter.sample_projection(m, d, seeds_for(settings, label, 1)[0]))
 
@@ -133,8 +150,9 @@ def check_dense_reference(adapter, settings: Settings):
     form D̂⁻¹ÂV (causal: tril Â) of the same features, and row-wise stabilizer shifts cancel in D̂⁻¹Â
     when ε = 0 (theory.md §8). Inputs: N(0, 1) entries, and the same with one key scaled ×4 (an
     outlier that moves any key maximum), L = 80 (more than one 64-position chunk of a chunked
-    prefix sum), d = 8, m = 16, bidirectional and (when supported) causal. Pass when every
-    |o_library − o_reference| is within the round-off bound of the working precision
+    prefix sum), d = 8, m = 16 (m = d for a library that builds only that), bidirectional and (when
+    supported) causal. Pass when every |o_library − o_reference| is within the round-off bound of the
+    working precision
     (:func:`~studies.audit.checks.precision.attention_bound`).
 
     Diagnosis (sub-checks): outputs for constant values v ≡ 1 must be 1 (a missing or wrong
@@ -145,7 +163,10 @@ def check_dense_reference(adapter, settings: Settings):
     """
     name, title = "dense-reference", "Equals dense FAVOR from the same W (stabilizers cancel, ε = 0)"
     q, k, v = attention_inputs(rng_for(settings, name), length=DENSE_LENGTH)
-    W = _draw(adapter, settings, name, 16, q.shape[-1])
+    m = attention_features(adapter, q.shape[-1])
+    if m is None:
+        return _no_features(name, title, q.shape[-1])
+    W = _draw(adapter, settings, name, m, q.shape[-1])
     outlier = k.copy()
     outlier[..., 0, :] *= OUTLIER
     effects, ratios, lines, failing = {}, [], [], set()
@@ -250,7 +271,10 @@ def check_causal_future(adapter, settings: Settings):
         return not_applicable(name, title, "the adapter declares no causal mode")
     rng = rng_for(settings, name)
     q, k, v = attention_inputs(rng)
-    W = _draw(adapter, settings, name, 16, q.shape[-1])
+    m = attention_features(adapter, q.shape[-1])
+    if m is None:
+        return _no_features(name, title, q.shape[-1])
+    W = _draw(adapter, settings, name, m, q.shape[-1])
     split = q.shape[-2] // 2
     k2, v2 = k.copy(), v.copy()
     k2[..., split + 1 :, :] = 3 * rng.standard_normal(k2[..., split + 1 :, :].shape)
@@ -291,7 +315,10 @@ def check_mask(adapter, settings: Settings):
     if adapter.mask == "none":
         return not_applicable(name, title, "the adapter declares no key mask")
     q, k, v = attention_inputs(rng_for(settings, name))
-    W = _draw(adapter, settings, name, 16, q.shape[-1])
+    m = attention_features(adapter, q.shape[-1])
+    if m is None:
+        return _no_features(name, title, q.shape[-1])
+    W = _draw(adapter, settings, name, m, q.shape[-1])
     length = q.shape[-2]
     keep = np.ones((1, length), dtype=bool)
     keep[0, [3, 7, 12] if adapter.mask == "arbitrary" else [13, 14, 15]] = False
