@@ -19,20 +19,10 @@ from estimators import kernels, registry, theory
 from estimators.theory_inputs import pair_stats
 from estimators.theory_relu import relu_pair_covariance
 from estimators.theory_softmax import log_one_minus_c
+from studies.audit.suite import CORE_ROWS
 from tests.conftest import to_numpy
 
-BASE_ROWS = [
-    "trig-iid",
-    "trig-ort",
-    "positive-iid",
-    "positive-ort",
-    "hyperbolic-iid",
-    "hyperbolic-ort",
-    "positive-iid-fixed",
-    "positive-ort-fixed",
-    "relu-iid",
-    "relu-ort",
-]
+BASE_ROWS = list(CORE_ROWS)
 ORTHOGONAL_ROWS = [name for name in BASE_ROWS if "-ort" in name]
 
 
