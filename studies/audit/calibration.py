@@ -15,15 +15,21 @@ The pairs are those of CI's Tier 1 (:mod:`studies.audit.suite`):
 Outputs (``out``, default ``results/calibration``): ``calibration.csv`` (one row per pair),
 ``runs.csv`` (every run), ``calibration.png`` and ``meta.json``. Run with
 ``python scripts/calibrate.py``.
+
+Provenance: every run carries ``code``, the fingerprint of the files that decide its verdict (the
+``estimators`` package, the ``studies.audit`` package with its checks, adapters and planted
+defects, and ``studies/stats.py``; :func:`audit_fingerprint`). A resumed calibration keeps only the
+runs of the code on disk and recomputes the rest, so a summary never mixes verdicts of two versions
+of a check; ``meta.json`` names the fingerprint, the commit and whether those files were dirty.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -31,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 from scipy import stats as sps
+
+from studies.core.provenance import fingerprint_of, git_state_of
 
 from . import suite
 from .checks import run_check
@@ -57,7 +65,25 @@ SUMMARY_FIELDS = [
     "passes",
     "seconds_per_run",
 ]
-RUN_FIELDS = ["check", "target", "seed", "status", "alpha", "seconds"]
+RUN_FIELDS = ["check", "target", "seed", "status", "alpha", "seconds", "code"]
+
+
+def _verdict_files() -> tuple[list[Path], Path]:
+    """(the files that decide a check's verdict, sorted; the repository root)."""
+    root = Path(__file__).resolve().parents[2]
+    files = [
+        path
+        for package in ("estimators", "studies/audit")
+        for path in (root / package).rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+    ]
+    return [*sorted(files), root / "studies" / "stats.py"], root
+
+
+@functools.cache
+def audit_fingerprint() -> str:
+    """SHA-256 over the paths and bytes of the files that decide a verdict (module docstring)."""
+    return fingerprint_of(*_verdict_files())
 
 
 def plan(
@@ -98,6 +124,7 @@ def run_task(task) -> list[dict]:
                 "status": result.status,
                 "alpha": result.alpha,
                 "seconds": result.seconds,
+                "code": audit_fingerprint(),
             }
         )
     return records
@@ -172,12 +199,17 @@ def calibrate(
     """Run the Tier 2 calibration and write its CSVs, plot and metadata to ``out``; returns the summary.
 
     Every finished task is appended to ``runs.csv`` at once; ``resume=True`` keeps the runs already
-    there (same code assumed) and runs only the missing ones.
+    there that the code on disk computed (:func:`audit_fingerprint`), drops the others and runs
+    only the missing ones.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runs_path = out / "runs.csv"
-    records = _read_runs(runs_path) if resume else []
+    records, stale = _current_runs(runs_path) if resume else ([], 0)
+    if stale:
+        progress(f"dropping {stale} runs computed by other code (fingerprint differs)")
+        runs_path.unlink()
+        _append_runs(runs_path, records)
     done = {(r["target"], r["check"], r["seed"]) for r in records}
     tasks = [
         (target, check, missing)
@@ -207,7 +239,7 @@ def summarize_runs(out="results/calibration") -> list[dict]:
     """Summary, CSV, plot and metadata from the runs already in ``out/runs.csv`` (a run stopped before
     its planned seeds: each pair is summarized over the seeds it has)."""
     out = Path(out)
-    records = _read_runs(out / "runs.csv")
+    records, stale = _current_runs(out / "runs.csv")
     summary = summarize(records)
     _write_csv(out / "calibration.csv", summary, SUMMARY_FIELDS)
     plot(summary, out / "calibration.png")
@@ -218,11 +250,19 @@ def summarize_runs(out="results/calibration") -> list[dict]:
         pairs_without_runs=[f"{target} {check}" for target, check in planned if (target, check) not in done],
         summarized_from_runs=True,
         runs=len(records),
+        runs_of_other_code_ignored=stale,
         sum_run_seconds=round(sum(float(r["seconds"]) for r in records), 1),
-        git_commit_summary=_meta(0, 0, None, 0, 0.0)["git_commit"],
+        git_commit_summary=git_state_of(*_verdict_files())["commit"],
     )
     _write_text(out / "meta.json", json.dumps(meta, indent=2))
     return summary
+
+
+def _current_runs(path: Path) -> tuple[list[dict], int]:
+    """(runs of ``path`` computed by the code on disk, how many others were left out)."""
+    runs = _read_runs(path)
+    current = [run for run in runs if run.get("code") == audit_fingerprint()]
+    return current, len(runs) - len(current)
 
 
 def _append_runs(path: Path, records: list[dict]) -> None:
@@ -317,8 +357,23 @@ def plot(summary: list[dict], path) -> None:
     left.invert_yaxis()
     left.grid(axis="x", alpha=0.3)
     left.set_xlabel("false-positive rate (99% Clopper–Pearson interval)")
-    left.set_title("Pairs that must pass, pooled per check\n(red tick: stated family α)")
-    left.set_xlim(-0.005, max(0.06, max(row["ci_high"] for row in null) + 0.005))
+    left.set_title(
+        "Pairs that must pass, pooled per check\n(red tick: stated family α; → an interval's upper end off the axis)"
+    )
+    limit = max(0.06, 3 * max(row["family_alpha"] for row in null))
+    left.set_xlim(-0.005, limit)
+    for i, row in enumerate(null):
+        if row["ci_high"] > limit:
+            left.annotate(
+                f"→ {row['ci_high']:.2f}",
+                (limit, i),
+                xytext=(-2, 0),
+                textcoords="offset points",
+                ha="right",
+                va="center",
+                fontsize=7,
+                color="0.3",
+            )
     y = np.arange(len(defects))
     for i, row in enumerate(defects):
         color = "C0" if row["passes"] else "C1"
@@ -387,19 +442,16 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def _meta(seeds: int, power_seeds: int, slow_seeds, workers: int, seconds: float) -> dict:
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
+    state = git_state_of(*_verdict_files())
     import scipy
 
     return {
         "command": f"python scripts/calibrate.py --seeds {seeds} --power-seeds {power_seeds} "
         + (f"--slow-seeds {slow_seeds} " if slow_seeds is not None else "")
         + f"--workers {workers}",
-        "git_commit": commit.strip(),
+        "code": audit_fingerprint(),
+        "git_commit": state["commit"],
+        "dirty": state["dirty"],
         "seeds": seeds,
         "power_seeds": power_seeds,
         "slow_seeds": slow_seeds,

@@ -75,8 +75,12 @@ def git_state(module_name: str) -> dict:
     ``dirty`` counts modified and untracked files among the fingerprint's sources; both are ``None``
     outside a git checkout.
     """
-    root = _package_dir("estimators").parent
-    paths = [path.relative_to(root).as_posix() for path in source_files(module_name)]
+    return git_state_of(source_files(module_name), _package_dir("estimators").parent)
+
+
+def git_state_of(files: list[Path], root: Path) -> dict:
+    """``{"commit", "dirty"}`` of the checkout at ``root`` for ``files`` (see :func:`git_state`)."""
+    paths = [path.relative_to(root).as_posix() for path in files]
     try:
         commit = _git(root, "rev-parse", "HEAD").strip()
         status = _git(root, "status", "--porcelain", "--", *paths)

@@ -10,6 +10,7 @@ defect's seeds establish is ≥ 0.99. Same as ``python scripts/calibrate.py``.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -78,7 +79,15 @@ def test_stopped_run_is_summarized_from_its_runs(tmp_path):
     """``--from-runs``: the CSV, figure and metadata come from the runs a stopped calibration left."""
     null_pair, defect_pair = suite.null_pairs()[0], suite.defect_pairs()[0]
     records = [
-        {"target": target, "check": check, "seed": seed, "status": status, "alpha": 0.01, "seconds": 0.1}
+        {
+            "target": target,
+            "check": check,
+            "seed": seed,
+            "status": status,
+            "alpha": 0.01,
+            "seconds": 0.1,
+            "code": calibration.audit_fingerprint(),
+        }
         for (target, check), status in ((null_pair, "pass"), (defect_pair, "fail"))
         for seed in range(12)
     ]
@@ -87,3 +96,39 @@ def test_stopped_run_is_summarized_from_its_runs(tmp_path):
     assert {row["seeds"] for row in summary} == {12}
     assert (tmp_path / "calibration.png").exists() and (tmp_path / "calibration.csv").exists()
     assert calibration.read_summary(tmp_path / "calibration.csv")[0]["seeds"] == 12
+
+
+def test_runs_of_other_code_are_never_summarized(tmp_path):
+    """A run computed by another version of the checks (another fingerprint) is left out of the
+    summary and counted in ``meta.json``, so one summary never mixes two versions of a check."""
+    null_pair, defect_pair = suite.null_pairs()[0], suite.defect_pairs()[0]
+
+    def runs(pair, seeds, status, code):
+        return [
+            {"target": pair[0], "check": pair[1], "seed": seed, "status": status, "alpha": 0.01}
+            | {"seconds": 0.1, "code": code}
+            for seed in seeds
+        ]
+
+    current = calibration.audit_fingerprint()
+    records = runs(null_pair, range(5), "pass", current) + runs(defect_pair, range(5), "fail", current)
+    stale = runs(null_pair, range(5, 9), "fail", "0" * 64)
+    calibration._append_runs(tmp_path / "runs.csv", records + stale)
+    summary = {(row["target"], row["check"]): row for row in calibration.summarize_runs(tmp_path)}
+    assert (summary[null_pair]["seeds"], summary[null_pair]["rejections"]) == (5, 0)
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    assert meta["runs_of_other_code_ignored"] == 4
+
+
+def test_fingerprint_covers_every_file_that_decides_a_verdict():
+    """Checks, planted defects, adapters, estimators and the statistics are all fingerprinted."""
+    files, root = calibration._verdict_files()
+    names = {path.relative_to(root).as_posix() for path in files}
+    for needed in (
+        "studies/audit/checks/kernels.py",
+        "studies/audit/planted.py",
+        "studies/audit/adapters/favor_bench.py",
+        "estimators/features.py",
+        "studies/stats.py",
+    ):
+        assert needed in names
