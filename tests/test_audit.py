@@ -250,3 +250,17 @@ def test_performer_adapter_is_faithful_to_the_library():
         module.projection_matrix.copy_(torch.from_numpy(W))
         expected = module(*(torch.from_numpy(a) for a in (q, k, v))).numpy()
         np.testing.assert_array_equal(adapter.attention(q, k, v, W, causal=causal), expected)
+
+
+def test_simplex_block_gram_is_the_gram_of_the_simplex_vertices():
+    """The orthogonality check's simplex Gram is that of unit vertices of a regular simplex centred
+    at 0 (theory.md claim 25): unit diagonal, −1/(d − 1) off it, rows summing to 0."""
+    from estimators import projections as samplers
+    from studies.audit.checks import projections
+
+    for d in (2, 4, 8):
+        vertices = samplers.simplex_vertices(d)
+        gram = projections.block_gram("simplex", d)
+        np.testing.assert_allclose(gram, vertices @ vertices.T, atol=1e-15)
+        np.testing.assert_allclose(gram.sum(axis=-1), 0.0, atol=1e-15)
+        np.testing.assert_array_equal(projections.block_gram("orthogonal", d), np.eye(d))

@@ -136,6 +136,26 @@ def _wrong_norm_law():
     return _with_sampler("positive-ort", "wrong-norm-law", draw)
 
 
+def _simplex_chi1_norms():
+    """SimRF with each row's norm √(χ²₁) instead of χ(d): favor-bench's simplex directions, E‖w‖² = 1."""
+
+    def draw(m, d, count, seed):
+        W = projections.simplex(m, d, norms="fixed", batch_shape=(int(count),), seed=int(seed)) / np.sqrt(d)
+        rng = np.random.default_rng(int(seed) + 1)
+        return W * np.sqrt(rng.chisquare(1, size=(int(count), m, 1)))
+
+    return _with_sampler("positive-simplex", "simplex-chi1-norms", draw)
+
+
+def _orthogonal_as_simplex():
+    """Block-orthogonal rows (Gram I within a block) presented as simplex rows (Gram −1/(d − 1))."""
+
+    def draw(m, d, count, seed):
+        return projections.orthogonal(m, d, batch_shape=(int(count),), seed=int(seed))
+
+    return _with_sampler("positive-simplex", "orthogonal-as-simplex", draw)
+
+
 def _wrong_variance():
     def draw(m, d, count, seed):
         return 1.1 * projections.orthogonal(m, d, batch_shape=(int(count),), seed=int(seed))
@@ -490,6 +510,18 @@ PLANTED = {
             "‖w‖² ~ Gamma(d, 1): E‖w‖² = d and E[W_ij²] = 1 are right, the χ(d) law is not",
             ("projection-norms",),
             _wrong_norm_law,
+        ),
+        Planted(
+            "simplex-chi1-norms",
+            "simplex rows with norms √(χ²₁) instead of χ(d): E‖w‖² = 1, not d",
+            ("projection-norms",),
+            _simplex_chi1_norms,
+        ),
+        Planted(
+            "orthogonal-as-simplex",
+            "block-orthogonal rows presented as simplex rows: the block Gram is I, not the simplex Gram",
+            ("projection-orthogonality",),
+            _orthogonal_as_simplex,
         ),
         Planted(
             "wrong-coordinate-variance",

@@ -28,6 +28,7 @@ CORE_ROWS = (
     "relu-ort",
 )
 PROJECTION = ("projection-moments", "projection-norms", "projection-directions", "projection-orthogonality")
+SIMPLEX_ROW = "positive-simplex"
 ATTENTION = ("same-projection", "dense-reference", "causal-future", "mask-semantics", "dtype-overflow")
 
 
@@ -54,8 +55,10 @@ def _row_checks(row: str) -> tuple[str, ...]:
 
 
 def null_pairs() -> list[tuple[str, str]]:
-    """(target, check) pairs that must pass: the registry rows and the correct planted adapters."""
+    """(target, check) pairs that must pass: the registry rows (the simplex row on the projection
+    checks only) and the correct planted adapters."""
     pairs = [(f"favor-bench:{row}", check) for row in CORE_ROWS for check in _row_checks(row)]
+    pairs += [(f"favor-bench:{SIMPLEX_ROW}", check) for check in (*PROJECTION, "norm-direction")]
     applicable = [
         check for check in CHECKS if check not in ("data-redraws", "attention-delta", "attention-convergence")
     ]

@@ -1,9 +1,14 @@
 """Projection checks: the whole law of W that the claimed registry row states.
 
-For rows with iid or block-orthogonal projections (theory.md §5) every row w of W is
-ρ·u with a direction u uniform on S^{d−1} independent of its norm ρ, ρ ~ χ(d) (``chi``: w is
-N(0, I_d)) or ρ = √d (``fixed``); block-orthogonal rows are orthonormal within a block of d rows and
-independent across blocks; iid rows are independent. The checks below test each part on the same
+For rows with iid, block-orthogonal (theory.md §5) or simplex-coupled (theory.md §10.4, claim 25)
+projections every row w of W is ρ·u with a direction u uniform on S^{d−1} independent of its norm
+ρ, ρ ~ χ(d) (``chi``: w is N(0, I_d)) or ρ = √d (``fixed``; iid and block-orthogonal rows only).
+Block-orthogonal rows are orthonormal within a block of d rows; simplex rows w_i = ρ_i·R·s_i have
+directions R·s_i whose Gram matrix within a block is the simplex Gram (d/(d − 1))I − (1/(d − 1))11ᵀ
+(s_i the unit vertices of a regular simplex, R Haar, ρ_i iid χ(d) independent of R); blocks are
+independent across, and iid rows are independent. So the moment, norm, direction and norm-direction
+checks apply unchanged to simplex rows (each row is marginally N(0, I_d)), and the orthogonality
+check compares a simplex block's Gram with the simplex Gram. The checks below test each part on the same
 n draws of W per d ∈ {2, 4, 8} with m = 2d (two blocks; m = d when the adapter builds square
 projections only), each with its own family α = 0.01 split over its cells by Bonferroni, and n
 planned for the settings' power (0.9 quick, 0.99 full) against each check's stated effect.
@@ -34,11 +39,20 @@ SECOND_MOMENT_EFFECT = 0.1
 DIRECTION_EFFECT = 0.05
 NORM_EFFECT = 0.1
 CORRELATION_EFFECT = 0.1
-LAWS = (("iid", "chi"), ("iid", "fixed"), ("orthogonal", "chi"), ("orthogonal", "fixed"))
+BLOCK_LAWS = (("iid", "chi"), ("iid", "fixed"), ("orthogonal", "chi"), ("orthogonal", "fixed"))
+LAWS = (*BLOCK_LAWS, ("simplex", "chi"))
 
 
 def claimed_law(adapter) -> tuple[str, str] | None:
-    """(projection, norms) of the claimed row when it is one of the laws these checks cover."""
+    """(projection, norms) of the claimed row when it is an iid or block-orthogonal law (the laws
+    whose kernel moments the kernel checks have in closed form)."""
+    law = projection_law(adapter)
+    return law if law in BLOCK_LAWS else None
+
+
+def projection_law(adapter) -> tuple[str, str] | None:
+    """(projection, norms) of the claimed row when it is one of the laws these checks cover
+    (:data:`LAWS`: iid, block-orthogonal or simplex rows)."""
     row = registry.get(adapter.claims)
     law = (row.projection, row.norms)
     return law if law in LAWS else None
@@ -76,13 +90,14 @@ def _draws(adapter, settings: Settings, d: int) -> np.ndarray:
 
 
 def _guard(adapter, name, title):
-    if claimed_law(adapter) is None:
+    if projection_law(adapter) is None:
         row = registry.get(adapter.claims)
         return not_applicable(
             name,
             title,
             f"the claimed row {adapter.claims!r} has {row.projection} projections with {row.norms} norms; "
-            "these checks cover iid and block-orthogonal rows with χ(d) or √d norms",
+            "these checks cover iid and block-orthogonal rows with χ(d) or √d norms and simplex rows "
+            "with χ(d) norms",
         )
     if not _dims(adapter):
         return not_applicable(name, title, f"the adapter accepts none of the head dimensions {DIMS}")
@@ -105,7 +120,7 @@ def check_moments(adapter, settings: Settings):
     guard = _guard(adapter, name, title)
     if guard:
         return guard
-    _, norms = claimed_law(adapter)
+    _, norms = projection_law(adapter)
     dims = _dims(adapter)
     alpha = stats.bonferroni(FAMILY_ALPHA, sum(_cells_per_d("moments", d) for d in dims))
     critical = stats.critical_value(alpha)
@@ -166,7 +181,7 @@ def check_norms(adapter, settings: Settings):
     guard = _guard(adapter, name, title)
     if guard:
         return guard
-    _, norms = claimed_law(adapter)
+    _, norms = projection_law(adapter)
     dims = _dims(adapter)
     if norms == "fixed":
         return _fixed_norms(adapter, settings, name, title, dims)
@@ -288,7 +303,7 @@ def sign_test(adapter, settings: Settings) -> tuple[bool, list[str]]:
     """(rejected, lines): binomial test of P(u_ii > 0) = 1/2 on the diagonal of the first block,
     d ∈ {2, 4, 8}, α = 0.01 over the diagonal cells (Bonferroni)."""
     dims = _dims(adapter)
-    if claimed_law(adapter) is None or not dims:
+    if projection_law(adapter) is None or not dims:
         return False, []
     alpha = stats.bonferroni(FAMILY_ALPHA, sum(dims))
     rejected, lines = False, []
@@ -311,6 +326,12 @@ def sign_diagnosis(adapter, settings: Settings) -> list[str]:
     rejected, lines = sign_test(adapter, settings)
     if not rejected:
         return []
+    if projection_law(adapter)[0] == "simplex":
+        return [
+            "directions are not symmetric under w → −w (sign test rejected): the rotation R of the "
+            "simplex is not Haar (a Haar R has the law of −R)",
+            *lines,
+        ]
     return [
         "directions are not symmetric under w → −w (sign test rejected): "
         "orthogonal blocks without the sign(diag R) correction of QR give this",
@@ -319,22 +340,28 @@ def sign_diagnosis(adapter, settings: Settings) -> list[str]:
 
 
 def check_orthogonality(adapter, settings: Settings):
-    """Orthogonal within a block, independent across blocks (block-orthogonal rows); independent
-    within a draw (iid rows).
+    """Within a block the directions' Gram is the claimed one, blocks are independent (block-orthogonal
+    and simplex rows); rows are independent within a draw (iid rows).
 
-    Within a block (orthogonal claims): max_{i≠j} |u_iᵀu_j| ≤ 2(d² + d + 2)·u (deterministic; the
-    orthogonality error of a Householder QR of a d × d block, of order d²u (Higham, §19.3), for
-    each of the two rows, and a dot product of d terms in the working precision). Independence: for
-    each pair (i, j) of rows that should be independent (i in block 1, j in block 2; or i < j within
-    an iid draw), E (u_iᵀu_j)² = 1/d with Var = 2(d − 1)/(d²(d + 2)); cells over pairs and d,
+    Within a block (deterministic up to round-off): max_{i≠j} |u_iᵀu_j − G_ij| ≤ bound, with G = I for
+    block-orthogonal rows and the simplex Gram G_ij = −1/(d − 1) for simplex rows (theory.md claim 25).
+    Orthogonal bound 2(d² + d + 2)·u: the orthogonality error of a Householder QR of a d × d block,
+    of order d²u (Higham, §19.3), for each of the two rows, and a dot product of d terms in the
+    working precision. Simplex bound 2(d² + 3d + 4)·u: that of the rotation R plus, for each of the
+    two rows, a unit vertex s_i (a norm of d terms) and its product with R (d terms). Independence:
+    for each pair (i, j) of rows that should be independent (i in block 1, j in block 2; or i < j
+    within an iid draw), E (u_iᵀu_j)² = 1/d with Var = 2(d − 1)/(d²(d + 2)); cells over pairs and d,
     per-cell α = 0.01/cells. Stated effect: E (u_iᵀu_j)² off by 0.05 in any pair (a repeated block
     gives 1 − 1/d on d pairs). Needs m = 2d for blocks (n-a across blocks for m = d only adapters).
     """
-    name, title = "projection-orthogonality", "Orthogonal within a block, independent across blocks"
+    name, title = (
+        "projection-orthogonality",
+        "Block Gram as claimed (orthonormal or simplex), blocks independent",
+    )
     guard = _guard(adapter, name, title)
     if guard:
         return guard
-    projection, _ = claimed_law(adapter)
+    projection, _ = projection_law(adapter)
     dims = _dims(adapter)
     pairs = {d: _independent_pairs(projection, _rows(adapter, d), d) for d in dims}
     cells = sum(len(p) for p in pairs.values())
@@ -345,15 +372,15 @@ def check_orthogonality(adapter, settings: Settings):
         W = _draws(adapter, settings, d)
         u = W / np.linalg.norm(W, axis=-1, keepdims=True)
         gram = u @ np.swapaxes(u, -1, -2)
-        if projection == "orthogonal":
+        if projection in BLOCK_GRAM:
             precision, how = working_precision(adapter, W)
-            bound = 2 * (d * d + d + 2) * UNIT_ROUNDOFF[precision]
-            block = gram[:, :d, :d] - np.eye(d)
-            off = float(np.abs(block).max())
+            bound = _block_gram_bound(projection, d) * UNIT_ROUNDOFF[precision]
+            off = float(np.abs(gram[:, :d, :d] - block_gram(projection, d)).max())
             within_ratio = max(within_ratio, off / bound)
             worst = max(worst, off)
             lines.append(
-                f"d={d}: within a block max |u_iᵀu_j| = {off:.1e} (bound {bound:.1e}, {precision} {how})"
+                f"d={d}: within a block max |u_iᵀu_j − G_ij| = {off:.1e} "
+                f"(G the {BLOCK_GRAM[projection]} Gram; bound {bound:.1e}, {precision} {how})"
             )
         if pairs[d]:
             i, j = np.array(pairs[d]).T
@@ -373,6 +400,14 @@ def check_orthogonality(adapter, settings: Settings):
     pair_variance = 2 * (smallest - 1) / (smallest * smallest * (smallest + 2))
     half = stats.critical_value(0.05) * math.sqrt(pair_variance / planned_draws(adapter, settings))
     notes = [] if cells else ["m = d only: one block per draw, independence across blocks not tested"]
+    diagnosis = []
+    if within_ratio > 1:
+        diagnosis.append(
+            f"the directions of a block do not have the {BLOCK_GRAM[projection]} Gram: "
+            f"{within_ratio:.3g} times the round-off bound"
+        )
+    if z_max > critical:
+        diagnosis.append(f"rows that should be independent are not: max |z| = {z_max:.2f}")
     return verdict(
         name,
         title,
@@ -380,35 +415,65 @@ def check_orthogonality(adapter, settings: Settings):
         worst,
         alpha=FAMILY_ALPHA,
         statistic=(
-            f"within-block deviation / bound = {within_ratio:.2f}; " if projection == "orthogonal" else ""
+            f"within-block deviation / bound = {within_ratio:.3g}; " if projection in BLOCK_GRAM else ""
         )
         + f"max |z| = {z_max:.2f} over {cells} independent pairs (critical {critical:.2f})",
         p_value=family_p_value(np.concatenate(p_all)) if p_all else None,
         effect=f"largest deviation {worst:.3f} (95% CI half-width {half:.3f} for E(u_iᵀu_j)²)",
-        tolerance=f"2(d² + d + 2)·u within a block; Bonferroni |z| ≤ {critical:.2f} across",
+        tolerance=f"{_BOUND_TEXT.get(projection, 'no within-block bound (iid rows)')} within a block; "
+        f"Bonferroni |z| ≤ {critical:.2f} across",
         power=f"power {settings.power} against E(u_iᵀu_j)² off by {DIRECTION_EFFECT}",
+        diagnosis=diagnosis,
         details=notes + lines,
     )
 
 
+BLOCK_GRAM = {"orthogonal": "orthonormal", "simplex": "simplex"}
+_BOUND_TEXT = {"orthogonal": "2(d² + d + 2)·u", "simplex": "2(d² + 3d + 4)·u"}
+
+
+def block_gram(projection: str, d: int) -> np.ndarray:
+    """The Gram matrix (d, d) of the unit directions of one block: I for block-orthogonal rows,
+    (d/(d − 1))I − (1/(d − 1))11ᵀ for simplex rows (theory.md claim 25)."""
+    if projection == "simplex":
+        return (d * np.eye(d) - np.ones((d, d))) / (d - 1)
+    return np.eye(d)
+
+
+def _block_gram_bound(projection: str, d: int) -> int:
+    """The within-block round-off bound in units of u (docstring of :func:`check_orthogonality`)."""
+    if projection == "simplex":
+        return 2 * (d * d + 3 * d + 4)
+    return 2 * (d * d + d + 2)
+
+
 def _independent_pairs(projection: str, rows: int, d: int) -> list[tuple[int, int]]:
-    if projection == "orthogonal":
+    if projection in BLOCK_GRAM:
         return [(i, j) for i in range(d) for j in range(d, rows)]
     return [(i, j) for i in range(rows) for j in range(i + 1, rows)][: d * d]
+
+
+def _correlation_or_zero(first, second) -> float:
+    """Pearson correlation; 0 when either sequence is constant (a constant is independent of
+    anything), where the formula would give 0/0."""
+    if np.std(first) == 0 or np.std(second) == 0:
+        return 0.0
+    return float(np.corrcoef(first, second)[0, 1])
 
 
 def check_norm_direction(adapter, settings: Settings):
     """Norms independent of directions: Corr(‖w‖², d·u_j²) = 0 for every coordinate j.
 
     One row per draw (row 0), cells j = 1 … d for d ∈ {2, 4, 8} (14 cells), statistic √n·r, which
-    is N(0, 1) under independence (finite 4th moments); per-cell α = 0.01/14. Stated effect:
-    |ρ| = 0.1. n-a for √d norms (constant, nothing to correlate).
+    is N(0, 1) under independence (finite 4th moments); per-cell α = 0.01/14; a coordinate whose u_j²
+    is constant over the draws counts as r = 0 (independent). Stated effect: |ρ| = 0.1. n-a for √d
+    norms (constant, nothing to correlate).
     """
     name, title = "norm-direction", "Row norms independent of directions"
     guard = _guard(adapter, name, title)
     if guard:
         return guard
-    if claimed_law(adapter)[1] == "fixed":
+    if projection_law(adapter)[1] == "fixed":
         return not_applicable(
             name, title, "the claimed row has √d norms: constant, independent by construction"
         )
@@ -420,7 +485,7 @@ def check_norm_direction(adapter, settings: Settings):
         w = _draws(adapter, settings, d)[:, 0]
         squared_norm = np.sum(w * w, axis=-1)
         u2 = w**2 / squared_norm[:, None]
-        r = np.array([np.corrcoef(squared_norm, u2[:, j])[0, 1] for j in range(d)])
+        r = np.array([_correlation_or_zero(squared_norm, u2[:, j]) for j in range(d)])
         z = r * math.sqrt(w.shape[0])
         z_max, worst = max(z_max, float(np.abs(z).max())), max(worst, float(np.abs(r).max()))
         p_all.append(2 * sps.norm.sf(np.abs(z)))
