@@ -45,7 +45,6 @@ input dtype.
 
 from __future__ import annotations
 
-import functools
 import importlib
 import importlib.util
 import math
@@ -57,7 +56,7 @@ import numpy as np
 
 from . import features as feature_maps
 from . import regime, registry
-from .backends import backend_of, dtype_name, is_tracer, namespace, to_host
+from .backends import backend_of, dtype_name, framework, is_tracer, namespace, to_host
 from .causal import bidirectional_sums, prefix_sums
 from .features import FeatureParts, assemble, feature_parts, row_shift
 from .validation import (
@@ -101,7 +100,7 @@ def exact(q, k, v, causal=False, key_padding_mask=None):
         over visible keys (μ_i the row maximum, which cancels); zero if no key is visible.
     """
     _check_inputs(q, k, v, key_padding_mask, causal)
-    core = _jitted(_exact_arrays, (4,)) if backend_of(q) == "jax" else _exact_arrays
+    core = framework(q).compiled(_exact_arrays, (4,))
     return core(q, k, v, key_padding_mask, causal)
 
 
@@ -113,7 +112,7 @@ def _exact_arrays(q, k, v, key_padding_mask, causal):
     allowed = _allowed(xp, key_padding_mask, causal, logits.shape[-2], logits.shape[-1], q)
     if allowed is not None:
         logits = xp.where(allowed, logits, -math.inf)
-    row_max = _stop_gradient(xp.max(logits, axis=-1, keepdims=True))
+    row_max = framework(q).stop_gradient(xp.max(logits, axis=-1, keepdims=True))
     weights = xp.exp(logits - xp.where(row_max > -math.inf, row_max, 0.0))
     total = xp.sum(weights, axis=-1, keepdims=True)
     out = xp.matmul(weights, v) / xp.where(total > 0, total, 1.0)
@@ -345,9 +344,7 @@ def _run(featurizer, constants, queries, keys, v, keep, causal, chunk_size, deno
     JAX runs one jitted graph per (featurizer, shapes, options): op-by-op dispatch would compile every
     primitive separately.
     """
-    core = _favor_arrays
-    if backend_of(v) == "jax" and _is_hashable(featurizer):
-        core = _jitted(_favor_arrays, (0, 6, 7, 8))
+    core = framework(v).compiled(_favor_arrays, (0, 6, 7, 8)) if _is_hashable(featurizer) else _favor_arrays
     out, bad = core(featurizer, constants, queries, keys, v, keep, causal, chunk_size, denominator)
     if denominator == "raise" and not is_tracer(bad) and int(bad) > 0:
         raise DenominatorError(
@@ -391,7 +388,8 @@ def _global_log_scale(featurizer, constants, k, keep):
 def _query_shift(parts):
     if parts.log_amplitude is None:
         return None
-    return _stop_gradient(row_shift(parts))
+    shift = row_shift(parts)
+    return framework(shift).stop_gradient(shift)
 
 
 def _key_log_scale(parts, stabilizer):
@@ -400,7 +398,8 @@ def _key_log_scale(parts, stabilizer):
         rows = parts.factor if parts.log_amplitude is None else parts.log_amplitude
         xp = namespace(rows)
         return xp.zeros((*rows.shape[:-1], 1), dtype=rows.dtype, device=_device(rows))
-    return _stop_gradient(row_shift(parts))
+    shift = row_shift(parts)
+    return framework(shift).stop_gradient(shift)
 
 
 def _is_hashable(value) -> bool:
@@ -409,14 +408,6 @@ def _is_hashable(value) -> bool:
     except TypeError:
         return False
     return True
-
-
-@functools.cache
-def _jitted(function, static_argnums):
-    """``jax.jit(function)`` with the given static arguments, built once."""
-    import jax
-
-    return jax.jit(function, static_argnums=static_argnums)
 
 
 def _default_options(name, feature_options, q, k, causal):
@@ -496,17 +487,6 @@ def _work(xp, a):
 
 def _restore(xp, out, dtype):
     return xp.astype(out, getattr(xp, dtype)) if dtype in LOW_PRECISION else out
-
-
-def _stop_gradient(x):
-    backend = backend_of(x)
-    if backend == "torch":
-        return x.detach()
-    if backend == "jax":
-        import jax
-
-        return jax.lax.stop_gradient(x)
-    return x
 
 
 def _device(x):
@@ -609,7 +589,7 @@ def _triton_kernel(impl, call, stabilizer, eps, has_options):
 
 def _triton_unavailable(call, stabilizer, eps, has_options):
     q = call[0]
-    if backend_of(q) != "torch" or not q.is_cuda:
+    if not framework(q).is_cuda_tensor(q):
         return "it needs CUDA torch tensors"
     if stabilizer != "auto" or eps != 0 or has_options:
         return "it implements only stabilizer='auto', eps=0 and no feature_options"

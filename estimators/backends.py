@@ -18,7 +18,9 @@ Two random-number paths sit behind one small interface (:class:`PortableRng`, :c
 
 from __future__ import annotations
 
+import functools
 import importlib
+import itertools
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -76,6 +78,128 @@ def to_host(x) -> np.ndarray:
         return (x.float() if dtype_name(x) == "bfloat16" else x).numpy()
     host = np.asarray(x)
     return host.astype(np.float32) if dtype_name(host) == "bfloat16" else host
+
+
+def host_float64(x) -> np.ndarray:
+    """``x`` (any backend's array, or array-like) as a float64 numpy array on the host."""
+    if isinstance(x, np.ndarray | float | int | list | tuple):
+        return np.asarray(x, dtype=np.float64)
+    return np.asarray(to_host(x), dtype=np.float64)
+
+
+class _ArrayApiOps:
+    """What an eager array-API library (numpy, array_api_strict) does for the operations the array
+    API lacks; :class:`_TorchOps` and :class:`_JaxOps` override them. Callers never branch on the
+    framework: they call ``framework(x).operation(...)``."""
+
+    traces_loops = False
+    """True where a loop over chunks must be written as a traced scan (JAX: immutable arrays, jit)."""
+
+    @staticmethod
+    def stop_gradient(x):
+        """``x`` cut from automatic differentiation (no-op without autodiff)."""
+        return x
+
+    @staticmethod
+    def log_gamma(x):
+        """log Γ(x) elementwise, on ``x``'s backend."""
+        from scipy.special import gammaln
+
+        return namespace(x).asarray(gammaln(np.asarray(x)))
+
+    @staticmethod
+    def cumulative_max(x, axis: int):
+        """Running maximum along ``axis`` (not differentiated)."""
+        return namespace(x).asarray(np.maximum.accumulate(np.asarray(x), axis=axis))
+
+    @staticmethod
+    def split_rows(a, sizes) -> list:
+        """``a`` (…, R, ·) cut along axis −2 into consecutive pieces of ``sizes`` rows."""
+        edges = itertools.accumulate(sizes, initial=0)
+        return [a[..., start:stop, :] for start, stop in itertools.pairwise(edges)]
+
+    @staticmethod
+    def compiled(function, static_argnums: tuple[int, ...]):
+        """``function`` compiled for this framework where that pays (identity here)."""
+        return function
+
+    @staticmethod
+    def is_cuda_tensor(x) -> bool:
+        """True for a torch tensor on a CUDA device (what the Triton kernels take)."""
+        return False
+
+
+class _TorchOps(_ArrayApiOps):
+    @staticmethod
+    def stop_gradient(x):
+        return x.detach()
+
+    @staticmethod
+    def log_gamma(x):
+        import torch
+
+        return torch.lgamma(x)
+
+    @staticmethod
+    def cumulative_max(x, axis: int):
+        import torch
+
+        return torch.cummax(x, dim=axis).values
+
+    @staticmethod
+    def split_rows(a, sizes) -> list:
+        """One ``torch.split``: its backward is one concatenation, where the backward of many slices
+        writes each piece's gradient into a zero tensor of the whole length (O(L²/C) work)."""
+        import torch
+
+        return list(torch.split(a, list(sizes), dim=-2))
+
+    @staticmethod
+    def is_cuda_tensor(x) -> bool:
+        return bool(x.is_cuda)
+
+
+class _JaxOps(_ArrayApiOps):
+    traces_loops = True
+
+    @staticmethod
+    def stop_gradient(x):
+        import jax
+
+        return jax.lax.stop_gradient(x)
+
+    @staticmethod
+    def log_gamma(x):
+        from jax.scipy.special import gammaln
+
+        return gammaln(x)
+
+    @staticmethod
+    def cumulative_max(x, axis: int):
+        import jax
+
+        return jax.lax.cummax(x, axis=axis)
+
+    @staticmethod
+    def compiled(function, static_argnums: tuple[int, ...]):
+        """One graph per (function, static arguments, shapes): op-by-op dispatch would compile every
+        primitive separately."""
+        return _jax_jit(function, static_argnums)
+
+
+@functools.cache
+def _jax_jit(function, static_argnums):
+    import jax
+
+    return jax.jit(function, static_argnums=static_argnums)
+
+
+_OPS = {"numpy": _ArrayApiOps, "array_api_strict": _ArrayApiOps, "torch": _TorchOps, "jax": _JaxOps}
+
+
+def framework(x) -> type[_ArrayApiOps]:
+    """The framework operations of ``x``'s library (:class:`_ArrayApiOps` and its subclasses)."""
+    return _OPS[backend_of(x)]
 
 
 def is_tracer(x) -> bool:
@@ -203,8 +327,8 @@ def resolve_target(*, like=None, backend=None, device=None, dtype=None) -> Targe
         raise TypeError(f"dtype must be one of {DTYPES}, got {dtype!r}")
     if backend in ("numpy", "array_api_strict") and device != "cpu":
         raise ValueError(f"device {device!r} is not available for backend {backend!r} (cpu only)")
-    if backend == "numpy" and dtype == "bfloat16":
-        raise TypeError("dtype 'bfloat16' is not supported by numpy; use torch or jax")
+    if dtype not in supported_dtypes(backend):
+        raise TypeError(f"dtype {dtype!r} is not supported by {backend}; use torch or jax")
     if device == "tpu" and backend != "jax":
         raise ValueError("device 'tpu' needs backend 'jax'")
     if backend == "jax" and dtype == "float64":
@@ -236,6 +360,16 @@ def _check_available(target: Target) -> None:
             jax.devices(platform)
         except RuntimeError as error:
             raise ValueError(f"device {target.device!r} requested but jax has none") from error
+
+
+def supported_dtypes(backend: str) -> tuple[str, ...]:
+    """The dtypes of :data:`DTYPES` that ``backend`` has (numpy has no bfloat16)."""
+    return tuple(dtype for dtype in DTYPES if not (backend == "numpy" and dtype == "bfloat16"))
+
+
+def framework_packages(backend: str) -> tuple[str, ...]:
+    """The distributions besides numpy that computing on ``backend`` uses (for provenance)."""
+    return {"torch": ("torch",), "jax": ("jax", "jaxlib")}.get(backend, ())
 
 
 def available_backends() -> list[str]:

@@ -32,13 +32,12 @@ position, so outputs at i are unchanged (bit for bit) by anything at positions >
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
 from array_api_compat import device as device_of
 
-from .backends import backend_of, namespace
+from .backends import framework, namespace
 from .features import assemble
 
 BLOCK_ROWS = 1024
@@ -74,7 +73,7 @@ def prefix_sums(featurizer, constants, queries, keys, v, keep=None, *, chunk_siz
     length = queries.shape[-2]
     chunk = min(chunk_size, length)
     sequences = (queries, keys, keep, v)
-    if backend_of(v) == "jax":
+    if framework(v).traces_loops:
         numerator, denominator = _scan_jax(featurizer, constants, sequences, chunk, length)
     else:
         numerator, denominator = _loop(featurizer, constants, sequences, chunk, length)
@@ -96,7 +95,7 @@ def bidirectional_sums(featurizer, constants, queries, keys, v, keep=None, *, ch
     """
     length = keys.shape[-2]
     chunk = min(chunk_size, max(length, queries.shape[-2]))
-    if backend_of(v) == "jax":
+    if framework(v).traces_loops:
         return _bidirectional_jax(featurizer, constants, queries, keys, v, keep, chunk)
     xp = namespace(v)
     step = _KeySumStep(featurizer, constants, xp)
@@ -200,21 +199,6 @@ def _bidirectional_jax(featurizer, constants, queries, keys, v, keep, chunk):
     return _from_chunks(jnp, numerators, length), _from_chunks(jnp, denominators, length)[..., 0]
 
 
-def cumulative_max(x, axis=-1):
-    """Running maximum of ``x`` along ``axis`` (numpy, torch or jax; not differentiated)."""
-    backend = backend_of(x)
-    axis = axis % x.ndim
-    if backend == "torch":
-        import torch
-
-        return torch.cummax(x, dim=axis).values
-    if backend == "jax":
-        import jax
-
-        return jax.lax.cummax(x, axis=axis)
-    return np.maximum.accumulate(x, axis=axis)
-
-
 class _BlockStep:
     """One block of the causal scan: ``(S, z, M), block -> (S', z', M'), (numerator, denominator)``.
 
@@ -244,7 +228,7 @@ class _BlockStep:
         parts, log_scale = self.featurizer.keys(self.constants, keys)
         if keep is not None:
             log_scale = xp.where(keep, log_scale, -math.inf)
-        key_shift = cumulative_max(log_scale, axis=-2)
+        key_shift = framework(log_scale).cumulative_max(log_scale, log_scale.ndim - 2)
         if shift is not None:
             key_shift = xp.maximum(key_shift, shift)
         if keep is None:
@@ -384,15 +368,10 @@ def _chunk_bounds(length, chunk):
 
 def _pieces(a, bounds):
     """``a[..., start:stop, :]`` for each (start, stop) of ``bounds`` (contiguous, covering the rows);
-    ``None`` pieces for ``a = None``. Torch splits in one op: the backward of many slices would write
-    each piece's gradient into its own zero tensor of the whole length, O(L²/C) work."""
+    ``None`` pieces for ``a = None``."""
     if a is None:
         return [None] * len(bounds)
-    if backend_of(a) == "torch":
-        import torch
-
-        return torch.split(a, [stop - start for start, stop in bounds], dim=-2)
-    return [a[..., start:stop, :] for start, stop in bounds]
+    return framework(a).split_rows(a, [stop - start for start, stop in bounds])
 
 
 def _scan_jax(featurizer, constants, sequences, chunk, length):
@@ -400,7 +379,7 @@ def _scan_jax(featurizer, constants, sequences, chunk, length):
         hash(featurizer)
     except TypeError:  # unhashable feature options: trace the scan on every call
         return _scan(featurizer, constants, sequences, chunk, length)
-    return _jitted_scan()(featurizer, constants, sequences, chunk, length)
+    return framework(sequences[0]).compiled(_scan, (0, 3, 4))(featurizer, constants, sequences, chunk, length)
 
 
 def _scan(featurizer, constants, sequences, chunk, length):
@@ -415,14 +394,6 @@ def _scan(featurizer, constants, sequences, chunk, length):
     blocked = tuple(None if a is None else _to_chunks(jnp, a, block, count) for a in sequences)
     _, (numerators, denominators) = jax.lax.scan(step, carry, blocked)
     return _from_chunks(jnp, numerators, length), _from_chunks(jnp, denominators, length)
-
-
-@functools.cache
-def _jitted_scan():
-    """:func:`_scan` jitted once per (featurizer, shapes, chunk, length) and reused across calls."""
-    import jax
-
-    return jax.jit(_scan, static_argnums=(0, 3, 4))
 
 
 def _to_chunks(jnp, a, chunk, count):
@@ -441,4 +412,4 @@ def _from_chunks(jnp, stacked, length):
     return a[..., :length, :]
 
 
-__all__ = ["bidirectional_sums", "cumulative_max", "prefix_sums"]
+__all__ = ["bidirectional_sums", "prefix_sums"]

@@ -49,7 +49,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .backends import backend_of, dtype_name, is_tracer, namespace
+from .backends import dtype_name, framework, is_tracer, namespace
 from .validation import LOW_PRECISION, check_array, check_choice, check_eps, check_same_d
 
 FOLLOWUP_FEATURES = ("oprf", "gerf-trig", "saderf", "poisson", "geometric")
@@ -515,7 +515,8 @@ def _geometric_parts(x, W, dtype, *, p=0.5):
     log_q = math.log1p(-p) if isinstance(p, float) else xp.log1p(-p)
     counts = xp.floor(xp.log1p(-W) / log_q)
     per_projection = (
-        log_q * xp.sum(counts, axis=-1)[..., None, :] + xp.sum(_log_factorial(counts), axis=-1)[..., None, :]
+        log_q * xp.sum(counts, axis=-1)[..., None, :]
+        + xp.sum(framework(counts).log_gamma(counts + 1), axis=-1)[..., None, :]
     )
     log_weight = -x.shape[-1] * log_p / 2 - per_projection / 2
     return _discrete_parts(x, counts, log_weight, dtype)
@@ -565,22 +566,6 @@ def _discrete_parts(x, counts, log_weight, dtype):
     sign = 1 - 2 * xp.remainder(negative_powers, 2.0)
     factor = xp.where(zero_hits > 0, xp.zeros_like(sign), sign)
     return FeatureParts(xp.matmul(log_abs, counts_t) + log_weight, factor, counts.shape[-2] ** -0.5, dtype)
-
-
-def _log_factorial(counts):
-    """log(k!) elementwise for integer-valued float arrays, on their own backend."""
-    backend = backend_of(counts)
-    if backend == "torch":
-        import torch
-
-        return torch.lgamma(counts + 1)
-    if backend == "jax":
-        from jax.scipy.special import gammaln
-
-        return gammaln(counts + 1)
-    from scipy.special import gammaln
-
-    return namespace(counts).asarray(gammaln(np.asarray(counts) + 1))
 
 
 _LOG_RANGE = {

@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from .backends import backend_of, namespace, resolve_target
+from .backends import host_float64, namespace, resolve_target
 from .special import log_hyp0f1
 from .validation import check_array, check_choice, check_same_d
 
@@ -32,7 +32,7 @@ def _from_inner(name, inner, sq_x, sq_y, d):
         return xp.exp(inner)
     if name == "gaussian":
         return xp.exp(-(sq_x + sq_y - 2 * inner) / 2)
-    host = [np.asarray(_to_host(a), dtype=np.float64) for a in (inner, sq_x, sq_y)]
+    host = [host_float64(a) for a in (inner, sq_x, sq_y)]
     sq_sum = host[1] + host[2] + 2 * host[0]
     value = np.exp(-(host[1] + host[2]) / 2 + log_hyp0f1(d / 2, d * np.maximum(sq_sum, 0) / 4))
     target = resolve_target(like=inner)
@@ -64,12 +64,6 @@ def _arccos(x, y):
     j1 = xp.where(supplement < 1e-2, series, general)
     norms = norm_x * norm_y
     return xp.where(norms > 0, norms * j1 / (2 * math.pi), xp.zeros_like(norms))
-
-
-def _to_host(a):
-    if backend_of(a) == "torch":
-        return a.detach().cpu().numpy()
-    return np.asarray(a)
 
 
 def exact(name, x, y):

@@ -131,9 +131,7 @@ def cells():
         v = np.random.default_rng(5).standard_normal((L, DV))
         predicted[norm] = regime.predicted_error(q, k, v, M)
     for backend in ("numpy", "torch"):
-        for dtype in DTYPES:
-            if backend == "numpy" and dtype == "bfloat16":
-                continue
+        for dtype in (dtype for dtype in DTYPES if dtype in backends.supported_dtypes(backend)):
             for norm in NORMS:
                 common = {"backend": backend, "dtype": dtype, "norm": norm}
                 for name in MAPS:

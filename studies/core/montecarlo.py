@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from estimators.backends import backend_of
+from estimators.backends import host_float64
 
 from .cells import Cell
 
@@ -38,9 +38,7 @@ def jsonable(value):
 
 def host(x) -> np.ndarray:
     """Any backend's array as a float64 numpy array on the host."""
-    if not isinstance(x, np.ndarray) and backend_of(x) == "torch":
-        x = x.detach().cpu().double()
-    return np.asarray(x, dtype=np.float64)
+    return host_float64(x)
 
 
 def replicate_chunks(total: int, per_replicate: int, budget: int = ELEMENT_BUDGET) -> list[int]:

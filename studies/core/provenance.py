@@ -93,11 +93,9 @@ def package_versions(backend: str) -> dict:
     """Versions of the packages a result depends on (the backend's framework included)."""
     from importlib import metadata
 
-    names = ["favor-bench", "numpy", "scipy", "matplotlib", "seaborn"]
-    if backend in ("torch", "jax"):
-        names.append(backend)
-    if backend == "jax":
-        names.append("jaxlib")
+    from estimators.backends import framework_packages
+
+    names = ["favor-bench", "numpy", "scipy", "matplotlib", "seaborn", *framework_packages(backend)]
     versions = {"python": platform.python_version()}
     for name in names:
         try:
