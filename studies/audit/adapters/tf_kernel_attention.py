@@ -22,7 +22,8 @@ Every capability calls its code:
   factor √C), every stabilizer shift undone and ``numerical_stabilizer = 0`` (``exp``: the shift by
   the max over sequence, heads and features is multiplied back; ``expplus``: queries and keys are
   called with each other as ``other_data``, as the layer does, its d^{-1/4} input normalization is
-  cancelled by feeding x·d^{1/4}, and ``numerical_renormalizer=False``);
+  cancelled by feeding x·d^{1/4}, and ``numerical_renormalizer=False``; its A is computed per batch
+  entry, so a chunk of pairs goes in one call as a batch, the projections stacked as for ``exp``);
 * features: the transform as ``_compute_attention`` calls it (inputs scaled by (1/√d)^{1/2} first;
   ``expplus`` gets the same inputs as ``other_data``);
 * attention: ``KernelAttention._compute_attention`` (everything the layer does after its dense
@@ -94,20 +95,28 @@ def adapter(variant: str = "exp") -> Adapter:
             return pairwise.estimate(exp_feature_rows, x, y, W)
         return _expplus_estimate(x, y, W)
 
+    def expplus_feature_rows(rows, other, W):
+        """Features (C, m) of rows (C, d), row c under W[c] (C, m, d) with ``other[c]`` as its
+        ``other_data``: one call, the C projections stacked (C·m, d); A is computed per batch entry."""
+        count, m, d = W.shape
+        data, other_data = (constant(d**0.25 * a[:, None, None, :]) for a in (rows, other))
+        options = {"numerical_stabilizer": 0.0, "numerical_renormalizer": False}
+        stacked = constant(W.reshape(count * m, d))
+        phi = transform(data, other_data, True, stacked, **options).numpy()[:, 0, 0]
+        return pairwise.diagonal_blocks(phi.astype(np.float64) * np.sqrt(count), count, m)
+
     def _expplus_estimate(x, y, W):
         x, y, W = (np.asarray(a, dtype=np.float64) for a in (x, y, W))
         batch = np.broadcast_shapes(x.shape[:-1], y.shape[:-1], W.shape[:-2])
         m, d = W.shape[-2:]
         x, y = (np.broadcast_to(a, (*batch, d)).reshape(-1, d) for a in (x, y))
         W = np.broadcast_to(W, (*batch, m, d)).reshape(-1, m, d)
-        unscale = d**0.25
         estimates = np.empty(W.shape[0])
-        for index, (a, b, projection) in enumerate(zip(x, y, W, strict=True)):
-            qa, kb = (constant(unscale * v[None, None, None, :]) for v in (a, b))
-            options = {"numerical_stabilizer": 0.0, "numerical_renormalizer": False}
-            phi_a = transform(qa, kb, True, constant(projection), **options).numpy()
-            phi_b = transform(kb, qa, False, constant(projection), **options).numpy()
-            estimates[index] = float(np.sum(phi_a.astype(np.float64) * phi_b.astype(np.float64)))
+        for start in range(0, W.shape[0], pairwise.CHUNK):
+            rows = slice(start, start + pairwise.CHUNK)
+            phi_x = expplus_feature_rows(x[rows], y[rows], W[rows])
+            phi_y = expplus_feature_rows(y[rows], x[rows], W[rows])
+            estimates[rows] = np.sum(phi_x * phi_y, axis=-1)
         return estimates.reshape(batch)
 
     def features(x, W, role):
