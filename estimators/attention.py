@@ -64,6 +64,7 @@ from .validation import (
     check_array,
     check_choice,
     check_eps,
+    check_finite,
     check_positive_int,
     check_same_backend,
     check_same_d,
@@ -191,7 +192,7 @@ def favor(
     check_choice(impl, "impl", IMPLS)
     eps = check_eps(eps)
     chunk_size = None if chunk_size is None else check_positive_int(chunk_size, "chunk_size")
-    _check_inputs(q, k, v, key_padding_mask, causal)
+    _check_inputs(q, k, v, key_padding_mask, causal, finite=False)
     _check_projection(W, q, k)
     if not isinstance(predict_error, bool):
         raise TypeError(f"predict_error must be a bool, got {predict_error!r}")
@@ -204,6 +205,8 @@ def favor(
     query_options, key_options = _side_options(_default_options(name, feature_options, q, k, causal))
     call = (q, k, v, W, name, causal, key_padding_mask)
     kernel = _triton_kernel(impl, call, stabilizer, eps, bool(query_options or key_options))
+    if kernel is not None or denominator != "raise":
+        _check_finite_inputs(q, k, v)
     if kernel is not None:
         out = kernel.favor_triton(q, k, v, W, feature=name, causal=causal)
     else:
@@ -347,12 +350,24 @@ def _run(featurizer, constants, queries, keys, v, keep, causal, chunk_size, deno
     core = framework(v).compiled(_favor_arrays, (0, 6, 7, 8)) if _is_hashable(featurizer) else _favor_arrays
     out, bad = core(featurizer, constants, queries, keys, v, keep, causal, chunk_size, denominator)
     if denominator == "raise" and not is_tracer(bad) and int(bad) > 0:
+        _check_finite_inputs(queries, keys, v)
         raise DenominatorError(
             f"{int(bad)} attention row(s) have a FAVOR denominator that underflowed, is not positive "
-            "or not finite (trigonometric features can give D̂ ≤ 0; huge-norm inputs can underflow); "
-            "use positive features or smaller inputs, or pass denominator='zero' or 'raw'"
+            "or not finite, or a non-finite numerator (trigonometric features can give D̂ ≤ 0; "
+            "huge-norm inputs can underflow or overflow); use positive features or smaller inputs, "
+            "or pass denominator='zero' or 'raw'"
         )
     return out
+
+
+def _check_finite_inputs(q, k, v):
+    """``ValueError`` naming the first of q, k, v that holds NaN or Inf.
+
+    With ``denominator="raise"`` this runs only after a row came out bad: the check on the output
+    rows (one reduction, one host read, which the denominator check makes anyway) replaces three
+    passes over the inputs on the hot path, and a non-finite input always makes its rows bad."""
+    for array, name in ((q, "q"), (k, "k"), (v, "v")):
+        check_finite(array, name)
 
 
 def _favor_arrays(featurizer, constants, queries, keys, v, keep, causal, chunk_size, denominator):
@@ -447,10 +462,12 @@ def _split_options(options):
 
 def _normalize(xp, numerator, total, visible, denominator):
     """``numerator / total`` row by row, zero for rows without a visible key, and the number of
-    visible rows whose ``total`` is not a positive finite number (zero rows unless ``"raw"``)."""
+    visible rows whose ``total`` is not a positive finite number or whose ``numerator`` is not finite
+    (zero rows unless ``"raw"``)."""
     valid = (total > 0) & xp.isfinite(total)
     needed = xp.ones_like(valid) if visible is None else visible
-    bad = xp.sum(xp.astype(needed & ~valid, xp.int32))
+    finite_rows = xp.all(xp.isfinite(numerator), axis=-1)
+    bad = xp.sum(xp.astype(needed & ~(valid & finite_rows), xp.int32))
     if denominator == "raw":
         out = numerator / xp.where(needed, total, 1.0)[..., None]
         return xp.where(needed[..., None], out, 0.0), bad
@@ -495,10 +512,11 @@ def _device(x):
     return device(x)
 
 
-def _check_inputs(q, k, v, mask, causal, names=("q", "k", "v")):
-    """Shapes (…, L, d), (…, M, d), (…, M, d_v), one backend and dtype, an optional (…, M) bool mask."""
+def _check_inputs(q, k, v, mask, causal, names=("q", "k", "v"), *, finite=True):
+    """Shapes (…, L, d), (…, M, d), (…, M, d_v), one backend and dtype, an optional (…, M) bool mask;
+    finite values unless ``finite=False`` (the caller then checks them)."""
     for array, name in zip((q, k, v), names, strict=True):
-        check_array(array, name, min_ndim=2)
+        check_array(array, name, min_ndim=2, finite=finite)
     check_same_backend(dict(zip(names, (q, k, v), strict=True)))
     check_same_d(q, k, *names[:2])
     for array, name in zip((q, k, v), names, strict=True):

@@ -348,6 +348,21 @@ def test_all_masked_rows_are_zero_in_favor(to_backend):
     assert np.all(out[1, :, :4] == 0) and np.all(out[1, :, 4:] != 0)
 
 
+@pytest.mark.parametrize("denominator", ["raise", "zero", "raw"])
+@pytest.mark.parametrize("bad", ["q", "k", "v"])
+def test_non_finite_inputs_are_named_in_every_mode(to_backend, bad, denominator):
+    """The hot path reads no input in full: with ``denominator="raise"`` a NaN is found through the
+    bad rows it causes, then named; the other modes check the inputs first. Either way the error
+    names the argument, and no output is silently non-finite."""
+    q, k, v = _inputs()
+    arrays = {"q": q, "k": k, "v": v}
+    arrays[bad][0, 1, 3, 0] = np.nan
+    args = [to_backend(arrays[name]) for name in ("q", "k", "v")]
+    for causal in (False, True):
+        with pytest.raises(ValueError, match=f"{bad} contains NaN or Inf"):
+            favor(*args, to_backend(_projection()), causal=causal, denominator=denominator)
+
+
 # ---- backends, dtypes, dispatch ------------------------------------------------------------------
 
 
