@@ -264,3 +264,15 @@ def test_simplex_block_gram_is_the_gram_of_the_simplex_vertices():
         np.testing.assert_allclose(gram, vertices @ vertices.T, atol=1e-15)
         np.testing.assert_allclose(gram.sum(axis=-1), 0.0, atol=1e-15)
         np.testing.assert_array_equal(projections.block_gram("orthogonal", d), np.eye(d))
+
+
+def test_norm_correlation_is_one_for_reused_norms_and_small_for_fresh_ones():
+    """Directions redrawn with the same row norms correlate fully; independent draws do not."""
+    from studies.audit.checks import heads
+
+    rng = np.random.default_rng(0)
+    first, second = rng.standard_normal((2, 500, 8, 8))
+    directions = second / np.linalg.norm(second, axis=-1, keepdims=True)
+    reused = directions * np.linalg.norm(first, axis=-1, keepdims=True)
+    assert heads.norm_correlation(first, reused) == pytest.approx(1.0)
+    assert abs(heads.norm_correlation(first, second)) < 3 / np.sqrt(500 * 8)

@@ -201,6 +201,19 @@ def _cycling_redraw():
     return _replace("positive-ort", "cycling-redraw", redraw_projections=cycle)
 
 
+def _redraw_reuses_norms():
+    """Redraws with fresh Haar directions and the row norms of one fixed draw (seed 0), as an
+    unseeded redraw whose norms come from a fixed seed does."""
+    control = _control("positive-ort")
+
+    def reuse(m, d, count, seed):
+        W = control.sample_projections(m, d, count, seed)
+        norms = np.linalg.norm(control.sample_projection(m, d, 0), axis=-1)
+        return W / np.linalg.norm(W, axis=-1, keepdims=True) * norms[:, None]
+
+    return _replace("positive-ort", "redraw-reuses-norms", redraw_projections=reuse)
+
+
 def _colliding_data_seed():
     """A redraw seeded from the data by a weak hash: the sign of the batch sum (two seeds)."""
     control = _control("positive-ort")
@@ -543,6 +556,12 @@ PLANTED = {
             "redraws cycle through three matrices",
             ("redraw-independence",),
             _cycling_redraw,
+        ),
+        Planted(
+            "redraw-reuses-norms",
+            "redraws with new directions and the same row norms every time",
+            ("redraw-independence",),
+            _redraw_reuses_norms,
         ),
         Planted(
             "colliding-data-seed",

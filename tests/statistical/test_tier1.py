@@ -86,3 +86,10 @@ def test_dense_reference_locates_the_difference():
     assert any("comes from its feature map" in line for line in feature_map)
     sums = _run("planted:off-by-one-prefix", "dense-reference").diagnosis
     assert sums == [line for line in sums if line.startswith("causal")] and "attention sums" in sums[0]
+
+
+def test_diagnosis_names_reused_norms_only_when_the_norm_subtest_rejects():
+    """Redraws with fresh directions and fixed norms are blamed on the norms; the control is not."""
+    reused = _run("planted:redraw-reuses-norms", "redraw-independence")
+    assert any(line.startswith("redraws reuse the row norms: r = +1.000") for line in reused.diagnosis)
+    assert _run("favor-bench:positive-ort", "redraw-independence").diagnosis == []

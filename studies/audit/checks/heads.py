@@ -1,23 +1,32 @@
 """Heads and redraws: every head of a layer and every redraw gets a fresh, independent projection.
 
-Two defects are tested separately: repeated matrices (a head or redraw that returns a matrix seen
-before: a shared W, a redraw cycling through a few matrices, a data-derived seed that collides) and
-correlation (draws that differ but are not independent). Repeats are deterministic: two independent
-draws of an (m, d) Gaussian-law matrix are at distance about √(2md); a pair closer than
-1e-3·√(md) has probability below 1e-100, so any such pair is a repeat. Correlation: the errors
-e = K̂ − K of one fixed pair (d = 8, m = 8, norms 1/2) under two draws that should be independent
-have correlation 0; √n·r → N(0, 1) (variance 1/n under independence, E[e₁²e₂²] = E[e₁²]E[e₂²]),
-two-sided, α = 0.01; n is planned for the settings' power against |ρ| = 0.2.
+Three defects are tested separately: repeated matrices (a head or redraw that returns a matrix seen
+before: a shared W, a redraw cycling through a few matrices, a data-derived seed that collides),
+correlated errors (draws that differ but are not independent) and reused row norms (draws with new
+directions but the same norms, which neither of the first two sees). Repeats are deterministic: two
+independent draws of an (m, d) Gaussian-law matrix are at distance about √(2md); a pair closer
+than 1e-3·√(md) has probability below 1e-100, so any such pair is a repeat. The two statistical
+sub-tests share the check's family α = 0.01 by Bonferroni (α = 0.005 each, two-sided):
+
+* error correlation: the errors e = K̂ − K of one fixed pair (d = 8, m = 8, norms 1/2) under two
+  draws that should be independent have correlation 0; √n·r → N(0, 1) (variance 1/n under
+  independence, E[e₁²e₂²] = E[e₁²]E[e₂²]); n is planned for the settings' power against |ρ| = 0.2;
+* norm correlation (rows with χ(d) norms): the norms ‖w_i‖ of row i under the two draws, paired
+  over the m rows and the n draw pairs (N = n·m pairs), have correlation 0. The rows of a draw have
+  independent norms (iid, block-orthogonal and simplex rows, theory.md §5, §10.4) and successive
+  pairs share a draw but their centred products are uncorrelated, so √N·r → N(0, 1). Stated effect
+  |ρ| = 0.1; a redraw that keeps its norms gives r = 1. Skipped for √d norms (constant by design).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as sps
 
-from estimators import theory
+from estimators import registry, theory
 from studies import stats
 
 from .core import FAMILY_ALPHA, Settings, not_applicable, read_only, rng_for, seeds_for, verdict
@@ -27,11 +36,13 @@ D = 8
 M = 8
 HEADS = 4
 CORRELATION_EFFECT = 0.2
+NORM_CORRELATION_EFFECT = 0.1
 REPEAT_DISTANCE = 1e-3
+SUBTEST_ALPHA = FAMILY_ALPHA / 2
 
 
 def _n(settings: Settings) -> int:
-    return int(stats.required_samples(CORRELATION_EFFECT, FAMILY_ALPHA, settings.power, 1.0))
+    return int(stats.required_samples(CORRELATION_EFFECT, SUBTEST_ALPHA, settings.power, 1.0))
 
 
 def repeats(W) -> tuple[int, int]:
@@ -61,16 +72,23 @@ def _correlation(first, second) -> float:
     return float(np.corrcoef(first, second)[0, 1])
 
 
+def norm_correlation(first, second) -> float:
+    """Correlation of the row norms ‖w_i‖ of two sequences of draws (n, m, d), paired over rows and
+    draws (n·m pairs); 1 when the norms are identical."""
+    return _correlation(np.linalg.norm(first, axis=-1).ravel(), np.linalg.norm(second, axis=-1).ravel())
+
+
 def _verdict(name, title, settings, all_draws, first, second, adapter, what):
     distinct, repeated = repeats(all_draws)
     r = _correlation(_errors(adapter, first), _errors(adapter, second))
     n = first.shape[0]
     z = r * math.sqrt(n)
-    critical = stats.critical_value(FAMILY_ALPHA)
+    critical = stats.critical_value(SUBTEST_ALPHA)
     low, high = np.tanh(
         np.arctanh(np.clip(r, -0.999999, 0.999999))
         + np.array([-1, 1]) * stats.critical_value(0.05) / math.sqrt(n - 3)
     )
+    norms = _norm_subtest(adapter, first, second, critical)
     diagnosis = []
     if repeated:
         diagnosis.append(
@@ -79,20 +97,60 @@ def _verdict(name, title, settings, all_draws, first, second, adapter, what):
         )
     if abs(z) > critical:
         diagnosis.append(f"errors under two draws that should be independent correlate: r = {r:+.3f}")
+    if norms.rejected:
+        how = "reuse the row norms" if norms.r > 0 else "have anti-correlated row norms"
+        diagnosis.append(f"{what} {how}: r = {norms.r:+.3f} over N = {norms.pairs} row pairs")
+    p_values = [2 * sps.norm.sf(abs(z))] + ([norms.p] if norms.p is not None else [])
     return verdict(
         name,
         title,
-        repeated == 0 and abs(z) <= critical,
-        max(abs(r), repeated / max(len(all_draws), 1)),
+        repeated == 0 and abs(z) <= critical and not norms.rejected,
+        max(abs(r), repeated / max(len(all_draws), 1), abs(norms.r or 0.0)),
         alpha=FAMILY_ALPHA,
-        statistic=f"{distinct} distinct of {len(all_draws)} {what}; z = √n·r = {z:.2f} "
-        f"(critical {critical:.2f}, n = {n})",
-        p_value=float(2 * sps.norm.sf(abs(z))),
-        effect=f"error correlation r = {r:+.3f} (95% CI {low:+.3f} … {high:+.3f}); {repeated} repeated pairs",
-        tolerance=f"no pair closer than {REPEAT_DISTANCE:g}·√(md); "
-        f"|√n·r| ≤ {critical:.2f} (α {FAMILY_ALPHA})",
-        power=f"power {settings.power} against |ρ| = {CORRELATION_EFFECT}; any repeat is detected",
+        statistic=f"{distinct} distinct of {len(all_draws)} {what}; errors z = √n·r = {z:.2f} "
+        f"(n = {n}); {norms.statistic} (critical {critical:.2f} each)",
+        p_value=float(min(1.0, len(p_values) * min(p_values))),
+        effect=f"error correlation r = {r:+.3f} (95% CI {low:+.3f} … {high:+.3f}); {norms.text}; "
+        f"{repeated} repeated pairs",
+        tolerance=f"no pair closer than {REPEAT_DISTANCE:g}·√(md); |√n·r| and |√N·r_norm| ≤ {critical:.2f} "
+        f"(α {SUBTEST_ALPHA:g} each, family α {FAMILY_ALPHA} by Bonferroni)",
+        power=f"power {settings.power} against error |ρ| = {CORRELATION_EFFECT}; {norms.power}; "
+        "any repeat is detected",
         diagnosis=diagnosis,
+    )
+
+
+@dataclass(frozen=True)
+class NormSubtest:
+    """Outcome of the norm-correlation sub-test (module docstring): r over ``pairs`` row pairs, its
+    p-value, whether it rejects, and the texts of the verdict (r and p None when skipped)."""
+
+    r: float | None
+    p: float | None
+    pairs: int
+    rejected: bool
+    statistic: str
+    text: str
+    power: str
+
+
+def _norm_subtest(adapter, first, second, critical) -> NormSubtest:
+    """The norm-correlation sub-test of two sequences of draws (n, m, d); skipped for √d norms."""
+    if registry.get(adapter.claims).norms == "fixed":
+        skipped = "norm correlation not tested (√d norms are constant by design)"
+        return NormSubtest(None, None, 0, False, skipped, skipped, skipped)
+    pairs = first.shape[0] * first.shape[1]
+    r = norm_correlation(first, second)
+    z = r * math.sqrt(pairs)
+    power = float(stats.power(NORM_CORRELATION_EFFECT, pairs, SUBTEST_ALPHA, 1.0))
+    return NormSubtest(
+        r,
+        float(2 * sps.norm.sf(abs(z))),
+        pairs,
+        abs(z) > critical,
+        f"norms z = √N·r = {z:.2f} (N = {pairs} row pairs)",
+        f"row-norm correlation r = {r:+.3f} ± {stats.critical_value(0.05) / math.sqrt(pairs):.3f}",
+        f"power {power:.3f} against norm |ρ| = {NORM_CORRELATION_EFFECT} (N = {pairs})",
     )
 
 
@@ -104,7 +162,8 @@ def _guard(adapter, name, title):
 
 def check_head_independence(adapter, settings: Settings):
     """Heads of one layer get distinct, independent projections: n layers of 4 heads; repeats
-    among all heads of all layers, and the error correlation between heads 0 and 1 across layers."""
+    among all heads of all layers, and the error and row-norm correlations between heads 0 and 1
+    across layers."""
     name, title = "head-independence", "Distinct, independent projections across heads"
     guard = _guard(adapter, name, title)
     if guard:
@@ -120,7 +179,8 @@ def check_head_independence(adapter, settings: Settings):
 
 def check_redraw_independence(adapter, settings: Settings):
     """Successive redraws give distinct, independent projections: one sequence of n + 1 redraws;
-    repeats among all of them (a redraw cycling through a few matrices) and the lag-1 correlation."""
+    repeats among all of them (a redraw cycling through a few matrices) and the lag-1 error and
+    row-norm correlations (a redraw that keeps its norms)."""
     name, title = "redraw-independence", "Distinct, independent projections across redraws"
     guard = _guard(adapter, name, title)
     if guard:
@@ -132,7 +192,7 @@ def check_redraw_independence(adapter, settings: Settings):
 
 def check_data_redraws(adapter, settings: Settings):
     """Redraws seeded from the data: n + 1 random input batches (L = 16, d = 8) give distinct,
-    independent projections (repeats among all of them, lag-1 error correlation)."""
+    independent projections (repeats among all of them, lag-1 error and row-norm correlations)."""
     name, title = "data-redraws", "Distinct, independent projections for redraws seeded from the data"
     guard = _guard(adapter, name, title)
     if guard:
