@@ -25,6 +25,7 @@ ROWS = (
     ("tf-models-official", "TF Garden exp (FAVOR+)"),
     ("tf-models-official.expplus", "TF Garden expplus (FAVOR++)"),
     ("xformers", "xformers 0.0.20 SMOrf"),
+    ("xformers.hyperbolic", "xformers 0.0.20 SMHyp"),
 )
 NUMBER = r"[-+]?\d+\.\d+(?:e[-+]?\d+)?"
 LARGEST_OF_LISTED = {"dense-reference", "mask-semantics"}
