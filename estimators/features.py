@@ -43,41 +43,24 @@ when the check fires.
 
 from __future__ import annotations
 
-import math
-import warnings
-from typing import NamedTuple
-
-import numpy as np
-
-from .backends import dtype_name, framework, is_tracer, namespace
+from . import discrete_features, gerf
+from .backends import dtype_name, namespace
+from .feature_parts import FeatureParts
+from .feature_range import RANGE_CHECKS, FeatureRangeError, FeatureRangeWarning, check_range
+from .gerf import GERF_TRIG_A, homogeneity_rho, optimal_gerf_A, saderf_psi
 from .validation import LOW_PRECISION, check_array, check_choice, check_eps, check_same_d
 
-FOLLOWUP_FEATURES = ("oprf", "gerf-trig", "saderf", "poisson", "geometric")
-FEATURES = ("trig", "positive", "hyperbolic", "generalized", *FOLLOWUP_FEATURES)
+PARAMETERIZED_PARTS = {
+    "oprf": gerf.oprf_parts,
+    "gerf-trig": gerf.gerf_trig_parts,
+    "saderf": gerf.saderf_parts,
+    "poisson": discrete_features.poisson_parts,
+    "geometric": discrete_features.geometric_parts,
+}
+"""The maps with parameters (GERF family, DIRFs): name → the function of their :class:`FeatureParts`."""
+PARAMETERIZED_FEATURES = tuple(PARAMETERIZED_PARTS)
+FEATURES = ("trig", "positive", "hyperbolic", "generalized", *PARAMETERIZED_FEATURES)
 STABILIZERS = (None, "row", "global")
-RANGE_CHECKS = ("warn", "raise", "off")
-
-
-class FeatureRangeWarning(UserWarning):
-    """Features overflowed (a non-finite value) or a row underflowed (all features below the dtype's
-    smallest positive number) at the given input norms and dtype."""
-
-
-class FeatureRangeError(FloatingPointError):
-    """As :class:`FeatureRangeWarning`, raised with ``check="raise"``."""
-
-
-class FeatureParts(NamedTuple):
-    """A feature map before assembly: ``φ = scale · factor · exp(log_amplitude − shift)``.
-
-    ``log_amplitude`` is (…, L, r) or (…, L, 1) (``None`` when the map has no exponential part);
-    ``factor`` is (…, L, r) or ``None`` (meaning 1); ``dtype`` is the caller's dtype name.
-    """
-
-    log_amplitude: object
-    factor: object
-    scale: float
-    dtype: str
 
 
 def relu(u):
@@ -96,7 +79,7 @@ def feature_parts(name, x, W, *, scale_inputs=False, f=relu, validate=True, **op
     """Compute the parts of feature map ``name`` for ``x`` (…, L, d) and ``W`` (…, m, d).
 
     ``W`` may be ``None`` only for ``generalized`` (deterministic features f(x)). ``options`` are the
-    parameters of the follow-up maps (``A``, ``psi``, ``rate``, ``p``; see :func:`data_options`);
+    parameters of the parameterized maps (``A``, ``psi``, ``rate``, ``p``; see :func:`data_options`);
     the four original maps take none.
     """
     check_choice(name, "feature", FEATURES)
@@ -109,7 +92,7 @@ def feature_parts(name, x, W, *, scale_inputs=False, f=relu, validate=True, **op
         raise ValueError(f"W must be a projection (m, d) array for feature {name!r}, got None")
     if W is not None and W.shape[-2] < 1:
         raise ValueError(f"W must have at least one projection row (m >= 1), got shape {tuple(W.shape)}")
-    if options and name not in FOLLOWUP_FEATURES:
+    if options and name not in PARAMETERIZED_FEATURES:
         raise TypeError(f"feature {name!r} takes no options, got {sorted(options)}")
     xp = namespace(x)
     dtype = dtype_name(x)
@@ -117,8 +100,8 @@ def feature_parts(name, x, W, *, scale_inputs=False, f=relu, validate=True, **op
         x = xp.astype(x, xp.float32)
     if scale_inputs:
         x = x * x.shape[-1] ** -0.25
-    if name in FOLLOWUP_FEATURES:
-        return _FOLLOWUP_PARTS[name](x, xp.astype(W, x.dtype), dtype, **options)
+    if name in PARAMETERIZED_FEATURES:
+        return PARAMETERIZED_PARTS[name](x, xp.astype(W, x.dtype), dtype, **options)
     if W is None:
         return FeatureParts(None, f(x), 1.0, dtype)
     W = xp.astype(W, x.dtype)
@@ -186,60 +169,8 @@ def _exponential_features(name, x, W, scale_inputs, stabilizer, eps=0.0, check="
     shift = _shift_for(parts, stabilizer)
     values = assemble(parts, shift, eps)
     if check != "off":
-        _check_range(name, parts, shift, values, x, scale_inputs, stabilizer, check)
+        check_range(name, parts, shift, values, x, scale_inputs, stabilizer, check)
     return values
-
-
-def _check_range(name, parts, shift, values, x, scale_inputs, stabilizer, check):
-    """Warn or raise if a row of ``values`` is non-finite or all its exponentials underflow.
-
-    A row underflows when ``scale · e^{max_r (a_r − shift)}`` is below the smallest positive number of
-    the result's dtype: every feature of the row is then 0 (or one subnormal step), whatever its factor.
-    """
-    if is_tracer(values):
-        return
-    xp = namespace(values)
-    top = xp.max(parts.log_amplitude, axis=-1)
-    if shift is not None:
-        top = top - shift[..., 0]
-    underflow = top + math.log(parts.scale) < _LOG_RANGE[parts.dtype][1]
-    overflow = ~(xp.max(xp.abs(values), axis=-1) < math.inf)  # NaN propagates through max
-    n_bad = int(xp.sum(xp.astype(underflow | overflow, xp.int32)))
-    if n_bad == 0:
-        return
-    message = _range_message(
-        name, x, scale_inputs, stabilizer, parts.dtype, int(xp.sum(xp.astype(overflow, xp.int32))), n_bad
-    )
-    if check == "raise":
-        raise FeatureRangeError(message)
-    warnings.warn(message, FeatureRangeWarning, stacklevel=4)
-
-
-def _range_message(name, x, scale_inputs, stabilizer, dtype, n_overflow, n_bad):
-    """The range check's report: what failed, at which input norm and dtype, and the remedies."""
-    xp = namespace(x)
-    norms = xp.linalg.vector_norm(xp.astype(x, xp.float32) if dtype in LOW_PRECISION else x, axis=-1)
-    largest = float(xp.max(norms))
-    scaled = f" ({largest * x.shape[-1] ** -0.25:.3g} after the d^(-1/4) scaling)" if scale_inputs else ""
-    compute = "float32" if dtype in LOW_PRECISION else dtype
-    exponent_range = _LOG_RANGE[dtype][0]
-    failures = []
-    if n_overflow:
-        failures.append(f"{n_overflow} row(s) have non-finite features (overflow)")
-    if n_bad > n_overflow:
-        failures.append(f"{n_bad - n_overflow} row(s) underflow to all-zero features")
-    remedy = (
-        "pass stabilizer='row' (or 'global' for keys; a shift cancels in normalized attention, as "
-        "estimators.attention.favor applies it, but not in a kernel estimate φ(x)ᵀφ(y))"
-        if stabilizer is None
-        else f"stabilizer={stabilizer!r} is already applied"
-    )
-    wider = "" if dtype == "float64" else "compute in float64 (range e^(±709.8)); "
-    return (
-        f"feature {name!r} in {dtype} (computed in {compute}): {' and '.join(failures)} at the largest "
-        f"input norm ‖x‖ = {largest:.3g}{scaled}; e^(±‖x‖²/2) must stay within e^(±{exponent_range:.1f}) "
-        f"for a {dtype} result. Remedies: {remedy}; {wider}rescale the inputs to a smaller norm"
-    )
 
 
 def trig(x, W, *, scale_inputs=False, stabilizer=None, check="warn"):
@@ -282,20 +213,25 @@ def generalized(x, W=None, *, f=relu, eps=0.0, scale_inputs=False):
 def feature_map(name):
     """The public feature function for ``name`` (one of :data:`FEATURES`)."""
     check_choice(name, "feature", FEATURES)
-    maps = {"trig": trig, "positive": positive, "hyperbolic": hyperbolic, "generalized": generalized}
-    return {**maps, **_FOLLOWUP_MAPS}[name]
+    maps = {
+        "trig": trig,
+        "positive": positive,
+        "hyperbolic": hyperbolic,
+        "generalized": generalized,
+        "oprf": oprf,
+        "gerf-trig": gerf_trig,
+        "saderf": saderf,
+        "poisson": poisson,
+        "geometric": geometric,
+    }
+    return maps[name]
 
 
-# --- Follow-up maps (theory.md §10): GERF/OPRF (FAVOR++), SADERF (FAVOR#), discretely-induced ---
+# --- Parameterized maps (theory.md §10): GERF/OPRF (FAVOR++), SADERF (FAVOR#), discretely-induced ---
 #
 # Each is unbiased for exp(xᵀy) for any fixed parameters shared by queries and keys; the defaults are
 # safe constants (A = 0, Ψ = 1, λ = 1, p = 1/2), not the optima. The variance-optimal parameters
 # depend on the query and key sets: :func:`data_options` computes them (per pair for one row each).
-
-GERF_TRIG_A = 0.05
-"""Default A of ``gerf-trig`` (the s = −1 GERF), the value of theory.md Appendix A's ``gerf`` check."""
-
-_PARAMETER_FLOOR = 1e-12
 
 
 def oprf(x, W, *, A=0.0, scale_inputs=False, stabilizer=None, eps=0.0, check="warn"):
@@ -354,47 +290,6 @@ def geometric(x, W, *, p=0.5, scale_inputs=False, stabilizer=None, check="warn")
     return _exponential_features("geometric", x, W, scale_inputs, stabilizer, check=check, p=p)
 
 
-def optimal_gerf_A(rho, d):
-    """Variance-optimal GERF parameter (CRT; theory.md §10.2, claim 19), same shape as ``rho``.
-
-    ``A* = (d − 2ρ − √((2ρ + d)² + 8dρ)) / (16 d) ≤ 0`` minimizes
-    ``d log(1−4A) − (d/2) log(1−8A) + ρ/(1−8A)`` over A < 1/8, i.e. the s = +1 variance at
-    ``ρ = ‖x + y‖²``; with ρ from :func:`homogeneity_rho` it is the attention rule.
-    """
-    xp = namespace(rho)
-    return (d - 2 * rho - xp.sqrt((2 * rho + d) ** 2 + 8 * d * rho)) / (16 * d)
-
-
-def homogeneity_rho(queries, keys):
-    """ρ = mean_{i,j} ‖x_i + y_j‖² (…, 1, 1) in O((L + M) d) (CRT's homogeneity rule, theory.md §10.2).
-
-    ``= mean_i ‖x_i‖² + mean_j ‖y_j‖² + 2 x̄ᵀȳ`` for queries (…, L, d) and keys (…, M, d).
-    """
-    xp = namespace(queries, keys)
-    mean_sq = xp.mean(xp.sum(queries * queries, axis=-1), axis=-1) + xp.mean(
-        xp.sum(keys * keys, axis=-1), axis=-1
-    )
-    cross = xp.sum(xp.mean(queries, axis=-2) * xp.mean(keys, axis=-2), axis=-1)
-    return (mean_sq + 2 * cross)[..., None, None]
-
-
-def saderf_psi(queries, keys):
-    """Ψ* (…, 1, d) minimizing mean_{i,j} ‖Ψx_i + Ψ⁻¹y_j‖² (FAVOR#, theory.md §10.3, claim 24).
-
-    The mean separates by coordinate into ``Ψ_l² mean_i x_il² + Ψ_l⁻² mean_j y_jl² + const``, so
-    ``Ψ*_l = ((L/M) (Σ_j y_jl² + τ) / (Σ_i x_il² + τ))^{1/4}`` for L queries and M keys (the factor L/M
-    turns the sums into means; it is applied only when L ≠ M), with τ = 1e-12 keeping a coordinate
-    that is zero in every query or key finite (its contribution is then τ-small instead of exactly 0).
-    """
-    xp = namespace(queries, keys)
-    query_power = xp.sum(queries * queries, axis=-2, keepdims=True)
-    key_power = xp.sum(keys * keys, axis=-2, keepdims=True)
-    ratio = (key_power + _PARAMETER_FLOOR) / (query_power + _PARAMETER_FLOOR)
-    if queries.shape[-2] != keys.shape[-2]:
-        ratio = ratio * (queries.shape[-2] / keys.shape[-2])
-    return ratio**0.25
-
-
 DATA_TUNED = ("oprf", "saderf", "poisson", "geometric")
 """Feature maps whose parameters :func:`data_options` chooses from the query and key sets."""
 
@@ -438,164 +333,18 @@ def data_options(name, queries, keys, *, scale_inputs=False):
         power = xp.mean(queries * queries, axis=-2) * xp.mean(keys * keys, axis=-2)
         S = xp.sum(power, axis=-1)[..., None, None]
         if name == "poisson":
-            options = {"rate": xp.sqrt(S / d) + _PARAMETER_FLOOR}
+            options = {"rate": discrete_features.poisson_rate(S, d)}
         else:
-            options = {"p": 1 - ((xp.sqrt(S * S + 4 * d * S) - S) / (2 * d) + _PARAMETER_FLOOR)}
+            options = {"p": discrete_features.geometric_p(S, d)}
         return options, options
     return {}, {}
-
-
-def _as_parameter(value, name, like, low, high):
-    """``value`` (float or array) as a parameter of ``like``'s backend and dtype, checked in (low, high)."""
-    xp = namespace(like)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = float(value)
-        inside = low < value < high  # in Python: under jax.jit, jnp comparisons of constants are traced
-    elif hasattr(value, "shape"):
-        value = xp.astype(xp.asarray(value), like.dtype)
-        inside = is_tracer(value) or bool(xp.all((value > low) & (value < high)))
-    else:
-        raise TypeError(f"{name} must be a float or an array, got {type(value).__name__}")
-    if not inside:
-        raise ValueError(f"{name} must lie in ({low}, {high}), got {value}")
-    return value
-
-
-def _gerf_constants(A, d, like):
-    """(A, B, log D) of a GERF: B = √(1 − 4A), log D = (d/4) log(1 − 4A); A must be < 1/4."""
-    A = _as_parameter(A, "A", like, -math.inf, 0.25)
-    xp = namespace(like)
-    one_minus = 1 - 4 * A
-    if isinstance(one_minus, float):
-        return A, math.sqrt(one_minus), d / 4 * math.log(one_minus)
-    return A, xp.sqrt(one_minus), d / 4 * xp.log(one_minus)
-
-
-def _oprf_parts(x, W, dtype, *, A=0.0):
-    xp = namespace(x)
-    d, m = x.shape[-1], W.shape[-2]
-    A, B, log_d = _gerf_constants(A, d, x)
-    projected = xp.matmul(x, xp.matrix_transpose(W))
-    sq_w = xp.sum(W * W, axis=-1)[..., None, :]
-    half_sq_norm = xp.sum(x * x, axis=-1, keepdims=True) / 2
-    return FeatureParts(A * sq_w + B * projected - half_sq_norm + log_d, None, m**-0.5, dtype)
-
-
-def _gerf_trig_parts(x, W, dtype, *, A=GERF_TRIG_A):
-    xp = namespace(x)
-    d, m = x.shape[-1], W.shape[-2]
-    A, B, log_d = _gerf_constants(A, d, x)
-    projected = B * xp.matmul(x, xp.matrix_transpose(W))
-    sq_w = xp.sum(W * W, axis=-1)[..., None, :]
-    log_amplitude = A * sq_w + xp.sum(x * x, axis=-1, keepdims=True) / 2 + log_d
-    trig = xp.concat([xp.cos(projected), xp.sin(projected)], axis=-1)
-    return FeatureParts(xp.concat([log_amplitude, log_amplitude], axis=-1), trig, m**-0.5, dtype)
-
-
-def _saderf_parts(x, W, dtype, *, psi=1.0, A=0.0):
-    psi = _as_parameter(psi, "psi", x, 0.0, math.inf)
-    return _oprf_parts(x * psi, W, dtype, A=A)
-
-
-def _poisson_parts(x, W, dtype, *, rate=1.0):
-    xp = namespace(x)
-    _check_uniforms(W, "poisson")
-    rate = _as_parameter(rate, "rate", x, 0.0, math.inf)
-    counts = _poisson_counts(W, rate)
-    log_rate = math.log(rate) if isinstance(rate, float) else xp.log(rate)
-    log_weight = x.shape[-1] * rate / 2 - log_rate / 2 * xp.sum(counts, axis=-1)[..., None, :]
-    return _discrete_parts(x, counts, log_weight, dtype)
-
-
-def _geometric_parts(x, W, dtype, *, p=0.5):
-    xp = namespace(x)
-    _check_uniforms(W, "geometric")
-    p = _as_parameter(p, "p", x, 0.0, 1.0)
-    log_p = math.log(p) if isinstance(p, float) else xp.log(p)
-    log_q = math.log1p(-p) if isinstance(p, float) else xp.log1p(-p)
-    counts = xp.floor(xp.log1p(-W) / log_q)
-    per_projection = (
-        log_q * xp.sum(counts, axis=-1)[..., None, :]
-        + xp.sum(framework(counts).log_gamma(counts + 1), axis=-1)[..., None, :]
-    )
-    log_weight = -x.shape[-1] * log_p / 2 - per_projection / 2
-    return _discrete_parts(x, counts, log_weight, dtype)
-
-
-def _check_uniforms(W, name):
-    """Discrete maps read W as Uniform[0, 1) variates; anything else would give meaningless counts."""
-    if is_tracer(W):
-        return
-    xp = namespace(W)
-    if not bool(xp.all((W >= 0) & (W < 1))):
-        raise ValueError(f"W for feature {name!r} must hold Uniform[0, 1) variates (projections.uniform)")
-
-
-def _poisson_counts(uniforms, rate):
-    """Counts ω = #{k ≥ 0 : F_λ(k) ≤ U} ~ Poisson(λ) from uniforms (…, m, d) by the inverse CDF.
-
-    Summed up to k_max = ⌈λ + 8√λ + 16⌉ for the largest λ, beyond which the Poisson tail is below
-    1e-15 (λ ≤ 1000). Inside ``jax.jit`` λ cannot be read and k_max = 64, exact to 1e-15 for λ ≤ 20.
-    """
-    xp = namespace(uniforms)
-    largest = float(rate) if isinstance(rate, float) else None
-    if largest is None and not is_tracer(rate):
-        largest = float(xp.max(rate))
-    k_max = 64 if largest is None else math.ceil(largest + 8 * math.sqrt(largest) + 16)
-    mass = math.exp(-rate) if isinstance(rate, float) else xp.exp(-rate)
-    cdf = mass
-    counts = xp.zeros_like(uniforms)
-    for k in range(1, k_max + 1):
-        counts = counts + xp.astype(uniforms >= cdf, uniforms.dtype)
-        mass = mass * rate / k
-        cdf = cdf + mass
-    return counts
-
-
-def _discrete_parts(x, counts, log_weight, dtype):
-    """φ(u) = m^{-1/2} exp(log_weight) Π_l u_l^{ω_l}: log |·| by one matmul, signs and zeros by two.
-
-    A zero coordinate with ω_l > 0 makes the feature 0; with ω_l = 0 it contributes 0⁰ = 1.
-    """
-    xp = namespace(x)
-    counts_t = xp.matrix_transpose(counts)
-    is_zero = x == 0
-    log_abs = xp.log(xp.where(is_zero, xp.ones_like(x), xp.abs(x)))
-    zero_hits = xp.matmul(xp.astype(is_zero, x.dtype), counts_t)
-    negative_powers = xp.matmul(xp.astype(x < 0, x.dtype), counts_t)
-    sign = 1 - 2 * xp.remainder(negative_powers, 2.0)
-    factor = xp.where(zero_hits > 0, xp.zeros_like(sign), sign)
-    return FeatureParts(xp.matmul(log_abs, counts_t) + log_weight, factor, counts.shape[-2] ** -0.5, dtype)
-
-
-_LOG_RANGE = {
-    "float16": (math.log(65504.0), -24 * math.log(2)),
-    "bfloat16": (math.log(2 - 2**-7) + 127 * math.log(2), -133 * math.log(2)),
-    "float32": (math.log(float(np.finfo(np.float32).max)), -149 * math.log(2)),
-    "float64": (math.log(float(np.finfo(np.float64).max)), -1074 * math.log(2)),
-}
-"""(ln of the largest finite number, ln of the smallest positive subnormal) of each result dtype."""
-
-_FOLLOWUP_PARTS = {
-    "oprf": _oprf_parts,
-    "gerf-trig": _gerf_trig_parts,
-    "saderf": _saderf_parts,
-    "poisson": _poisson_parts,
-    "geometric": _geometric_parts,
-}
-_FOLLOWUP_MAPS = {
-    "oprf": oprf,
-    "gerf-trig": gerf_trig,
-    "saderf": saderf,
-    "poisson": poisson,
-    "geometric": geometric,
-}
 
 
 __all__ = [
     "DATA_TUNED",
     "FEATURES",
-    "FOLLOWUP_FEATURES",
+    "GERF_TRIG_A",
+    "PARAMETERIZED_FEATURES",
     "RANGE_CHECKS",
     "FeatureParts",
     "FeatureRangeError",

@@ -35,14 +35,14 @@ import math
 import numpy as np
 from scipy import special
 
+from . import discrete_features, gerf
+from .gerf import GERF_TRIG_A
 from .special import log_hyp0f1
 from .theory_inputs import as_output, check_dimension, host_float64, pair_stats
 from .theory_relu import arccos_mean
 from .theory_smreg import smreg_mean
 from .theory_softmax import exp_pair_covariance, gaussian_mean, log_expm1, softmax_mean
 
-GERF_TRIG_A = 0.05
-PARAMETER_FLOOR = 1e-12
 QUADRATURE_NODES = 96
 ANGULAR_NODES = 64
 
@@ -74,10 +74,8 @@ ROWS = (*COUPLED_ROWS, *NO_CLOSED_FORM)
 
 
 def optimal_gerf_A(rho, d):
-    """A* = (d − 2ρ − √((2ρ + d)² + 8dρ))/(16d) ≤ 0, the GERF (s = +1) variance minimizer (claim 19)."""
-    rho = host_float64(rho, "rho")
-    d = check_dimension(d)
-    return as_output((d - 2 * rho - np.sqrt((2 * rho + d) ** 2 + 8 * d * rho)) / (16 * d))
+    """A* of :func:`estimators.gerf.optimal_gerf_A` (claim 19) on float64 host values, checked."""
+    return as_output(gerf.optimal_gerf_A(host_float64(rho, "rho"), check_dimension(d)))
 
 
 def expplus_A(rho, d):
@@ -98,14 +96,14 @@ def saderf_pair(x, y):
     :func:`estimators.features.saderf_psi` with one query and one key.
     """
     x, y = _host_pair(x, y)
-    psi = ((y * y + PARAMETER_FLOOR) / (x * x + PARAMETER_FLOOR)) ** 0.25
+    psi = gerf.saderf_psi(x[..., None, :], y[..., None, :])[..., 0, :]
     return x * psi, y / psi
 
 
 def poisson_rate(x, y):
     """λ* = √(Σ_l x_l² y_l² / d) (+1e-12), the Poisson-DIRF variance minimizer (claim 22)."""
     x, y = _host_pair(x, y)
-    return np.sqrt(np.sum((x * y) ** 2, axis=-1) / x.shape[-1]) + PARAMETER_FLOOR
+    return discrete_features.poisson_rate(np.sum((x * y) ** 2, axis=-1), x.shape[-1])
 
 
 def geometric_p(x, y):
@@ -115,9 +113,7 @@ def geometric_p(x, y):
     of the exact variance exists); the same rule as :func:`estimators.features.data_options`.
     """
     x, y = _host_pair(x, y)
-    d = x.shape[-1]
-    S = np.sum((x * y) ** 2, axis=-1)
-    return 1 - ((np.sqrt(S * S + 4 * d * S) - S) / (2 * d) + PARAMETER_FLOOR)
+    return discrete_features.geometric_p(np.sum((x * y) ** 2, axis=-1), x.shape[-1])
 
 
 # --- single-feature moments ---------------------------------------------------------------------

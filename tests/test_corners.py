@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from scipy import optimize, stats
 
-from estimators import attention, features, projections, theory_followup
+from estimators import attention, discrete_features, features, projections, theory_followup
 from estimators.attention import favor
 
 D, DV, M = 4, 3, 8
@@ -232,7 +232,7 @@ P_VALUES = (0.05, 0.5, 0.95)
 
 def _poisson_counts_at(quantiles, rate):
     uniforms = np.asarray(quantiles, dtype=np.float64)[None, :]
-    return features._poisson_counts(uniforms, rate)[0]
+    return discrete_features.poisson_counts(uniforms, rate)[0]
 
 
 def _geometric_counts_at(quantiles, p):
@@ -267,11 +267,11 @@ def test_geometric_sampler_tails_match_scipy(p):
 
 def test_planted_tail_cut_is_caught(monkeypatch):
     """Planted: the inverse-CDF loop stops at ⌈λ + 3√λ⌉ (mass beyond ~1e-3 lost for λ = 30)."""
-    counts = features._poisson_counts
+    counts = discrete_features.poisson_counts
 
     def short(uniforms, rate):
         return np.minimum(counts(uniforms, rate), math.ceil(rate + 3 * math.sqrt(rate)))
 
-    monkeypatch.setattr(features, "_poisson_counts", short)
+    monkeypatch.setattr(discrete_features, "poisson_counts", short)
     with pytest.raises(AssertionError, match="rate"):
         _check_poisson_tails()

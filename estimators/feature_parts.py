@@ -1,0 +1,47 @@
+"""The representation every feature map computes before assembly, and its parameter checks.
+
+:class:`FeatureParts` is ``φ = scale · factor · exp(log_amplitude − shift)`` (the log-space form of
+``estimators.features``); the families in :mod:`estimators.gerf` and
+:mod:`estimators.discrete_features` build it, :func:`estimators.features.assemble` turns it into φ.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from .backends import is_tracer, namespace
+
+
+class FeatureParts(NamedTuple):
+    """A feature map before assembly: ``φ = scale · factor · exp(log_amplitude − shift)``.
+
+    ``log_amplitude`` is (…, L, r) or (…, L, 1) (``None`` when the map has no exponential part);
+    ``factor`` is (…, L, r) or ``None`` (meaning 1); ``dtype`` is the caller's dtype name.
+    """
+
+    log_amplitude: object
+    factor: object
+    scale: float
+    dtype: str
+
+
+PARAMETER_FLOOR = 1e-12
+
+
+def as_parameter(value, name, like, low, high):
+    """``value`` (float or array) as a parameter of ``like``'s backend and dtype, checked in (low, high)."""
+    xp = namespace(like)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = float(value)
+        inside = low < value < high  # in Python: under jax.jit, jnp comparisons of constants are traced
+    elif hasattr(value, "shape"):
+        value = xp.astype(xp.asarray(value), like.dtype)
+        inside = is_tracer(value) or bool(xp.all((value > low) & (value < high)))
+    else:
+        raise TypeError(f"{name} must be a float or an array, got {type(value).__name__}")
+    if not inside:
+        raise ValueError(f"{name} must lie in ({low}, {high}), got {value}")
+    return value
+
+
+__all__ = ["PARAMETER_FLOOR", "FeatureParts", "as_parameter"]
