@@ -102,6 +102,22 @@ def test_recompute_says_byte_identical_and_catches_a_stale_record(tmp_path):
     assert path.read_bytes() == good
 
 
+def test_a_change_of_fingerprint_alone_is_not_called_a_change_of_values(tmp_path):
+    """Recomputing after a code change that left every value alone says so, and a value change in
+    the same records is still counted."""
+    _run(tmp_path)
+    path = _folder(tmp_path) / "records.jsonl"
+    good = path.read_bytes()
+    lines = [json.loads(line) for line in good.decode().splitlines()]
+    relabelled = "".join(records.record_line({**record, "code": "0" * 64}) for record in lines)
+    assert records.compare_records(relabelled, good.decode()) == (
+        "values identical to the previous records; only the code fingerprint changed (4 of 4 records)"
+    )
+    lines[0]["values"]["n"] += 1
+    stale = "".join(records.record_line({**record, "code": "0" * 64}) for record in lines)
+    assert "1 changed, 0 new, 0 gone of 4" in records.compare_records(stale, good.decode())
+
+
 def test_an_interrupted_recompute_leaves_the_records_alone_and_resumes(tmp_path, monkeypatch):
     _run(tmp_path)
     path = _folder(tmp_path) / "records.jsonl"

@@ -201,7 +201,9 @@ def write_csv(path: Path, rows: Sequence[dict]) -> None:
 def compare_records(previous: str | None, new: str) -> str:
     """One sentence comparing a study's new ``records.jsonl`` text with the previous one.
 
-    Byte-identical, or how many records differ in value, appeared or disappeared (matched by key).
+    Byte-identical; identical values computed by other code (only the ``code`` fingerprint differs:
+    a change that left every value as it was); or how many records differ in value, appeared or
+    disappeared (matched by key).
     """
     if previous is None:
         return "new (there were no previous records)"
@@ -209,12 +211,23 @@ def compare_records(previous: str | None, new: str) -> str:
         return "byte-identical to the previous records"
     old = {record["key"]: record for record in map(json.loads, previous.splitlines()) if record}
     fresh = {record["key"]: record for record in map(json.loads, new.splitlines()) if record}
-    changed = sum(1 for key in fresh.keys() & old.keys() if fresh[key] != old[key])
+    common = fresh.keys() & old.keys()
+    changed = sum(1 for key in common if _values(fresh[key]) != _values(old[key]))
     added, removed = len(fresh.keys() - old.keys()), len(old.keys() - fresh.keys())
+    if not (changed or added or removed):
+        return (
+            f"values identical to the previous records; only the code fingerprint changed "
+            f"({sum(1 for key in common if fresh[key] != old[key])} of {len(fresh)} records)"
+        )
     return (
         f"DIFFERENT from the previous records ({changed} changed, {added} new, {removed} gone of "
         f"{len(fresh)}): the previous records were stale, or the computation is not deterministic"
     )
+
+
+def _values(record: dict) -> dict:
+    """A record without its provenance field (``code``)."""
+    return {name: value for name, value in record.items() if name != "code"}
 
 
 def text_if_exists(path: Path) -> str | None:
