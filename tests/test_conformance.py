@@ -1,6 +1,7 @@
 """The conformance matrix's findings on third-party FAVOR implementations, checked in CI.
 
-For each library that installs from PyPI with the ``audit`` extra (srf-attention, torch-geometric):
+For each library that installs from PyPI with the ``audit`` extra (srf-attention, torch-geometric,
+performer-pytorch):
 the adapter computes what the library computes (compared with a direct computation from the
 library's own projection), the quick-mode audit (power 0.9, seed 0) gives the verdicts published in
 ``results/audit/``, and the committed reproducers of its failures still show them. Libraries that
@@ -117,3 +118,44 @@ def test_fast_transformers_adapter_kernel_is_the_hyperbolic_map_when_installed()
     W = np.stack([adapter.sample_projection(12, 8, seed) for seed in range(3)])
     direct = [np.mean(np.cosh(w @ (x + y))) * np.exp(-(x @ x + y @ y) / 2) for w in W]
     np.testing.assert_allclose(adapter.kernel_estimate(x, y, W), direct, rtol=1e-12)
+
+
+PERFORMER_PYTORCH_VERDICTS = {
+    "projection-moments": "fail",
+    "projection-norms": "pass",
+    "projection-directions": "fail",
+    "projection-orthogonality": "pass",
+    "norm-direction": "pass",
+    "unbiased-kernel": "fail",
+    "zero-variance": "pass",
+    "mse-closed-form": "fail",
+    "head-independence": "fail",
+    "redraw-independence": "pass",
+    "data-redraws": "n-a",
+    "same-projection": "pass",
+    "dense-reference": "fail",
+    "causal-future": "fail",
+    "mask-semantics": "fail",
+    "attention-delta": "n-a",
+    "attention-convergence": "n-a",
+    "convergence-exact": "fail",
+    "dtype-overflow": "fail",
+}
+
+
+def test_performer_pytorch_verdicts():
+    """Every check's quick verdict is the one its full report publishes."""
+    pytest.importorskip("performer_pytorch")
+    assert _verdicts("performer-pytorch", list(PERFORMER_PYTORCH_VERDICTS)) == PERFORMER_PYTORCH_VERDICTS
+
+
+def test_performer_pytorch_reproducers_show_their_defects():
+    pytest.importorskip("performer_pytorch")
+    sign = _reproduce("performer-pytorch", "reproduce_qr_sign.py")
+    truth, n = sign["truth"], sign["n"]
+    library, fixed = sign["estimates"] / truth, sign["fixed"] / truth
+    assert library.mean() < 1 - 4 * library.std() / np.sqrt(n)
+    assert abs(fixed.mean() - 1) < 4 * fixed.std() / np.sqrt(n)
+    mask = _reproduce("performer-pytorch", "reproduce_mask.py")
+    assert float((mask["masked"] - mask["deleted"]).abs().max()) > 1e-2
+    assert float((mask["masked"] - mask["by_hand"]).abs().max()) < 1e-12
