@@ -70,8 +70,10 @@ def test_dense_reference_names_a_denominator_eps_with_its_value_and_failing_cell
 
 
 def test_dense_reference_does_not_call_a_dropped_normalizer_an_eps():
+    """The dropped normalizer is named as the whole difference (the reference times the v ≡ 1
+    output reproduces it); a normalizer ε is not."""
     result = attention.check_dense_reference(load_target("planted:dropped-normalizer"), QUICK)
-    assert any("missing or wrong" in line for line in result.diagnosis)
+    assert any("missing or wrong, and that is the whole difference" in line for line in result.diagnosis)
     assert not _eps_lines(result)
 
 
