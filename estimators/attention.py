@@ -49,36 +49,29 @@ import importlib
 import importlib.util
 import math
 import warnings
-from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 
 from . import features as feature_maps
 from . import regime, registry
-from .backends import backend_of, dtype_name, framework, is_tracer, namespace, to_host
-from .causal import bidirectional_sums, prefix_sums
-from .features import FeatureParts, assemble, feature_parts, row_shift
-from .validation import (
-    LOW_PRECISION,
-    check_array,
-    check_choice,
-    check_eps,
-    check_finite,
-    check_positive_int,
-    check_same_backend,
-    check_same_d,
+from .attention_inputs import check_finite_inputs, check_inputs, check_projection
+from .backends import dtype_name, framework, is_tracer, namespace, to_host
+from .favor_algebra import (
+    Constants,
+    DenominatorError,
+    FeatureMap,
+    GivenFeatures,
+    allowed_pairs,
+    keep_rows,
+    restore_dtype,
+    run,
+    working_dtype,
 )
+from .validation import check_choice, check_eps, check_positive_int
 
 STABILIZERS = ("auto", "global", "none")
 DENOMINATORS = ("raise", "zero", "raw")
 IMPLS = ("auto", "reference", "triton")
-DEFAULT_CHUNK_SIZE = 64
-BIDIRECTIONAL_CHUNK_SIZE = 1024
-
-
-class DenominatorError(FloatingPointError):
-    """A FAVOR denominator D̂_i of a row with visible keys underflowed, was not positive or not finite."""
 
 
 def exact(q, k, v, causal=False, key_padding_mask=None):
@@ -100,7 +93,7 @@ def exact(q, k, v, causal=False, key_padding_mask=None):
         Row i is ``Σ_j w_ij v_j`` with ``w_ij = exp(q_iᵀk_j/√d − μ_i) / Σ_j' exp(q_iᵀk_j'/√d − μ_i)``
         over visible keys (μ_i the row maximum, which cancels); zero if no key is visible.
     """
-    _check_inputs(q, k, v, key_padding_mask, causal)
+    check_inputs(q, k, v, key_padding_mask, causal)
     core = framework(q).compiled(_exact_arrays, (4,))
     return core(q, k, v, key_padding_mask, causal)
 
@@ -108,16 +101,16 @@ def exact(q, k, v, causal=False, key_padding_mask=None):
 def _exact_arrays(q, k, v, key_padding_mask, causal):
     xp = namespace(q)
     dtype = dtype_name(q)
-    q, k, v = (_work(xp, a) for a in (q, k, v))
+    q, k, v = (working_dtype(xp, a) for a in (q, k, v))
     logits = xp.matmul(q, xp.matrix_transpose(k)) / math.sqrt(q.shape[-1])
-    allowed = _allowed(xp, key_padding_mask, causal, logits.shape[-2], logits.shape[-1], q)
+    allowed = allowed_pairs(xp, key_padding_mask, causal, logits.shape[-2], logits.shape[-1], q)
     if allowed is not None:
         logits = xp.where(allowed, logits, -math.inf)
     row_max = framework(q).stop_gradient(xp.max(logits, axis=-1, keepdims=True))
     weights = xp.exp(logits - xp.where(row_max > -math.inf, row_max, 0.0))
     total = xp.sum(weights, axis=-1, keepdims=True)
     out = xp.matmul(weights, v) / xp.where(total > 0, total, 1.0)
-    return _restore(xp, out, dtype)
+    return restore_dtype(xp, out, dtype)
 
 
 def favor(
@@ -192,8 +185,8 @@ def favor(
     check_choice(impl, "impl", IMPLS)
     eps = check_eps(eps)
     chunk_size = None if chunk_size is None else check_positive_int(chunk_size, "chunk_size")
-    _check_inputs(q, k, v, key_padding_mask, causal, finite=False)
-    _check_projection(W, q, k)
+    check_inputs(q, k, v, key_padding_mask, causal, finite=False)
+    check_projection(W, q, k)
     if not isinstance(predict_error, bool):
         raise TypeError(f"predict_error must be a bool, got {predict_error!r}")
     if predict_error and name not in regime.DELTA_FEATURES:
@@ -206,7 +199,7 @@ def favor(
     call = (q, k, v, W, name, causal, key_padding_mask)
     kernel = _triton_kernel(impl, call, stabilizer, eps, bool(query_options or key_options))
     if kernel is not None or denominator != "raise":
-        _check_finite_inputs(q, k, v)
+        check_finite_inputs(q, k, v)
     if kernel is not None:
         out = kernel.favor_triton(q, k, v, W, feature=name, causal=causal)
     else:
@@ -214,7 +207,9 @@ def favor(
         key_static, key_arrays = _split_options(key_options)
         featurizer = FeatureMap(name, stabilizer, eps, query_static, key_static)
         constants = Constants(W, query_arrays, key_arrays)
-        out = _run(featurizer, constants, q, k, v, _keep(key_padding_mask), causal, chunk_size, denominator)
+        out = run(
+            featurizer, constants, q, k, v, keep_rows(key_padding_mask), causal, chunk_size, denominator
+        )
     if not predict_error:
         return out
     return out, _predicted_error(q, k, v, W, name, causal, key_padding_mask)
@@ -258,14 +253,14 @@ def favor_from_features(
     """
     check_choice(denominator, "denominator", DENOMINATORS)
     chunk_size = None if chunk_size is None else check_positive_int(chunk_size, "chunk_size")
-    _check_inputs(q_features, k_features, v, key_padding_mask, causal, ("q_features", "k_features", "v"))
-    return _run(
+    check_inputs(q_features, k_features, v, key_padding_mask, causal, ("q_features", "k_features", "v"))
+    return run(
         GivenFeatures(),
         Constants(None),
         q_features,
         k_features,
         v,
-        _keep(key_padding_mask),
+        keep_rows(key_padding_mask),
         causal,
         chunk_size,
         denominator,
@@ -282,147 +277,6 @@ def resolve_feature(feature) -> str:
         f"feature must be one of {tuple(feature_maps.FEATURES)} or a registry estimator "
         f"{tuple(registry.names())}, got {feature!r}"
     )
-
-
-class Constants(NamedTuple):
-    """Arrays a feature map reads (traced under ``jax.jit``): the projection, the array-valued
-    feature options of each side, and the key shift of ``stabilizer="global"`` in causal mode."""
-
-    W: object
-    query_options: dict | None = None
-    key_options: dict | None = None
-    global_log_scale: object = None
-
-
-@dataclass(frozen=True)
-class FeatureMap:
-    """Stabilized FAVOR features of raw rows. Hashable (the scalar options are sorted item tuples;
-    array options travel in :class:`Constants`), so a jitted JAX graph is reused across calls."""
-
-    name: str
-    stabilizer: str = "auto"
-    eps: float = 0.0
-    query_options: tuple = ()
-    key_options: tuple = ()
-
-    def queries(self, constants, rows):
-        """φ(q d^{-1/4}) (…, L, r), each row shifted by its largest log-amplitude (unless "none")."""
-        parts = self._parts(constants.W, rows, self.query_options, constants.query_options)
-        shift = None if self.stabilizer == "none" else _query_shift(parts)
-        return assemble(parts, shift, self.eps, keep_float32=True)
-
-    def keys(self, constants, rows):
-        """Key parts and per-key log scales ρ (…, M, 1) (zero for "none" and maps without exponentials)."""
-        parts = self._parts(constants.W, rows, self.key_options, constants.key_options)
-        log_scale = _key_log_scale(parts, self.stabilizer)
-        if constants.global_log_scale is not None:
-            log_scale = namespace(log_scale).zeros_like(log_scale) + constants.global_log_scale
-        return parts, log_scale
-
-    def _parts(self, W, rows, static, arrays):
-        options = {**dict(static), **(arrays or {})}
-        return feature_parts(self.name, rows, W, scale_inputs=True, validate=False, **options)
-
-
-@dataclass(frozen=True)
-class GivenFeatures:
-    """Precomputed features used as they are (no stabilizer, no eps)."""
-
-    stabilizer: str = "none"
-    eps: float = 0.0
-
-    def queries(self, constants, rows):
-        return _work(namespace(rows), rows)
-
-    def keys(self, constants, rows):
-        xp = namespace(rows)
-        rows = _work(xp, rows)
-        zeros = xp.zeros((*rows.shape[:-1], 1), dtype=rows.dtype, device=_device(rows))
-        return FeatureParts(None, rows, 1.0, dtype_name(rows)), zeros
-
-
-def _run(featurizer, constants, queries, keys, v, keep, causal, chunk_size, denominator):
-    """FAVOR output (…, L, d_v); raises :class:`DenominatorError` per ``denominator`` outside tracing.
-
-    JAX runs one jitted graph per (featurizer, shapes, options): op-by-op dispatch would compile every
-    primitive separately.
-    """
-    core = framework(v).compiled(_favor_arrays, (0, 6, 7, 8)) if _is_hashable(featurizer) else _favor_arrays
-    out, bad = core(featurizer, constants, queries, keys, v, keep, causal, chunk_size, denominator)
-    if denominator == "raise" and not is_tracer(bad) and int(bad) > 0:
-        _check_finite_inputs(queries, keys, v)
-        raise DenominatorError(
-            f"{int(bad)} attention row(s) have a FAVOR denominator that underflowed, is not positive "
-            "or not finite, or a non-finite numerator (trigonometric features can give D̂ ≤ 0; "
-            "huge-norm inputs can underflow or overflow); use positive features or smaller inputs, "
-            "or pass denominator='zero' or 'raw'"
-        )
-    return out
-
-
-def _check_finite_inputs(q, k, v):
-    """``ValueError`` naming the first of q, k, v that holds NaN or Inf.
-
-    With ``denominator="raise"`` this runs only after a row came out bad: the check on the output
-    rows (one reduction, one host read, which the denominator check makes anyway) replaces three
-    passes over the inputs on the hot path, and a non-finite input always makes its rows bad."""
-    for array, name in ((q, "q"), (k, "k"), (v, "v")):
-        check_finite(array, name)
-
-
-def _favor_arrays(featurizer, constants, queries, keys, v, keep, causal, chunk_size, denominator):
-    """(output (…, L, d_v) guarded per ``denominator``, number of visible rows with a bad D̂)."""
-    xp = namespace(v)
-    dtype = dtype_name(v)
-    v = _work(xp, v)
-    if causal:
-        if featurizer.stabilizer == "global":
-            constants = constants._replace(
-                global_log_scale=_global_log_scale(featurizer, constants, keys, keep)
-            )
-        chunk = DEFAULT_CHUNK_SIZE if chunk_size is None else chunk_size
-        numerator, total = prefix_sums(featurizer, constants, queries, keys, v, keep, chunk_size=chunk)
-        visible = None if keep is None else _seen_any(xp, keep)
-    else:
-        chunk = BIDIRECTIONAL_CHUNK_SIZE if chunk_size is None else chunk_size
-        numerator, total = bidirectional_sums(featurizer, constants, queries, keys, v, keep, chunk_size=chunk)
-        visible = None if keep is None else xp.any(keep, axis=-2)
-    out, bad = _normalize(xp, numerator, total, visible, denominator)
-    return _restore(xp, out, dtype), bad
-
-
-def _global_log_scale(featurizer, constants, k, keep):
-    """The public code's key shift: one maximum over the whole sequence (…, 1, 1) — it sees the future."""
-    xp = namespace(k)
-    _, log_scale = featurizer.keys(constants, k)
-    if keep is not None:
-        log_scale = xp.where(keep, log_scale, -math.inf)
-    return xp.max(log_scale, axis=-2, keepdims=True)
-
-
-def _query_shift(parts):
-    if parts.log_amplitude is None:
-        return None
-    shift = row_shift(parts)
-    return framework(shift).stop_gradient(shift)
-
-
-def _key_log_scale(parts, stabilizer):
-    """ρ_j (…, M, 1): the key's largest log-amplitude (not differentiated), or 0 without a stabilizer."""
-    if parts.log_amplitude is None or stabilizer == "none":
-        rows = parts.factor if parts.log_amplitude is None else parts.log_amplitude
-        xp = namespace(rows)
-        return xp.zeros((*rows.shape[:-1], 1), dtype=rows.dtype, device=_device(rows))
-    shift = row_shift(parts)
-    return framework(shift).stop_gradient(shift)
-
-
-def _is_hashable(value) -> bool:
-    try:
-        hash(value)
-    except TypeError:
-        return False
-    return True
 
 
 def _default_options(name, feature_options, q, k, causal):
@@ -458,139 +312,6 @@ def _split_options(options):
     arrays = {name: value for name, value in options.items() if hasattr(value, "shape")}
     scalars = tuple(sorted((name, value) for name, value in options.items() if name not in arrays))
     return scalars, arrays
-
-
-def _normalize(xp, numerator, total, visible, denominator):
-    """``numerator / total`` row by row, zero for rows without a visible key, and the number of
-    visible rows whose ``total`` is not a positive finite number or whose ``numerator`` is not finite
-    (zero rows unless ``"raw"``)."""
-    valid = (total > 0) & xp.isfinite(total)
-    needed = xp.ones_like(valid) if visible is None else visible
-    finite_rows = xp.all(xp.isfinite(numerator), axis=-1)
-    bad = xp.sum(xp.astype(needed & ~(valid & finite_rows), xp.int32))
-    if denominator == "raw":
-        out = numerator / xp.where(needed, total, 1.0)[..., None]
-        return xp.where(needed[..., None], out, 0.0), bad
-    out = numerator / xp.where(valid, total, 1.0)[..., None]
-    return xp.where((valid & needed)[..., None], out, 0.0), bad
-
-
-def _seen_any(xp, keep):
-    """(…, L): whether any key at positions ≤ i is kept."""
-    counts = xp.cumulative_sum(xp.astype(keep[..., 0], xp.int32), axis=-1)
-    return counts > 0
-
-
-def _keep(mask):
-    return None if mask is None else mask[..., :, None]
-
-
-def _allowed(xp, mask, causal, length, keys, like):
-    """Boolean (…, L, M) of visible (query, key) pairs, or None when all are visible."""
-    allowed = None
-    if causal:
-        index = xp.arange(length, device=_device(like))
-        allowed = index[:, None] >= index[None, :]
-    if mask is not None:
-        keep = mask[..., None, :]
-        allowed = keep if allowed is None else allowed & keep
-    return allowed
-
-
-def _work(xp, a):
-    """``a`` in its working dtype: float32 for half precision, else unchanged."""
-    return xp.astype(a, xp.float32) if dtype_name(a) in LOW_PRECISION else a
-
-
-def _restore(xp, out, dtype):
-    return xp.astype(out, getattr(xp, dtype)) if dtype in LOW_PRECISION else out
-
-
-def _device(x):
-    from array_api_compat import device
-
-    return device(x)
-
-
-def _check_inputs(q, k, v, mask, causal, names=("q", "k", "v"), *, finite=True):
-    """Shapes (…, L, d), (…, M, d), (…, M, d_v), one backend and dtype, an optional (…, M) bool mask;
-    finite values unless ``finite=False`` (the caller then checks them)."""
-    for array, name in zip((q, k, v), names, strict=True):
-        check_array(array, name, min_ndim=2, finite=finite)
-    check_same_backend(dict(zip(names, (q, k, v), strict=True)))
-    check_same_d(q, k, *names[:2])
-    for array, name in zip((q, k, v), names, strict=True):
-        if 0 in array.shape[-2:]:
-            raise ValueError(
-                f"{name} must have at least one row and one column, got shape {tuple(array.shape)}"
-            )
-    dtypes = {dtype_name(a) for a in (q, k, v)}
-    if len(dtypes) > 1:
-        raise TypeError(f"{', '.join(names)} must share one dtype, got {[dtype_name(a) for a in (q, k, v)]}")
-    if k.shape[-2] != v.shape[-2]:
-        raise ValueError(
-            f"{names[1]} and {names[2]} must have the same length M, got shapes "
-            f"{tuple(k.shape)} and {tuple(v.shape)}"
-        )
-    if not isinstance(causal, bool):
-        raise TypeError(f"causal must be a bool, got {causal!r}")
-    if causal and q.shape[-2] != k.shape[-2]:
-        raise ValueError(
-            f"causal attention needs as many queries as keys (L == M), got L={q.shape[-2]}, M={k.shape[-2]}"
-        )
-    _check_broadcast({name: tuple(a.shape[:-2]) for name, a in zip(names, (q, k, v), strict=True)})
-    if mask is not None:
-        _check_mask(mask, k, q, names[1])
-        _check_mask_batch(mask, q, k, v, names)
-
-
-def _check_mask_batch(mask, q, k, v, names):
-    """A key mask's leading dims must broadcast *into* the batch of q, k, v, never enlarge it."""
-    batch = np.broadcast_shapes(*(tuple(a.shape[:-2]) for a in (q, k, v)))
-    lead = tuple(mask.shape[:-1])
-    grown = np.broadcast_shapes(lead, batch)
-    if grown != batch:
-        raise ValueError(
-            f"key_padding_mask has leading dims {lead} that would grow the batch {batch} of "
-            f"{', '.join(names)} to {grown}: a key mask is (..., M), one flag per key, with leading dims "
-            f"broadcasting into that batch. A per-query (L, M) mask (PyTorch's attn_mask) is not "
-            "supported; causal=True gives the lower-triangular one"
-        )
-
-
-def _check_mask(mask, k, q, key_name):
-    try:
-        backend = backend_of(mask)
-    except TypeError:
-        raise TypeError(f"key_padding_mask must be a boolean array, got {type(mask).__name__}") from None
-    if backend != backend_of(k):
-        raise TypeError(f"key_padding_mask is a {backend} array but {key_name} is a {backend_of(k)} array")
-    if dtype_name(mask) != "bool":
-        raise TypeError(f"key_padding_mask must have dtype bool (True = keep), got {dtype_name(mask)}")
-    if mask.ndim < 1 or mask.shape[-1] != k.shape[-2]:
-        raise ValueError(
-            f"key_padding_mask must have shape (..., M) with M={k.shape[-2]}, got {tuple(mask.shape)}"
-        )
-    _check_broadcast({"key_padding_mask": tuple(mask.shape[:-1]), "q": tuple(q.shape[:-2])})
-
-
-def _check_projection(W, q, k):
-    if W is None:
-        return
-    check_array(W, "W", min_ndim=2)
-    check_same_backend({"q": q, "W": W})
-    check_same_d(q, W, "q", "W")
-    if W.shape[-2] < 1:
-        raise ValueError(f"W must have at least one projection row (m >= 1), got shape {tuple(W.shape)}")
-    _check_broadcast({"W": tuple(W.shape[:-2]), "q": tuple(q.shape[:-2]), "k": tuple(k.shape[:-2])})
-
-
-def _check_broadcast(shapes):
-    try:
-        np.broadcast_shapes(*shapes.values())
-    except ValueError:
-        described = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
-        raise ValueError(f"leading (batch/head) dimensions must broadcast, got {described}") from None
 
 
 def _triton_kernel(impl, call, stabilizer, eps, has_options):

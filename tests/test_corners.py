@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from scipy import optimize, stats
 
-from estimators import attention, discrete_features, features, projections, theory_followup
+from estimators import attention, discrete_features, favor_algebra, features, projections, theory_followup
 from estimators.attention import favor
 
 D, DV, M = 4, 3, 8
@@ -99,7 +99,7 @@ def test_eps_with_a_key_mask_matches_the_float64_reference(name, causal, length,
 
 def _queries_without_eps(self, constants, rows):
     parts = self._parts(constants.W, rows, self.query_options, constants.query_options)
-    return features.assemble(parts, attention._query_shift(parts), 0.0, keep_float32=True)
+    return features.assemble(parts, favor_algebra._query_shift(parts), 0.0, keep_float32=True)
 
 
 @pytest.mark.parametrize("causal", [False, True])
