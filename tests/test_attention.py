@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from estimators import backends, features, projections, registry
 from estimators import causal as causal_scan
+from estimators import features, projections, registry
 from estimators.attention import DenominatorError, exact, favor, favor_from_features
+from estimators.backends import operations
 
 from .conftest import BACKENDS, to_numpy
 
@@ -111,7 +112,7 @@ def test_causal_blocks_of_several_chunks_carry_the_state(to_backend, backend, mo
     form of the unshifted features (1e-10)."""
     monkeypatch.setattr(causal_scan, "BLOCK_ROWS", block_rows)
     if backend == "jax":  # the jitted graphs were traced with the default block size: fresh caches
-        monkeypatch.setattr(backends, "_jax_jit", functools.cache(backends._jax_jit.__wrapped__))
+        monkeypatch.setattr(operations, "_jax_jit", functools.cache(operations._jax_jit.__wrapped__))
     q, k, v = _inputs(scale=0.3, length=37)
     k[..., 18, :] *= 12.0
     keep = np.random.default_rng(6).random((B, 1, 37)) > 0.25

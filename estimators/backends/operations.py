@@ -1,0 +1,126 @@
+"""The operations the array API lacks, one small class per framework (einops' ``_backends`` style):
+callers write ``framework(x).operation(...)`` and never compare framework names."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+
+import numpy as np
+
+from .arrays import backend_of, namespace
+
+
+class _ArrayApiOps:
+    """What an eager array-API library (numpy, array_api_strict) does for the operations the array
+    API lacks; :class:`_TorchOps` and :class:`_JaxOps` override them. Callers never branch on the
+    framework: they call ``framework(x).operation(...)``."""
+
+    traces_loops = False
+    """True where a loop over chunks must be written as a traced scan (JAX: immutable arrays, jit)."""
+
+    @staticmethod
+    def stop_gradient(x):
+        """``x`` cut from automatic differentiation (no-op without autodiff)."""
+        return x
+
+    @staticmethod
+    def log_gamma(x):
+        """log Γ(x) elementwise, on ``x``'s backend."""
+        from scipy.special import gammaln
+
+        return namespace(x).asarray(gammaln(np.asarray(x)))
+
+    @staticmethod
+    def cumulative_max(x, axis: int):
+        """Running maximum along ``axis`` (not differentiated)."""
+        return namespace(x).asarray(np.maximum.accumulate(np.asarray(x), axis=axis))
+
+    @staticmethod
+    def split_rows(a, sizes) -> list:
+        """``a`` (…, R, ·) cut along axis −2 into consecutive pieces of ``sizes`` rows."""
+        edges = itertools.accumulate(sizes, initial=0)
+        return [a[..., start:stop, :] for start, stop in itertools.pairwise(edges)]
+
+    @staticmethod
+    def compiled(function, static_argnums: tuple[int, ...]):
+        """``function`` compiled for this framework where that pays (identity here)."""
+        return function
+
+    @staticmethod
+    def is_cuda_tensor(x) -> bool:
+        """True for a torch tensor on a CUDA device (what the Triton kernels take)."""
+        return False
+
+
+class _TorchOps(_ArrayApiOps):
+    @staticmethod
+    def stop_gradient(x):
+        return x.detach()
+
+    @staticmethod
+    def log_gamma(x):
+        import torch
+
+        return torch.lgamma(x)
+
+    @staticmethod
+    def cumulative_max(x, axis: int):
+        import torch
+
+        return torch.cummax(x, dim=axis).values
+
+    @staticmethod
+    def split_rows(a, sizes) -> list:
+        """One ``torch.split``: its backward is one concatenation, where the backward of many slices
+        writes each piece's gradient into a zero tensor of the whole length (O(L²/C) work)."""
+        import torch
+
+        return list(torch.split(a, list(sizes), dim=-2))
+
+    @staticmethod
+    def is_cuda_tensor(x) -> bool:
+        return bool(x.is_cuda)
+
+
+class _JaxOps(_ArrayApiOps):
+    traces_loops = True
+
+    @staticmethod
+    def stop_gradient(x):
+        import jax
+
+        return jax.lax.stop_gradient(x)
+
+    @staticmethod
+    def log_gamma(x):
+        from jax.scipy.special import gammaln
+
+        return gammaln(x)
+
+    @staticmethod
+    def cumulative_max(x, axis: int):
+        import jax
+
+        return jax.lax.cummax(x, axis=axis)
+
+    @staticmethod
+    def compiled(function, static_argnums: tuple[int, ...]):
+        """One graph per (function, static arguments, shapes): op-by-op dispatch would compile every
+        primitive separately."""
+        return _jax_jit(function, static_argnums)
+
+
+@functools.cache
+def _jax_jit(function, static_argnums):
+    import jax
+
+    return jax.jit(function, static_argnums=static_argnums)
+
+
+_OPS = {"numpy": _ArrayApiOps, "array_api_strict": _ArrayApiOps, "torch": _TorchOps, "jax": _JaxOps}
+
+
+def framework(x) -> type[_ArrayApiOps]:
+    """The framework operations of ``x``'s library (:class:`_ArrayApiOps` and its subclasses)."""
+    return _OPS[backend_of(x)]
