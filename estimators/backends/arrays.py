@@ -43,8 +43,10 @@ def device_name(x) -> str:
 
 
 def dtype_name(x) -> str:
-    """Canonical dtype name of ``x`` (``float32``, ``bfloat16`` ...)."""
-    return str(x.dtype).rsplit(".", 1)[-1]
+    """Canonical dtype name of ``x`` (``float32``, ``bfloat16`` ...): numpy and JAX dtypes carry it
+    as ``.name`` (fast: this runs several times per attention call); torch's print as ``torch.<name>``."""
+    dtype = x.dtype
+    return getattr(dtype, "name", None) or str(dtype).rsplit(".", 1)[-1]
 
 
 def to_host(x) -> np.ndarray:

@@ -133,9 +133,12 @@ def _check_available(target: Target) -> None:
             raise ValueError(f"device {target.device!r} requested but jax has none") from error
 
 
+_NUMPY_DTYPES = tuple(dtype for dtype in DTYPES if dtype != "bfloat16")
+
+
 def supported_dtypes(backend: str) -> tuple[str, ...]:
     """The dtypes of :data:`DTYPES` that ``backend`` has (numpy has no bfloat16)."""
-    return tuple(dtype for dtype in DTYPES if not (backend == "numpy" and dtype == "bfloat16"))
+    return _NUMPY_DTYPES if backend == "numpy" else DTYPES
 
 
 def framework_packages(backend: str) -> tuple[str, ...]:
