@@ -276,3 +276,13 @@ def test_norm_correlation_is_one_for_reused_norms_and_small_for_fresh_ones():
     reused = directions * np.linalg.norm(first, axis=-1, keepdims=True)
     assert heads.norm_correlation(first, reused) == pytest.approx(1.0)
     assert abs(heads.norm_correlation(first, second)) < 3 / np.sqrt(500 * 8)
+
+
+def test_data_redraw_batches_span_small_and_large_sums():
+    """The data-redraws batches reach sums far below and far above where a data-derived seed can
+    collapse (int32(ceil(sum·1e7)) saturates beyond |sum| = 214.75), with many batches on each side."""
+    from studies.audit.checks import heads
+
+    sums = np.abs(heads.data_batches(Settings(seed=0), 661).sum(axis=(-2, -1)))
+    assert sums.min() < 1e-2 and sums.max() > 1e4
+    assert np.sum(sums > 2**31 / 1e7) > 100 and np.sum(sums < 1.0) > 100

@@ -11,6 +11,7 @@ checks the claim rests on, not every check that happens to reject.
 from __future__ import annotations
 
 import dataclasses
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -222,6 +223,33 @@ def _colliding_data_seed():
         return np.stack([control.sample_projection(m, d, int(np.sum(x) > 0)) for x in np.asarray(inputs)])
 
     return _replace("positive-ort", "colliding-data-seed", data_projections=from_data)
+
+
+INT32 = np.iinfo(np.int32)
+
+
+def _saturating_data_seed():
+    """A redraw seeded by int32(ceil(sum(batch)·1e7)), saturating at the int32 limits: every batch
+    with |sum| > 214.75 gets one of two seeds."""
+    control = _control("positive-ort")
+
+    def from_data(m, d, inputs):
+        seeds = np.clip(np.ceil(np.sum(np.asarray(inputs), axis=(-2, -1)) * 1e7), INT32.min, INT32.max)
+        return np.stack([control.sample_projection(m, d, int(seed) % 2**32) for seed in seeds])
+
+    return _replace("positive-ort", "saturating-data-seed", data_projections=from_data)
+
+
+def _hashed_data_seed():
+    """A correct redraw seeded from the data: the CRC-32 of the batch's float64 bytes (distinct
+    batches give distinct seeds at every scale, up to 2^-32 collisions)."""
+    control = _control("positive-ort")
+
+    def from_data(m, d, inputs):
+        batches = np.ascontiguousarray(inputs, dtype=np.float64)
+        return np.stack([control.sample_projection(m, d, zlib.crc32(x.tobytes())) for x in batches])
+
+    return _replace("positive-ort", "hashed-data-seed", data_projections=from_data)
 
 
 # ----------------------------------------------------------------------------- feature defects
@@ -568,6 +596,19 @@ PLANTED = {
             "redraw seeded from the sign of the batch sum: two matrices in all",
             ("data-redraws",),
             _colliding_data_seed,
+        ),
+        Planted(
+            "saturating-data-seed",
+            "redraw seeded by int32(ceil(sum(batch)·1e7)): saturates for |sum| > 214.75, so large "
+            "batches share two matrices",
+            ("data-redraws",),
+            _saturating_data_seed,
+        ),
+        Planted(
+            "hashed-data-seed",
+            "a correct redraw seeded from the CRC-32 of the batch's bytes: it passes data-redraws",
+            (),
+            _hashed_data_seed,
         ),
         Planted(
             "missing-half-norm",

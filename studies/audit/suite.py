@@ -68,6 +68,7 @@ def null_pairs() -> list[tuple[str, str]]:
         for dtype in ("float32", "float16")
         for check in ("same-projection", "dense-reference", "causal-future", "mask-semantics")
     ]
+    pairs.append(("planted:hashed-data-seed", "data-redraws"))
     pairs.append(("planted:causal-eps", "causal-future"))
     pairs += [
         ("planted:leak-below-float32", check)

@@ -93,3 +93,10 @@ def test_diagnosis_names_reused_norms_only_when_the_norm_subtest_rejects():
     reused = _run("planted:redraw-reuses-norms", "redraw-independence")
     assert any(line.startswith("redraws reuse the row norms: r = +1.000") for line in reused.diagnosis)
     assert _run("favor-bench:positive-ort", "redraw-independence").diagnosis == []
+
+
+def test_diagnosis_places_a_saturating_data_seed_at_large_batch_sums():
+    """A seed int32(ceil(Σx·1e7)) repeats matrices only for |Σx| beyond 214.75, and the sub-check
+    says so."""
+    diagnosis = _run("planted:saturating-data-seed", "data-redraws").diagnosis
+    assert any(line.startswith("the data-derived seed collapses for large data") for line in diagnosis)

@@ -39,6 +39,8 @@ CORRELATION_EFFECT = 0.2
 NORM_CORRELATION_EFFECT = 0.1
 REPEAT_DISTANCE = 1e-3
 SUBTEST_ALPHA = FAMILY_ALPHA / 2
+DATA_LENGTH = 16
+DATA_SCALE_DECADES = 4
 
 
 def _n(settings: Settings) -> int:
@@ -47,13 +49,21 @@ def _n(settings: Settings) -> int:
 
 def repeats(W) -> tuple[int, int]:
     """(distinct, repeated pairs) among draws W (n, m, d): pairs closer than 1e-3·√(md)."""
+    close = _close_pairs(W)
+    return len(W) - int(np.any(close, axis=0).sum()), int(close.sum())
+
+
+def repeated_draws(W) -> np.ndarray:
+    """(n,) bool: the draws of W (n, m, d) that have a repeat (another draw closer than 1e-3·√(md))."""
+    close = _close_pairs(W)
+    return np.any(close, axis=0) | np.any(close, axis=1)
+
+
+def _close_pairs(W) -> np.ndarray:
     flat = np.asarray(W, dtype=np.float64).reshape(len(W), -1)
     squared = np.sum(flat * flat, axis=-1)
     distance = squared[:, None] + squared[None, :] - 2 * flat @ flat.T
-    close = np.triu(distance <= (REPEAT_DISTANCE**2) * flat.shape[1], k=1)
-    repeated = int(close.sum())
-    distinct = len(W) - int(np.any(close, axis=0).sum())
-    return distinct, repeated
+    return np.triu(distance <= (REPEAT_DISTANCE**2) * flat.shape[1], k=1)
 
 
 def _errors(adapter, W) -> np.ndarray:
@@ -192,12 +202,61 @@ def check_redraw_independence(adapter, settings: Settings):
 
 def check_data_redraws(adapter, settings: Settings):
     """Redraws seeded from the data: n + 1 random input batches (L = 16, d = 8) give distinct,
-    independent projections (repeats among all of them, lag-1 error and row-norm correlations)."""
+    independent projections (repeats among all of them, lag-1 error and row-norm correlations).
+
+    Batch b is s_b·Z_b, Z_b standard normal (L, d) and its scale s_b log-uniform over
+    10^-4 … 10^4 (:data:`DATA_SCALE_DECADES`), so the batch sums |Σ x| spread from about 1e-3 to 1e5
+    (√(Ld)·s_b). A model's activations span that range: small-initialized or down-scaled layers at
+    one end, unnormalized activations and long sequences at the other (4 × 256 tokens × 4 heads × 64
+    unit entries already sum to about ±500, and a mean of 0.1 over 4096 × 64 entries to 2.6e4). A
+    seed derived from the data that collapses for large or small data (saturates, rounds to a few
+    values) maps every batch beyond its threshold to a few seeds; with about n/8 batches per decade,
+    a threshold anywhere inside the range leaves at least two batches on the collapsed side, which
+    the repeat count detects. Sub-check (diagnosis only, :func:`repeats_by_batch_sum`): the |Σx| of
+    the batches whose matrix repeats against the others, which names a collapse for large or small
+    data when the two ranges do not overlap.
+    """
     name, title = "data-redraws", "Distinct, independent projections for redraws seeded from the data"
     guard = _guard(adapter, name, title)
     if guard:
         return guard
-    n = _n(settings)
-    (inputs,) = read_only(rng_for(settings, name).standard_normal((n + 1, 16, D)))
+    (inputs,) = read_only(data_batches(settings, _n(settings) + 1))
     sequence = stats.host(adapter.data_projections(M, D, inputs))
-    return _verdict(name, title, settings, sequence, sequence[:-1], sequence[1:], adapter, "input batches")
+    result = _verdict(name, title, settings, sequence, sequence[:-1], sequence[1:], adapter, "input batches")
+    result.diagnosis += repeats_by_batch_sum(sequence, inputs)
+    return result
+
+
+def repeats_by_batch_sum(sequence, inputs) -> list[str]:
+    """Sub-check (diagnosis only) of where repeats fall: the range of |Σx| of the batches whose
+    matrix repeats and of the others; when the two ranges do not overlap the seed derivation
+    collapses beyond a threshold of the batch sum, and the line says on which side."""
+    repeated = repeated_draws(sequence)
+    if not repeated.any():
+        return []
+    sums = np.abs(np.sum(inputs, axis=(-2, -1)))
+    hit, others = sums[repeated], sums[~repeated]
+    line = f"batches whose matrix repeats: {hit.size} with |Σx| from {hit.min():.3g} to {hit.max():.3g}"
+    if not others.size:
+        return [line]
+    lines = [line + f"; the {others.size} others from {others.min():.3g} to {others.max():.3g}"]
+    if hit.min() > others.max():
+        lines.append(
+            f"the data-derived seed collapses for large data: every batch with |Σx| ≥ {hit.min():.3g} "
+            "shares a matrix with another, none below"
+        )
+    elif hit.max() < others.min():
+        lines.append(
+            f"the data-derived seed collapses for small data: every batch with |Σx| ≤ {hit.max():.3g} "
+            "shares a matrix with another, none above"
+        )
+    return lines
+
+
+def data_batches(settings: Settings, count: int) -> np.ndarray:
+    """``count`` input batches (count, 16, d) of the data-redraws check: standard normal entries, each
+    batch scaled by 10^U, U uniform on ±:data:`DATA_SCALE_DECADES` (docstring of
+    :func:`check_data_redraws`)."""
+    rng = rng_for(settings, "data-redraws")
+    scales = 10.0 ** rng.uniform(-DATA_SCALE_DECADES, DATA_SCALE_DECADES, size=(count, 1, 1))
+    return scales * rng.standard_normal((count, DATA_LENGTH, D))
