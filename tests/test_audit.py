@@ -286,3 +286,19 @@ def test_data_redraw_batches_span_small_and_large_sums():
     sums = np.abs(heads.data_batches(Settings(seed=0), 661).sum(axis=(-2, -1)))
     assert sums.min() < 1e-2 and sums.max() > 1e4
     assert np.sum(sums > 2**31 / 1e7) > 100 and np.sum(sums < 1.0) > 100
+
+
+def test_half_precision_error_is_tested_only_against_a_declared_accumulation():
+    """With ``accumulation="float32"`` declared, float16 arithmetic in the feature exponents exceeds the
+    float32 bound plus the output rounding (planted half-exponents fails, the mixed-precision control
+    passes); without it, the all-float16 worst-case bound exceeds 2·max|v| and the verdict says the
+    error part is vacuous instead of passing silently."""
+    settings = Settings(quick=True, seed=3)
+    defect = load_target("planted:half-exponents")
+    control = load_target("planted:float32-float16")
+    assert run_check("dtype-overflow", defect, settings).status == "fail"
+    assert run_check("dtype-overflow", control, settings).status == "pass"
+    undeclared = run_check("dtype-overflow", dataclasses.replace(defect, accumulation=None), settings)
+    assert undeclared.status == "pass" and "vacuous" in undeclared.power
+    with pytest.raises(ValueError, match="accumulation must be None or one of"):
+        dataclasses.replace(control, accumulation="float8")

@@ -434,9 +434,11 @@ def _tiny_leak():
 # ----------------------------------------------------------------------------- correct, reduced precision
 
 
-def low_precision_attention(q, k, v, W, causal=False, mask=None, dtype="float64"):
+def low_precision_attention(q, k, v, W, causal=False, mask=None, dtype="float64", *, features_in=np.float32):
     """FAVOR+ computed in float32; with ``dtype="float16"`` on float16 inputs and outputs with float32
-    accumulation (mixed precision, as half-precision kernels do). Host numpy.
+    accumulation (mixed precision, as half-precision kernels do). Host numpy. ``features_in=np.float16``
+    computes the feature exponents and exponentials of a float16 call in float16 instead (the sums stay
+    float32): a narrower arithmetic than float32 accumulation.
 
     Positive features exp(Wx − ‖x‖²/2 − shift)/√m of x = q d^{-1/4} (Performers Lemma 1), the query
     shift its row maximum, the key shift one maximum over the sequence bidirectionally (it cancels in
@@ -444,15 +446,16 @@ def low_precision_attention(q, k, v, W, causal=False, mask=None, dtype="float64"
     by a cumulative sum. Keys with ``mask`` False are dropped from both sums.
     """
     storage = np.float16 if dtype == "float16" else np.float32
+    features = features_in if dtype == "float16" else np.float32
     q, k, v, W = (np.asarray(a).astype(storage).astype(np.float32) for a in (q, k, v, W))
     scale = np.float32(q.shape[-1] ** -0.25)
-    x, y = q * scale, k * scale
-    log_q = x @ W.T - np.sum(x * x, axis=-1, keepdims=True) / np.float32(2)
-    log_k = y @ W.T - np.sum(y * y, axis=-1, keepdims=True) / np.float32(2)
+    x, y, Wf = (q * scale).astype(features), (k * scale).astype(features), W.astype(features)
+    log_q = x @ Wf.T - np.sum(x * x, axis=-1, keepdims=True) / features(2)
+    log_k = y @ Wf.T - np.sum(y * y, axis=-1, keepdims=True) / features(2)
     log_q = log_q - log_q.max(axis=-1, keepdims=True)
     if not causal:
         log_k = log_k - log_k.max(axis=(-2, -1), keepdims=True)
-    phi_q, phi_k = np.exp(log_q), np.exp(log_k)
+    phi_q, phi_k = np.exp(log_q).astype(np.float32), np.exp(log_k).astype(np.float32)
     if mask is not None:
         phi_k = phi_k * np.asarray(mask, dtype=np.float32)[:, None, :, None]
     if causal:
@@ -502,8 +505,20 @@ def _low_precision():
         attention=low_precision_attention,
         dtypes=("float16",),
         precision=None,
+        accumulation="float32",
         notes=("a correct FAVOR+ computing in float32 (float16 on request); its precision is detected",),
     )
+
+
+def _half_exponents():
+    """Declares float32 accumulation, but computes a float16 call's feature exponents and
+    exponentials in float16: relative errors of order (d + 2)·a·2⁻¹¹ instead of 2⁻²⁴."""
+    correct = _low_precision()
+
+    def attention(q, k, v, W, causal=False, mask=None, dtype="float64"):
+        return low_precision_attention(q, k, v, W, causal, mask, dtype, features_in=np.float16)
+
+    return dataclasses.replace(correct, name="planted:half-exponents", attention=attention)
 
 
 def _leak_below_float32():
@@ -703,6 +718,13 @@ PLANTED = {
             "so no check can see it (it passes)",
             (),
             _leak_below_float32,
+        ),
+        Planted(
+            "half-exponents",
+            "declares float32 accumulation but computes a float16 call's feature exponents and "
+            "exponentials in float16",
+            ("dtype-overflow",),
+            _half_exponents,
         ),
         Planted(
             "float32-float16",

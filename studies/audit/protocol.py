@@ -53,6 +53,13 @@ precision
 dtypes
     Further dtypes ``attention`` accepts through ``dtype=`` (among float32, float16, bfloat16);
     each is audited for overflow and accuracy.
+accumulation
+    The precision a call in one of ``dtypes`` computes in (``"float32"`` for mixed precision: half
+    inputs and outputs, float32 arithmetic, as favor-bench and most half-precision kernels do).
+    With it, the reduced-precision error bound is that precision's worst-case bound plus the
+    rounding of the output to the dtype, which detects arithmetic done in a narrower type. ``None``
+    (default): every operation is assumed to round to the dtype, a bound that can exceed the values
+    themselves for float16 and bfloat16 (then only overflow is tested).
 mask
     Key-mask support: ``"arbitrary"`` (default; any boolean keep-mask), ``"length"`` (only masks
     that keep a prefix of each sequence: padding at the end) or ``"none"`` (no mask argument).
@@ -131,6 +138,7 @@ class Adapter:
     notes: tuple[str, ...] = field(default_factory=tuple)
     data_projections: Callable[..., Any] | None = None
     precision: str | None = None
+    accumulation: str | None = None
     mask: str = "arbitrary"
     causal: bool = True
     square_only: bool = False
@@ -143,8 +151,10 @@ class Adapter:
             raise TypeError(f"name must be a non-empty string, got {self.name!r}")
         if not isinstance(self.claims, str) or not self.claims:
             raise TypeError(f"claims must be a registry row name, got {self.claims!r}")
-        if self.precision is not None and self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be None or one of {PRECISIONS}, got {self.precision!r}")
+        for field_name in ("precision", "accumulation"):
+            value = getattr(self, field_name)
+            if value is not None and value not in PRECISIONS:
+                raise ValueError(f"{field_name} must be None or one of {PRECISIONS}, got {value!r}")
         unknown = [dtype for dtype in self.dtypes if dtype not in LOW_PRECISION_DTYPES]
         if unknown:
             raise ValueError(f"dtypes must be among {LOW_PRECISION_DTYPES}, got {tuple(self.dtypes)!r}")

@@ -73,6 +73,7 @@ def adapter(row: str = "positive-ort") -> Adapter:
         attention=attention,
         dtypes=("float32", "float16", "bfloat16"),
         precision=compute or "float64",
+        accumulation="float32",
         notes=(f"registry row {row!r}: {estimator.description}",),
     )
 
