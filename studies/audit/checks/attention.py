@@ -24,7 +24,7 @@ from . import draws
 from .core import (
     FAMILY_ALPHA,
     Settings,
-    family_p_value,
+    bonferroni_verdict,
     not_applicable,
     read_only,
     rng_for,
@@ -562,18 +562,16 @@ def check_attention_delta(adapter, settings: Settings):
             f"{'causal' if causal else 'bidirectional'}: max |mean ô − (o + bias)| = {shift.max():.2e}, "
             f"max |z| = {np.abs(test.z).max():.2f}; predicted bias up to {np.abs(bias[causal]).max():.2e}"
         )
-    z = np.concatenate(z_all)
-    return verdict(
+    return bonferroni_verdict(
         name,
         title,
-        float(z.max()) <= critical,
+        z_all,
+        p_all,
+        critical,
         worst / float(np.std(v[0, 0, :, :d_v])),
-        alpha=FAMILY_ALPHA,
-        statistic=f"max |z| = {z.max():.2f} over {cells} cells (critical {critical:.2f}), n = {n}",
-        p_value=family_p_value(np.concatenate(p_all)),
+        note=f", n = {n}",
         effect=f"largest |mean ô − (o + bias)| = {worst:.2e} (95% CI half-width up to "
         f"{stats.critical_value(0.05) * math.sqrt(max(float(np.max(variance[c])) for c in modes) / n):.1e})",
-        tolerance=f"Bonferroni critical |z| {critical:.2f} (family α {FAMILY_ALPHA})",
         power=f"power {settings.power} against a shift of {DELTA_EFFECT:.0%} of the value spread in any cell "
         "and against the absence of the predicted bias",
         details=lines,
@@ -627,19 +625,17 @@ def check_attention_convergence(adapter, settings: Settings):
         ratio = squared.mean(axis=0) / mean[m]
         worst = max(worst, float(np.abs(ratio - 1).max()))
         lines.append(f"m={m}: measured/predicted E‖ô_i − o_i‖² from {ratio.min():.3f} to {ratio.max():.3f}")
-    z = np.concatenate(z_all)
     relative_se = max(float(np.max(np.sqrt(variance[m] / n) / mean[m])) for m in CONVERGENCE_MS)
     half = stats.critical_value(0.05) * relative_se
-    return verdict(
+    return bonferroni_verdict(
         name,
         title,
-        float(z.max()) <= critical,
+        z_all,
+        p_all,
+        critical,
         worst,
-        alpha=FAMILY_ALPHA,
-        statistic=f"max |z| = {z.max():.2f} over {cells} cells (critical {critical:.2f}), n = {n}",
-        p_value=family_p_value(np.concatenate(p_all)),
+        note=f", n = {n}",
         effect=f"largest |measured/predicted − 1| = {worst:.3f} (95% CI half-width up to {half:.3f})",
-        tolerance=f"Bonferroni critical |z| {critical:.2f} (family α {FAMILY_ALPHA})",
         power=f"power {settings.power} against a {CONVERGENCE_EFFECT:.0%} error in any row's "
         "mean squared error",
         details=lines,

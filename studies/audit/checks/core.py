@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import stats as sps
 
 FAMILY_ALPHA = 0.01
 STATUSES = ("pass", "fail", "n-a", "error")
@@ -101,6 +102,28 @@ def verdict(name: str, title: str, passed: bool, relative_effect: float, **field
     """A pass or fail result; a failure carries the severity of ``relative_effect``."""
     status = "pass" if passed else "fail"
     return CheckResult(name, title, status, severity="" if passed else severity(relative_effect), **fields)
+
+
+def bonferroni_verdict(
+    name: str, title: str, z_values, p_values, critical: float, relative_effect: float, *, note="", **fields
+) -> CheckResult:
+    """The verdict of a family of z-tests (one per cell): pass when every |z| ≤ the Bonferroni
+    ``critical`` value of :data:`FAMILY_ALPHA`; reports the largest |z|, the family p-value and the
+    tolerance. ``z_values`` and ``p_values`` are sequences of arrays (concatenated); ``note`` is added
+    to the statistic (e.g. the sample size)."""
+    z = np.abs(np.concatenate([np.ravel(values) for values in z_values]))
+    return verdict(
+        name,
+        title,
+        float(z.max()) <= critical,
+        relative_effect,
+        alpha=FAMILY_ALPHA,
+        statistic=f"max |z| = {z.max():.2f} over {z.size} cells (critical {critical:.2f}){note}",
+        p_value=family_p_value(np.concatenate([np.ravel(values) for values in p_values])),
+        tolerance=f"Bonferroni critical |z| {critical:.2f} (family α {FAMILY_ALPHA}, "
+        f"two-sided per-cell α {2 * sps.norm.sf(critical):.1e})",
+        **fields,
+    )
 
 
 def not_applicable(name: str, title: str, reason: str) -> CheckResult:

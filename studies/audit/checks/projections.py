@@ -30,7 +30,15 @@ from estimators import registry
 from studies import stats
 
 from . import draws
-from .core import FAMILY_ALPHA, Settings, family_p_value, not_applicable, seeds_for, verdict
+from .core import (
+    FAMILY_ALPHA,
+    Settings,
+    bonferroni_verdict,
+    family_p_value,
+    not_applicable,
+    seeds_for,
+    verdict,
+)
 from .precision import UNIT_ROUNDOFF, working_precision
 
 DIMS = (2, 4, 8)
@@ -146,18 +154,14 @@ def check_moments(adapter, settings: Settings):
             diagnosis.append(f"coordinate means are not 0 at d={d}: {mean_text}")
         if np.any(np.abs(second_test.z) > critical):
             diagnosis.append(f"per-coordinate variances are not 1 at d={d}: {second_text}")
-    z = np.concatenate(z_all)
-    return verdict(
+    return bonferroni_verdict(
         name,
         title,
-        float(z.max()) <= critical,
+        z_all,
+        p_all,
+        critical,
         effect,
-        alpha=FAMILY_ALPHA,
-        statistic=f"max |z| = {z.max():.2f} over {z.size} cells (critical {critical:.2f})",
-        p_value=family_p_value(np.concatenate(p_all)),
         effect=f"largest |E[W_ij]| or |E[W_ij²] − 1| = {effect:.3f} (per-d values and 95% intervals below)",
-        tolerance=f"Bonferroni critical |z| {critical:.2f}: family α = {FAMILY_ALPHA}, "
-        f"per-cell α {alpha:.1e}",
         power=f"power {settings.power} against a mean shift {MEAN_EFFECT} or an E[W_ij²] change "
         f"{SECOND_MOMENT_EFFECT} in any cell (n = {n} draws per d)",
         diagnosis=diagnosis,
@@ -281,20 +285,18 @@ def check_directions(adapter, settings: Settings):
             + ", ".join(f"{v:+.3f}" for v in np.diag(means))
             + f" (± {stats.critical_value(0.05) / math.sqrt(d * n):.3f})"
         )
-    z = np.concatenate(z_all)
-    return verdict(
+    return bonferroni_verdict(
         name,
         title,
-        float(z.max()) <= critical,
+        z_all,
+        p_all,
+        critical,
         worst,
-        alpha=FAMILY_ALPHA,
-        statistic=f"max |z| = {z.max():.2f} over {z.size} cells (critical {critical:.2f})",
-        p_value=family_p_value(np.concatenate(p_all)),
         effect=f"largest |E u_ij| or |E u_ij² − 1/d| = {worst:.3f}",
-        tolerance=f"Bonferroni critical |z| {critical:.2f}: family α = {FAMILY_ALPHA}, "
-        f"per-cell α {alpha:.1e}",
         power=f"power {settings.power} against an entry mean or second-moment error of {DIRECTION_EFFECT}",
-        diagnosis=sign_diagnosis(adapter, settings) if float(z.max()) > critical else [],
+        diagnosis=sign_diagnosis(adapter, settings)
+        if max(np.max(np.abs(z)) for z in z_all) > critical
+        else [],
         details=lines,
     )
 
