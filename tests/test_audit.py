@@ -11,6 +11,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from studies import stats
 from studies.audit import Adapter, Settings, load_target, main, run_check
 from studies.audit.checks import CheckResult, core, precision
 from studies.audit.quadrature import iid_kurtosis, quadrature_moments
@@ -276,6 +277,27 @@ def test_norm_correlation_is_one_for_reused_norms_and_small_for_fresh_ones():
     reused = directions * np.linalg.norm(first, axis=-1, keepdims=True)
     assert heads.norm_correlation(first, reused) == pytest.approx(1.0)
     assert abs(heads.norm_correlation(first, second)) < 3 / np.sqrt(500 * 8)
+
+
+def test_norm_subtest_holds_its_level_when_the_rows_of_a_draw_share_a_norm():
+    """Independent redraws whose rows share one χ(d) norm per draw (rows dependent within a draw):
+    the per-draw-pair statistic keeps its α = 0.005 (≤ 4 of 200 fixed-seed sequences reject, the
+    99% binomial bound), where pooling the n·m row pairs as independent rejected about a third; norms
+    reused across redraws are still rejected in every sequence. Null: independent draws; effect:
+    identical norms with fresh directions."""
+    from studies.audit.checks import heads
+
+    rng = np.random.default_rng(11)
+    critical = stats.critical_value(heads.SUBTEST_ALPHA)
+    rejected_null = rejected_reuse = 0
+    for _ in range(200):
+        directions = rng.standard_normal((301, 8, 8))
+        directions /= np.linalg.norm(directions, axis=-1, keepdims=True)
+        shared = directions * np.sqrt(rng.chisquare(8, (301, 1, 1)))
+        rejected_null += abs(heads.norm_z(shared[:-1], shared[1:])) > critical
+        reused = directions[1:] * np.linalg.norm(shared[:-1], axis=-1, keepdims=True)
+        rejected_reuse += abs(heads.norm_z(shared[:-1], reused)) > critical
+    assert rejected_null <= 4 and rejected_reuse == 200
 
 
 def test_data_redraw_batches_span_small_and_large_sums():
