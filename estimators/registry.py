@@ -34,6 +34,8 @@ class Estimator:
         The kernel E[K̂] equals, in :data:`estimators.kernels.KERNELS`.
     description : str
         One line for tables and legends, with the source.
+    family : str
+        A key of :data:`FAMILIES`: the group a figure shows the row in.
     """
 
     name: str
@@ -42,6 +44,7 @@ class Estimator:
     norms: str
     kernel: str
     description: str
+    family: str
 
     @property
     def features_per_projection(self) -> int:
@@ -94,38 +97,117 @@ class Estimator:
         return theory.mse(self.name, x, y, m)
 
 
+FAMILIES = {
+    "performers": "FAVOR / FAVOR+ (Performers)",
+    "gerf": "FAVOR++ / FAVOR# (CRT, DERF)",
+    "couplings": "couplings and norms: simplex, SORF, QMC, √d",
+    "discrete": "discretely-induced (CRT)",
+    "arccos": "arc-cosine kernel (ReLU features)",
+}
+"""Estimator families (key → label for figures), in the order figures show them."""
+
 _ROWS = [
-    Estimator("trig-iid", "trig", "iid", "chi", "softmax", "SM^trig_m, iid Gaussian ω (Perf. §2.3)"),
-    Estimator("trig-ort", "trig", "orthogonal", "chi", "softmax", "SM^trig_m, block-ORF (Perf. §2.4)"),
-    Estimator("positive-iid", "positive", "iid", "chi", "softmax", "SM^+_m, PRF iid (Perf. Lemma 1)"),
-    Estimator("positive-ort", "positive", "orthogonal", "chi", "softmax", "SM^+_m, PRF + ORF (FAVOR+)"),
-    Estimator("hyperbolic-iid", "hyperbolic", "iid", "chi", "softmax", "SM^hyp+_m, iid (Lemma 1)"),
-    Estimator("hyperbolic-ort", "hyperbolic", "orthogonal", "chi", "softmax", "SM^hyp+_m, block-ORF"),
-    Estimator("positive-iid-fixed", "positive", "iid", "fixed", "smreg", "SMREG^+_m, ω ~ U(√d S) iid"),
-    Estimator("positive-ort-fixed", "positive", "orthogonal", "fixed", "smreg", "SMREG^ort+_m (√d norms)"),
-    Estimator("relu-iid", "generalized", "iid", "chi", "arccos", "ReLU(Wx), iid (arc-cosine kernel)"),
-    Estimator("relu-ort", "generalized", "orthogonal", "chi", "arccos", "ReLU(Wx), block-ORF"),
-    Estimator("oprf-iid", "oprf", "iid", "chi", "softmax", "OPRF (GERF s=+1, A*), iid (CRT 2022)"),
-    Estimator("oprf-ort", "oprf", "orthogonal", "chi", "softmax", "OPRF + block-ORF, FAVOR++ (CRT 2022)"),
-    Estimator("oprf-simplex", "oprf", "simplex", "chi", "softmax", "OPRF + simplex coupling"),
-    Estimator("gerf-trig-iid", "gerf-trig", "iid", "chi", "softmax", "GERF s=−1, A=0.05, iid (CRT 2022)"),
-    Estimator("saderf-iid", "saderf", "iid", "chi", "softmax", "SADERF (Ψ* then OPRF), iid (FAVOR#)"),
-    Estimator("saderf-ort", "saderf", "orthogonal", "chi", "softmax", "SADERF + block-ORF (FAVOR#)"),
     Estimator(
-        "positive-simplex", "positive", "simplex", "chi", "softmax", "SimRF: PRF + simplex (Reid 2023)"
+        "trig-iid", "trig", "iid", "chi", "softmax", "SM^trig_m, iid Gaussian ω (Perf. §2.3)", "performers"
     ),
     Estimator(
-        "positive-sorf-chi", "positive", "sorf", "chi", "softmax", "PRF + SORF, χ(d) norms (≈unbiased)"
+        "trig-ort", "trig", "orthogonal", "chi", "softmax", "SM^trig_m, block-ORF (Perf. §2.4)", "performers"
     ),
     Estimator(
-        "positive-sorf-fixed", "positive", "sorf", "fixed", "smreg", "PRF + SORF, √d norms (≈SMREG, biased)"
+        "positive-iid", "positive", "iid", "chi", "softmax", "SM^+_m, PRF iid (Perf. Lemma 1)", "performers"
     ),
-    Estimator("positive-qmc", "positive", "qmc", "chi", "softmax", "PRF + scrambled Sobol' RQMC"),
-    Estimator("positive-qmc-halton", "positive", "qmc-halton", "chi", "softmax", "PRF + scrambled Halton"),
-    Estimator("poisson-iid", "poisson", "uniform", "chi", "softmax", "Poisson DIRF, rate λ* (CRT 2022)"),
-    Estimator("geometric-iid", "geometric", "uniform", "chi", "softmax", "geometric DIRF (CRT 2022)"),
+    Estimator(
+        "positive-ort", "positive", "orthogonal", "chi", "softmax", "SM^+_m, PRF + ORF (FAVOR+)", "performers"
+    ),
+    Estimator(
+        "hyperbolic-iid", "hyperbolic", "iid", "chi", "softmax", "SM^hyp+_m, iid (Lemma 1)", "performers"
+    ),
+    Estimator(
+        "hyperbolic-ort", "hyperbolic", "orthogonal", "chi", "softmax", "SM^hyp+_m, block-ORF", "performers"
+    ),
+    Estimator(
+        "positive-iid-fixed", "positive", "iid", "fixed", "smreg", "SMREG^+_m, ω ~ U(√d S) iid", "couplings"
+    ),
+    Estimator(
+        "positive-ort-fixed",
+        "positive",
+        "orthogonal",
+        "fixed",
+        "smreg",
+        "SMREG^ort+_m (√d norms)",
+        "couplings",
+    ),
+    Estimator(
+        "relu-iid", "generalized", "iid", "chi", "arccos", "ReLU(Wx), iid (arc-cosine kernel)", "arccos"
+    ),
+    Estimator("relu-ort", "generalized", "orthogonal", "chi", "arccos", "ReLU(Wx), block-ORF", "arccos"),
+    Estimator("oprf-iid", "oprf", "iid", "chi", "softmax", "OPRF (GERF s=+1, A*), iid (CRT 2022)", "gerf"),
+    Estimator(
+        "oprf-ort", "oprf", "orthogonal", "chi", "softmax", "OPRF + block-ORF, FAVOR++ (CRT 2022)", "gerf"
+    ),
+    Estimator("oprf-simplex", "oprf", "simplex", "chi", "softmax", "OPRF + simplex coupling", "couplings"),
+    Estimator(
+        "gerf-trig-iid", "gerf-trig", "iid", "chi", "softmax", "GERF s=−1, A=0.05, iid (CRT 2022)", "gerf"
+    ),
+    Estimator("saderf-iid", "saderf", "iid", "chi", "softmax", "SADERF (Ψ* then OPRF), iid (FAVOR#)", "gerf"),
+    Estimator("saderf-ort", "saderf", "orthogonal", "chi", "softmax", "SADERF + block-ORF (FAVOR#)", "gerf"),
+    Estimator(
+        "positive-simplex",
+        "positive",
+        "simplex",
+        "chi",
+        "softmax",
+        "SimRF: PRF + simplex (Reid 2023)",
+        "couplings",
+    ),
+    Estimator(
+        "positive-sorf-chi",
+        "positive",
+        "sorf",
+        "chi",
+        "softmax",
+        "PRF + SORF, χ(d) norms (≈unbiased)",
+        "couplings",
+    ),
+    Estimator(
+        "positive-sorf-fixed",
+        "positive",
+        "sorf",
+        "fixed",
+        "smreg",
+        "PRF + SORF, √d norms (≈SMREG, biased)",
+        "couplings",
+    ),
+    Estimator(
+        "positive-qmc", "positive", "qmc", "chi", "softmax", "PRF + scrambled Sobol' RQMC", "couplings"
+    ),
+    Estimator(
+        "positive-qmc-halton",
+        "positive",
+        "qmc-halton",
+        "chi",
+        "softmax",
+        "PRF + scrambled Halton",
+        "couplings",
+    ),
+    Estimator(
+        "poisson-iid", "poisson", "uniform", "chi", "softmax", "Poisson DIRF, rate λ* (CRT 2022)", "discrete"
+    ),
+    Estimator(
+        "geometric-iid", "geometric", "uniform", "chi", "softmax", "geometric DIRF (CRT 2022)", "discrete"
+    ),
 ]
 _REGISTRY = {row.name: row for row in _ROWS}
+
+
+def check_families() -> None:
+    """``ValueError`` if a row names a family outside :data:`FAMILIES` (checked at import)."""
+    unknown = sorted({row.family for row in _ROWS} - set(FAMILIES))
+    if unknown:
+        raise ValueError(f"family must be one of {tuple(FAMILIES)}, got {unknown}")
+
+
+check_families()
 
 
 def names() -> list[str]:

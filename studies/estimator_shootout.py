@@ -57,43 +57,29 @@ from .core import captions, plotting
 from .core.cells import Study, chunk_cells, group_records, stable_rng
 from .core.montecarlo import host, kernel_errors, merge_moments, moment_summary
 
-GROUPS = {
-    "FAVOR / FAVOR+ (Performers)": (
-        "trig-iid",
-        "trig-ort",
-        "positive-iid",
-        "positive-ort",
-        "hyperbolic-iid",
-        "hyperbolic-ort",
-    ),
-    "FAVOR++ / FAVOR# (CRT, DERF)": (
-        "positive-ort",
-        "oprf-iid",
-        "oprf-ort",
-        "saderf-iid",
-        "saderf-ort",
-        "gerf-trig-iid",
-    ),
-    "couplings: simplex, SORF, QMC": (
-        "positive-iid",
-        "positive-ort",
-        "positive-simplex",
-        "oprf-simplex",
-        "positive-sorf-chi",
-        "positive-sorf-fixed",
-        "positive-qmc",
-        "positive-qmc-halton",
-        "positive-ort-fixed",
-    ),
-    "discretely-induced (CRT)": (
-        "positive-iid",
-        "oprf-iid",
-        "poisson-iid",
-        "geometric-iid",
-        "positive-iid-fixed",
-    ),
+PANEL_REFERENCES = {
+    "gerf": ("positive-ort",),
+    "couplings": ("positive-iid", "positive-ort"),
+    "discrete": ("positive-iid", "oprf-iid"),
 }
-ESTIMATORS = tuple(name for name in registry.names() if registry.get(name).kernel != "arccos")
+"""Rows drawn again, as references, in another family's MSE panel (FAVOR+ beside its successors)."""
+
+
+def estimators() -> tuple[str, ...]:
+    """Every registry row of a softmax-type kernel (all but the arc-cosine rows), in table order."""
+    return tuple(row.name for row in registry.rows() if row.kernel != "arccos")
+
+
+def groups() -> dict[str, tuple[str, ...]]:
+    """MSE panels: family label → its references, then every row of the family (registry.family)."""
+    rows = [registry.get(name) for name in estimators()]
+    return {
+        label: (*PANEL_REFERENCES.get(family, ()), *(row.name for row in rows if row.family == family))
+        for family, label in registry.FAMILIES.items()
+        if any(row.family == family for row in rows)
+    }
+
+
 SORF_PANEL = ("positive-sorf-fixed", "positive-sorf-chi", "positive-ort-fixed")
 PRESETS = {
     "quick": {
@@ -153,14 +139,14 @@ def cells(preset: str) -> list[dict]:
     d = config["d"]
     base = [
         cell
-        for name in ESTIMATORS
+        for name in estimators()
         for cell in chunk_cells(
             {"kind": "t", "estimator": name, "d": d, "m": d}, config["replicates"], config["chunk"]
         )
     ]
     base += [
         cell
-        for name in ESTIMATORS
+        for name in estimators()
         for m in config["ms"]
         for cell in chunk_cells(
             {"kind": "m", "estimator": name, "d": d, "m": m}, config["replicates"], config["chunk"]
@@ -174,7 +160,7 @@ def cells(preset: str) -> list[dict]:
             **{k: att[k] for k in ("d", "L", "m", "replicates")},
             "draw": draw,
         }
-        for name in ESTIMATORS
+        for name in estimators()
         for draw in range(att["draws"])
     ]
     return base
@@ -531,18 +517,6 @@ def _sorf_panel(ax, rows, styles):
     )
 
 
-FAMILIES = (
-    ("OPRF / SADERF / GERF (FAVOR++, FAVOR#)", ("oprf", "saderf", "gerf")),
-    ("trigonometric / hyperbolic (FAVOR)", ("trig", "hyperbolic")),
-    ("positive: PRF, couplings, DIRFs (FAVOR+)", ("",)),
-)
-
-
-def family_of(name: str) -> int:
-    """Index into :data:`FAMILIES` (the first whose prefixes match; the last matches everything)."""
-    return next(i for i, (_, prefixes) in enumerate(FAMILIES) if name.startswith(prefixes))
-
-
 def _attention_panel(ax, rows):
     from matplotlib.lines import Line2D
 
@@ -550,25 +524,27 @@ def _attention_panel(ax, rows):
     if not chosen:
         return
     positions = np.arange(len(chosen))
-    colors = plotting.colors(len(FAMILIES))
+    shown = {registry.get(r["estimator"]).family for r in chosen}
+    families = [family for family in registry.FAMILIES if family in shown]
+    colors = dict(zip(families, plotting.colors(len(families)), strict=True))
     for position, r in zip(positions, chosen, strict=True):
         ax.errorbar(
             r["value"],
             position,
             xerr=r["ci99"],
             marker="o",
-            color=colors[family_of(r["estimator"])],
+            color=colors[registry.get(r["estimator"]).family],
             capsize=2.5,
         )
     ax.set_yticks(positions, [r["estimator"] for r in chosen], fontsize="small")
     ax.set_xscale("log")
     handles = [
-        Line2D([], [], color=color, marker="o", label=label)
-        for color, (label, _) in zip(colors, FAMILIES, strict=True)
+        Line2D([], [], color=color, marker="o", label=registry.FAMILIES[family])
+        for family, color in colors.items()
     ]
     first = chosen[0]
     notes = contradicted(rows, "attention")
-    title = "colour: feature family" + "".join(f"\nMonte Carlo: {note}" for note in notes)
+    title = "colour: estimator family (registry)" + "".join(f"\nMonte Carlo: {note}" for note in notes)
     ax.legend(
         handles=handles,
         title=title,
@@ -589,7 +565,7 @@ def _attention_panel(ax, rows):
 def _mse_figure(rows, kind, stem):
     d = next(r["d"] for r in rows if r["kind"] == "t")
     fig, axes = plotting.figure(ncols=2, nrows=2, width=5.2, height=4.4)
-    for ax, (title, names) in zip(axes, GROUPS.items(), strict=True):
+    for ax, (title, names) in zip(axes, groups().items(), strict=True):
         _mse_panel(ax, rows, names, kind, _style(names))
         if kind == "t":
             where, xlabel = f"m = d = {d}", f"t = ‖x + y‖²  (‖x‖² = ‖y‖² = {SQ_NORM})"

@@ -53,3 +53,49 @@ def test_rows_estimate_under_jax_jit(name):
     W = row.draw(9, 4, batch_shape=(5,), seed=1)
     jitted = jax.jit(row.estimate)(*(jax.numpy.asarray(a) for a in (x, y, W)))
     np.testing.assert_allclose(np.asarray(jitted), row.estimate(x, y, W), rtol=1e-12)
+
+
+def test_a_new_row_reaches_the_studies_the_check_set_and_the_benchmarks(monkeypatch):
+    """One row added to the registry, and no other edit: it gets cells in the studies that cover
+    every estimator (unbiasedness, the shoot-out and its family panel), a check-set target and asv
+    parameters. Modules that read the registry at import are reloaded, as a fresh process would."""
+    import dataclasses
+    import importlib
+
+    from favor_bench import accuracy, throughput
+    from studies import estimator_shootout, unbiasedness
+    from studies.audit import load_target, run_check
+    from studies.audit.checks import Settings
+
+    new = dataclasses.replace(registry.get("positive-iid"), name="throwaway-iid", family="couplings")
+    monkeypatch.setattr(registry, "_ROWS", [*registry.rows(), new])
+    monkeypatch.setattr(registry, "_REGISTRY", {row.name: row for row in [*registry.rows(), new]})
+    modules = (accuracy, throughput, estimator_shootout, unbiasedness)
+    try:
+        for module in modules:
+            importlib.reload(module)
+        assert any(cell["estimator"] == "throwaway-iid" for cell in unbiasedness.cells("quick"))
+        kinds = {
+            c["kind"]
+            for c in estimator_shootout.cells("quick")
+            if c["estimator"] == "throwaway-iid"
+        }
+        assert kinds == {"t", "m", "attention"}
+        assert "throwaway-iid" in estimator_shootout.groups()[registry.FAMILIES["couplings"]]
+        assert "throwaway-iid" in accuracy.AttentionAccuracy.params[1]
+        assert "throwaway-iid" in throughput.MonteCarloThroughput.params[1]
+        adapter = load_target("favor-bench:throwaway-iid")
+        assert run_check("projection-norms", adapter, Settings(quick=True, seed=1)).status == "pass"
+    finally:
+        monkeypatch.undo()
+        for module in modules:
+            importlib.reload(module)
+
+
+def test_a_row_must_name_a_known_family(monkeypatch):
+    import dataclasses
+
+    bad = dataclasses.replace(registry.get("positive-iid"), name="lost-iid", family="no-such-family")
+    monkeypatch.setattr(registry, "_ROWS", [*registry.rows(), bad])
+    with pytest.raises(ValueError, match="family must be one of"):
+        registry.check_families()
