@@ -12,14 +12,15 @@ sub-tests share the check's family α = 0.01 by Bonferroni (α = 0.005 each, two
   draws that should be independent have correlation 0; √n·r → N(0, 1) (variance 1/n under
   independence, E[e₁²e₂²] = E[e₁²]E[e₂²]); n is planned for the settings' power against |ρ| = 0.2;
 * norm correlation (rows with χ(d) norms): the norms ‖w_i‖ of row i under the two draws, paired
-  over the m rows and the n draw pairs (N = n·m pairs), have correlation 0. The test does not assume
-  anything about the rows within a draw (a library whose row norms depend on each other must not
-  fail it for that): per draw pair r it takes s_r = mean_i of the standardized products
-  (a_ri − ā)(b_ri − b̄)/(σ_a σ_b), which are uncorrelated across r under independence (successive
-  pairs share a draw, but their centred products are uncorrelated), and z = √n·mean(s)/sd(s) → N(0, 1)
-  with sd(s) estimated from the s_r themselves. The effect reported is the pooled correlation r over
-  the N pairs. Stated effect |ρ| = 0.1 (power computed for independent rows, N = n·m); a redraw that
-  keeps its norms gives r = 1. Skipped for √d norms (constant by design).
+  over the n draw pairs, have correlation 0. The test assumes nothing about the rows within a draw
+  (a library whose row norms depend on each other, or differ in law from row to row, must not fail
+  it for that): each row index is standardized over the draws by its own mean and spread, per draw
+  pair r it takes s_r = mean_i of the standardized products, which are uncorrelated across r under
+  independence (successive pairs share a draw, but their centred products are uncorrelated), and
+  z = √n·mean(s)/sd(s) → N(0, 1) with sd(s) estimated from the s_r. The effect reported is r =
+  mean(s). Stated effect |ρ| = 0.1 (power computed for independent rows, N = n·m). A row whose norm
+  is the same in every draw (to 1e-6 relative: independent χ(d) norms never are) is a deterministic
+  reuse and fails at once. Skipped for √d norms (constant by design).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ CORRELATION_EFFECT = 0.2
 NORM_CORRELATION_EFFECT = 0.1
 REPEAT_DISTANCE = 1e-3
 SUBTEST_ALPHA = FAMILY_ALPHA / 2
+CONSTANT_NORM = 1e-6
 DATA_LENGTH = 16
 DATA_SCALE_DECADES = 4
 
@@ -86,24 +88,36 @@ def _correlation(first, second) -> float:
     return float(np.corrcoef(first, second)[0, 1])
 
 
+def _standardized_norms(first, second) -> tuple[np.ndarray, np.ndarray, int]:
+    """Row norms (n, m) of both sequences, each row index standardized over the draws (its own mean
+    and spread: rows need not share a law), keeping the rows whose norm varies; and how many rows
+    have the same norm in every draw of both sequences (to 1e-6 relative)."""
+    a, b = (np.linalg.norm(draws_, axis=-1) for draws_ in (first, second))
+    both = np.concatenate([a, b])
+    constant = np.ptp(both, axis=0) <= CONSTANT_NORM * np.abs(both).mean(axis=0)
+    keep = ~constant & (np.std(a, axis=0) > 0) & (np.std(b, axis=0) > 0)
+    a, b = a[:, keep], b[:, keep]
+    return (a - a.mean(axis=0)) / a.std(axis=0), (b - b.mean(axis=0)) / b.std(axis=0), int(constant.sum())
+
+
 def norm_correlation(first, second) -> float:
-    """Correlation of the row norms ‖w_i‖ of two sequences of draws (n, m, d), paired over rows and
-    draws (n·m pairs); 1 when the norms are identical."""
-    return _correlation(np.linalg.norm(first, axis=-1).ravel(), np.linalg.norm(second, axis=-1).ravel())
+    """Correlation of the row norms ‖w_i‖ of two sequences of draws (n, m, d), row by row over the
+    draws and averaged over the rows (module docstring); 1 when the norms are identical."""
+    a, b, _ = _standardized_norms(first, second)
+    return float(np.mean(a * b)) if a.size else 0.0
 
 
 def norm_z(first, second) -> float:
     """z of the norm-correlation sub-test (module docstring) for two sequences of draws (n, m, d):
-    √n·mean(s)/sd(s) over the per-draw-pair mean standardized products s_r; ±∞ when the norms are
-    identical (every s_r equal and positive), 0 when they are constant."""
-    a, b = (np.linalg.norm(draws_, axis=-1) for draws_ in (first, second))
-    scale = np.std(a) * np.std(b)
-    if scale == 0:
+    √n·mean(s)/sd(s) over the per-draw-pair means s_r of the standardized products; ±∞ when every
+    s_r is equal and nonzero, 0 when no row's norm varies."""
+    a, b, _ = _standardized_norms(first, second)
+    if not a.size:
         return 0.0
-    s = np.mean((a - a.mean()) * (b - b.mean()), axis=-1) / scale
+    s = np.mean(a * b, axis=-1)
     spread = np.std(s, ddof=1)
     if spread == 0:
-        return math.copysign(math.inf, float(s[0]))
+        return math.copysign(math.inf, float(s[0])) if s[0] else 0.0
     return float(np.sqrt(len(s)) * np.mean(s) / spread)
 
 
@@ -169,6 +183,10 @@ def _norm_subtest(adapter, first, second, critical) -> NormSubtest:
         skipped = "norm correlation not tested (√d norms are constant by design)"
         return NormSubtest(None, None, 0, False, skipped, skipped, skipped)
     pairs = first.shape[0] * first.shape[1]
+    constant = _standardized_norms(first, second)[2]
+    if constant:
+        rows = f"{constant} of {first.shape[1]} rows keep one norm in every draw"
+        return NormSubtest(1.0, 0.0, pairs, True, f"norms: {rows}", f"row norms reused: {rows}", "any reuse")
     r = norm_correlation(first, second)
     z = norm_z(first, second)
     power = float(stats.power(NORM_CORRELATION_EFFECT, pairs, SUBTEST_ALPHA, 1.0))
