@@ -75,11 +75,7 @@ def test_a_new_row_reaches_the_studies_the_check_set_and_the_benchmarks(monkeypa
         for module in modules:
             importlib.reload(module)
         assert any(cell["estimator"] == "throwaway-iid" for cell in unbiasedness.cells("quick"))
-        kinds = {
-            c["kind"]
-            for c in estimator_shootout.cells("quick")
-            if c["estimator"] == "throwaway-iid"
-        }
+        kinds = {c["kind"] for c in estimator_shootout.cells("quick") if c["estimator"] == "throwaway-iid"}
         assert kinds == {"t", "m", "attention"}
         assert "throwaway-iid" in estimator_shootout.groups()[registry.FAMILIES["couplings"]]
         assert "throwaway-iid" in accuracy.AttentionAccuracy.params[1]
