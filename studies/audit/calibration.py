@@ -18,7 +18,8 @@ Outputs (``out``, default ``results/calibration``): ``calibration.csv`` (one row
 
 Provenance: every run carries ``code``, the fingerprint of the files that decide its verdict (the
 ``estimators`` package, the ``studies.audit`` package with its checks, adapters and planted
-defects, and ``studies/stats.py``; :func:`audit_fingerprint`). A resumed calibration keeps only the
+defects but without the modules that only run, report or calibrate (:data:`NOT_VERDICT`), and
+``studies/stats.py``; :func:`audit_fingerprint`). A resumed calibration keeps only the
 runs of the code on disk and recomputes the rest, so a summary never mixes verdicts of two versions
 of a check; ``meta.json`` names the fingerprint, the commit and whether those files were dirty.
 """
@@ -69,14 +70,22 @@ SUMMARY_FIELDS = [
 RUN_FIELDS = ["check", "target", "seed", "status", "alpha", "seconds", "code"]
 
 
-def _verdict_files() -> tuple[list[Path], Path]:
-    """(the files that decide a check's verdict, sorted; the repository root)."""
-    root = Path(__file__).resolve().parents[2]
+NOT_VERDICT = ("studies/audit/calibration.py", "studies/audit/cli.py", "studies/audit/report.py")
+"""Modules of ``studies.audit`` that run checks, write reports or calibrate, but decide no verdict."""
+
+
+def _verdict_files(root: Path | None = None) -> tuple[list[Path], Path]:
+    """(the files that decide a check's verdict, sorted; the repository root, this checkout's by
+    default)."""
+    root = Path(__file__).resolve().parents[2] if root is None else Path(root)
     files = [
         path
         for package in ("estimators", "studies/audit")
         for path in (root / package).rglob("*")
-        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+        if path.is_file()
+        and "__pycache__" not in path.parts
+        and path.suffix != ".pyc"
+        and path.relative_to(root).as_posix() not in NOT_VERDICT
     ]
     return [*sorted(files), root / "studies" / "stats.py"], root
 
@@ -359,7 +368,8 @@ def plot(summary: list[dict], path) -> None:
     left.grid(axis="x", alpha=0.3)
     left.set_xlabel("false-positive rate (99% Clopper–Pearson interval)")
     left.set_title(
-        "Pairs that must pass, pooled per check\n(red tick: stated family α; → an interval's upper end off the axis)"
+        "Pairs that must pass, pooled per check\n"
+        "(red tick: stated family α; → an interval's upper end off the axis)"
     )
     limit = max(0.06, 3 * max(row["family_alpha"] for row in null))
     left.set_xlim(-0.005, limit)
