@@ -44,7 +44,7 @@ def load(folder: str):
 def headline(check) -> str:
     """The number a matrix cell shows: the largest listed difference for the deterministic
     comparisons over several cells, else the first number of the measured effect."""
-    non_finite = re.search(r"(\w+): non-finite outputs: (\d+%)", check.get("effect", ""))
+    non_finite = re.search(r"(\w+)(?: \([^)]*\))?: non-finite outputs: (\d+%)", check.get("effect", ""))
     if non_finite:
         return f"{non_finite.group(1)} non-finite {non_finite.group(2)}"
     numbers = re.findall(NUMBER, check.get("effect", ""))
