@@ -285,8 +285,9 @@ def test_norm_subtest_holds_its_level_whatever_the_law_of_the_rows_within_a_draw
     per-row standardized, per-draw-pair statistic keeps its α = 0.005 (≤ 4 of 200 fixed-seed
     sequences reject, the 99% binomial bound), where pooling the n·m row pairs around one mean
     rejected a third of the first and nearly all of the second; norms passed on from one redraw to
-    the next are rejected in every sequence, and norms fixed for all redraws are caught as a
-    deterministic reuse. Null: independent draws; effect: reused norms with fresh directions."""
+    the next are rejected in every sequence, and a norm vector fixed for all redraws is caught as a
+    deterministic reuse, while unit rows (one norm everywhere: a norm law, not a dependence) are
+    not. Null: independent draws; effect: reused norms with fresh directions."""
     from studies.audit.checks import heads
 
     rng = np.random.default_rng(11)
@@ -307,6 +308,7 @@ def test_norm_subtest_holds_its_level_whatever_the_law_of_the_rows_within_a_draw
     assert rejected["shared"] <= 4 and rejected["unequal rows"] <= 4 and rejected["passed on"] == 200
     fixed = directions * np.sqrt(rng.chisquare(8, (1, 8, 1)))
     assert heads._standardized_norms(fixed[:-1], fixed[1:])[2] == 8
+    assert heads._standardized_norms(directions[:-1], directions[1:])[2] == 0
 
 
 def test_data_redraw_batches_span_small_and_large_sums():

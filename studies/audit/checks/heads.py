@@ -19,8 +19,9 @@ sub-tests share the check's family α = 0.01 by Bonferroni (α = 0.005 each, two
   independence (successive pairs share a draw, but their centred products are uncorrelated), and
   z = √n·mean(s)/sd(s) → N(0, 1) with sd(s) estimated from the s_r. The effect reported is r =
   mean(s). Stated effect |ρ| = 0.1 (power computed for independent rows, N = n·m). A row whose norm
-  is the same in every draw (to 1e-6 relative: independent χ(d) norms never are) is a deterministic
-  reuse and fails at once. Skipped for √d norms (constant by design).
+  is the same in every draw (to 1e-6 relative: independent χ(d) norms never are) while the rows'
+  norms differ is a deterministic reuse and fails at once; one norm for every row and draw (unit
+  rows) is a norm law, left to the projection checks. Skipped for claimed √d norms.
 """
 
 from __future__ import annotations
@@ -91,13 +92,18 @@ def _correlation(first, second) -> float:
 def _standardized_norms(first, second) -> tuple[np.ndarray, np.ndarray, int]:
     """Row norms (n, m) of both sequences, each row index standardized over the draws (its own mean
     and spread: rows need not share a law), keeping the rows whose norm varies; and how many rows
-    have the same norm in every draw of both sequences (to 1e-6 relative)."""
+    keep their own norm in every draw of both sequences (to 1e-6 relative) while the rows' norms
+    differ: a reused norm vector. One norm for every row and draw (unit or √d rows) is a fixed norm
+    law, which the projection checks judge, not a dependence between draws."""
     a, b = (np.linalg.norm(draws_, axis=-1) for draws_ in (first, second))
     both = np.concatenate([a, b])
-    constant = np.ptp(both, axis=0) <= CONSTANT_NORM * np.abs(both).mean(axis=0)
+    tolerance = CONSTANT_NORM * np.abs(both).mean(axis=0)
+    constant = np.ptp(both, axis=0) <= tolerance
+    fixed_law = bool(np.all(constant)) and np.ptp(both) <= CONSTANT_NORM * np.abs(both).mean()
     keep = ~constant & (np.std(a, axis=0) > 0) & (np.std(b, axis=0) > 0)
     a, b = a[:, keep], b[:, keep]
-    return (a - a.mean(axis=0)) / a.std(axis=0), (b - b.mean(axis=0)) / b.std(axis=0), int(constant.sum())
+    reused = 0 if fixed_law else int(constant.sum())
+    return (a - a.mean(axis=0)) / a.std(axis=0), (b - b.mean(axis=0)) / b.std(axis=0), reused
 
 
 def norm_correlation(first, second) -> float:
