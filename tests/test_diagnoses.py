@@ -19,7 +19,7 @@ from estimators import projections
 from studies import stats
 from studies.audit import Settings, load_target
 from studies.audit.adapters import favor_bench
-from studies.audit.checks import attention, kernels
+from studies.audit.checks import convergence_exact, dense_reference, kernels
 
 QUICK = Settings(quick=True, seed=0)
 EPS = 1e-6
@@ -57,7 +57,7 @@ def _fitted_eps(line) -> float:
 def test_dense_reference_names_a_denominator_eps_with_its_value_and_failing_cell():
     """The ε line quotes the failing cells with their measured differences, gives ε = 1e-6, and the
     constant-values line (which once called this ε a missing normalizer) is not emitted."""
-    result = attention.check_dense_reference(_denominator_eps_adapter(), QUICK)
+    result = dense_reference.check_dense_reference(_denominator_eps_adapter(), QUICK)
     assert result.status == "fail"
     lines = _eps_lines(result)
     assert lines and all(abs(_fitted_eps(line) / EPS - 1) < 1e-6 for line in lines)
@@ -72,14 +72,14 @@ def test_dense_reference_names_a_denominator_eps_with_its_value_and_failing_cell
 def test_dense_reference_does_not_call_a_dropped_normalizer_an_eps():
     """The dropped normalizer is named as the whole difference (the reference times the v ≡ 1
     output reproduces it); a normalizer ε is not."""
-    result = attention.check_dense_reference(load_target("planted:dropped-normalizer"), QUICK)
+    result = dense_reference.check_dense_reference(load_target("planted:dropped-normalizer"), QUICK)
     assert any("missing or wrong, and that is the whole difference" in line for line in result.diagnosis)
     assert not _eps_lines(result)
 
 
 def test_dense_reference_does_not_call_a_shift_in_the_feature_map_an_eps():
     """A per-key stabilizer is reproduced by the library's own features with ε = 0: no ε is named."""
-    result = attention.check_dense_reference(load_target("planted:per-key-stabilizer"), QUICK)
+    result = dense_reference.check_dense_reference(load_target("planted:per-key-stabilizer"), QUICK)
     assert any("comes from its feature map" in line for line in result.diagnosis)
     assert not _eps_lines(result)
 
@@ -110,7 +110,7 @@ def _scaled_twice(row: str, draw=None):
 
 
 def _convergence(adapter):
-    result = attention.check_convergence(adapter, QUICK)
+    result = convergence_exact.check_convergence(adapter, QUICK)
     assert result.status == "fail"
     return result.diagnosis
 
@@ -182,7 +182,7 @@ def test_fast_transformers_grf_bias_names_both_causes_when_installed():
 
 def test_fast_transformers_dense_reference_names_its_eps_when_installed():
     pytest.importorskip("fast_transformers.feature_maps")
-    result = attention.check_dense_reference(load_target("pytorch-fast-transformers"), QUICK)
+    result = dense_reference.check_dense_reference(load_target("pytorch-fast-transformers"), QUICK)
     lines = _eps_lines(result)
     assert lines and all(abs(_fitted_eps(line) / EPS - 1) < 1e-3 for line in lines)
     assert not any("missing or wrong" in line for line in result.diagnosis)
@@ -194,4 +194,4 @@ def test_denominator_eps_fit_recovers_the_constant():
     gram = np.tril(rng.uniform(0.1, 1.0, (1, 1, 12, 12)))
     v = rng.uniform(-1, 1, (1, 1, 12, 3))
     out = (gram @ v) / (gram.sum(axis=-1, keepdims=True) + 0.25)
-    assert abs(attention.denominator_eps(gram, v, stats.host(out)) - 0.25) < 1e-12
+    assert abs(dense_reference.denominator_eps(gram, v, stats.host(out)) - 0.25) < 1e-12

@@ -4,9 +4,11 @@ It runs on favor-bench's own registry rows through their adapter (CI's Tier 1), 
 adapters of :mod:`studies.audit.planted` (power), over fresh seeds (the Tier 2 calibration of
 :mod:`studies.audit.calibration`) and on third-party adapters (``python -m studies audit``).
 
-Families (one module each): ``projections`` (the law of W), ``kernels`` (mean, zero-variance points
-and MSE of K̂), ``heads`` (repeats and independence across heads and redraws), ``attention``
-(same map, dense reference, causality, masks, delta method, convergence, reduced precision).
+Families: ``projections`` (the law of W), ``kernels`` (mean, zero-variance points and MSE of K̂),
+``heads`` (repeats and independence across heads and redraws), and attention, one module per job:
+``attention_semantics`` (same map, causality, masks), ``dense_reference``, ``attention_delta`` (the
+delta method's mean and error), ``convergence_exact`` and ``dtype_overflow`` (reduced precision),
+sharing the calls and references of ``attention_calls``.
 Each check's docstring states its null, its α (family 0.01 per check, Bonferroni over its cells),
 its power against a stated effect, or, for deterministic checks, its round-off tolerance.
 """
@@ -15,7 +17,16 @@ from __future__ import annotations
 
 import time
 
-from . import attention, heads, kernels, projections
+from . import (
+    attention_delta,
+    attention_semantics,
+    convergence_exact,
+    dense_reference,
+    dtype_overflow,
+    heads,
+    kernels,
+    projections,
+)
 from .core import FAMILY_ALPHA, Check, CheckResult, Settings, not_applicable
 
 _SAMPLER = ("sample_projection",)
@@ -47,21 +58,24 @@ CHECKS = {
         ),
         Check("data-redraws", heads.check_data_redraws, ("data_projections", "kernel_estimate"), "heads"),
         Check(
-            "same-projection", attention.check_same_projection, ("sample_projection", "features"), "attention"
+            "same-projection",
+            attention_semantics.check_same_projection,
+            ("sample_projection", "features"),
+            "attention",
         ),
-        Check("dense-reference", attention.check_dense_reference, _ATTENTION, "attention", "15, 16"),
-        Check("causal-future", attention.check_causal_future, _ATTENTION, "attention", "18"),
-        Check("mask-semantics", attention.check_mask, _ATTENTION, "attention"),
-        Check("attention-delta", attention.check_attention_delta, _ATTENTION, "attention", "17"),
+        Check("dense-reference", dense_reference.check_dense_reference, _ATTENTION, "attention", "15, 16"),
+        Check("causal-future", attention_semantics.check_causal_future, _ATTENTION, "attention", "18"),
+        Check("mask-semantics", attention_semantics.check_mask, _ATTENTION, "attention"),
+        Check("attention-delta", attention_delta.check_attention_delta, _ATTENTION, "attention", "17"),
         Check(
             "attention-convergence",
-            attention.check_attention_convergence,
+            attention_delta.check_attention_convergence,
             _ATTENTION,
             "attention",
             "17, 28, 29",
         ),
-        Check("convergence-exact", attention.check_convergence, _ATTENTION, "attention", "17"),
-        Check("dtype-overflow", attention.check_dtype, _ATTENTION, "attention"),
+        Check("convergence-exact", convergence_exact.check_convergence, _ATTENTION, "attention", "17"),
+        Check("dtype-overflow", dtype_overflow.check_dtype, _ATTENTION, "attention"),
     )
 }
 
