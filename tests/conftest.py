@@ -7,6 +7,8 @@ import pytest
 
 from estimators.backends import available_backends, enable_jax_float64, resolve_target
 
+pytest.register_assert_rewrite("tests.summaries_support")  # helpers that assert, explained like tests
+
 BACKENDS = available_backends()
 if "jax" in BACKENDS:
     enable_jax_float64()
