@@ -4,11 +4,13 @@ It runs on favor-bench's own registry rows through their adapter (CI's Tier 1), 
 adapters of :mod:`studies.audit.planted` (power), over fresh seeds (the Tier 2 calibration of
 :mod:`studies.audit.calibration`) and on third-party adapters (``python -m studies audit``).
 
-Families: ``projections`` (the law of W), ``kernels`` (mean, zero-variance points and MSE of K̂),
-``heads`` (repeats and independence across heads and redraws), and attention, one module per job:
-``attention_semantics`` (same map, causality, masks), ``dense_reference``, ``attention_delta`` (the
-delta method's mean and error), ``convergence_exact`` and ``dtype_overflow`` (reduced precision),
-sharing the calls and references of ``attention_calls``.
+Families: projections (the law of W and its draws in ``projection_law``; coordinates and
+directions in ``projections``, row norms in ``projection_norms``), ``kernels`` (mean, zero-variance
+points and MSE of K̂; the causes of a bias in ``bias_diagnosis``), ``heads`` (repeats and
+independence across heads and redraws) and attention, one module per job over the calls and
+references of ``attention_calls``: ``attention_semantics`` (same map, causality, masks),
+``dense_reference``, ``attention_delta`` (the delta method's mean and error), ``convergence_exact``
+and ``dtype_overflow`` (reduced precision).
 Each check's docstring states its null, its α (family 0.01 per check, Bonferroni over its cells),
 its power against a stated effect, or, for deterministic checks, its round-off tolerance.
 """
@@ -25,6 +27,7 @@ from . import (
     dtype_overflow,
     heads,
     kernels,
+    projection_norms,
     projections,
 )
 from .core import FAMILY_ALPHA, Check, CheckResult, Settings, not_applicable
@@ -37,10 +40,10 @@ CHECKS = {
     check.name: check
     for check in (
         Check("projection-moments", projections.check_moments, _SAMPLER, "projections", "14"),
-        Check("projection-norms", projections.check_norms, _SAMPLER, "projections", "13, 14"),
+        Check("projection-norms", projection_norms.check_norms, _SAMPLER, "projections", "13, 14"),
         Check("projection-directions", projections.check_directions, _SAMPLER, "projections", "14"),
         Check("projection-orthogonality", projections.check_orthogonality, _SAMPLER, "projections", "7, 14"),
-        Check("norm-direction", projections.check_norm_direction, _SAMPLER, "projections", "14"),
+        Check("norm-direction", projection_norms.check_norm_direction, _SAMPLER, "projections", "14"),
         Check("unbiased-kernel", kernels.check_unbiased, _KERNEL, "kernels", "1, 13, 14, 27"),
         Check("zero-variance", kernels.check_zero_variance, _KERNEL, "kernels", "5"),
         Check("mse-closed-form", kernels.check_mse, _KERNEL, "kernels", "2, 3, 4, 7, 9, 10, 13"),

@@ -1,22 +1,7 @@
-"""Projection checks: the whole law of W that the claimed registry row states.
-
-For rows with iid, block-orthogonal (theory.md §5) or simplex-coupled (theory.md §10.4, claim 25)
-projections every row w of W is ρ·u with a direction u uniform on S^{d−1} independent of its norm
-ρ, ρ ~ χ(d) (``chi``: w is N(0, I_d)) or ρ = √d (``fixed``; iid and block-orthogonal rows only).
-Block-orthogonal rows are orthonormal within a block of d rows; simplex rows w_i = ρ_i·R·s_i have
-directions R·s_i whose Gram matrix within a block is the simplex Gram (d/(d − 1))I − (1/(d − 1))11ᵀ
-(s_i the unit vertices of a regular simplex, R Haar, ρ_i iid χ(d) independent of R); blocks are
-independent across, and iid rows are independent. So the moment, norm, direction and norm-direction
-checks apply unchanged to simplex rows (each row is marginally N(0, I_d)), and the orthogonality
-check compares a simplex block's Gram with the simplex Gram. The checks below test each part on the same
-n draws of W per d ∈ {2, 4, 8} with m = 2d (two blocks; m = d when the adapter builds square
-projections only), each with its own family α = 0.01 split over its cells by Bonferroni, and n
-planned for the settings' power (0.9 quick, 0.99 full) against each check's stated effect.
-
-Null variances are exact: W_ij ~ N(0, 1) (Var W_ij = 1, Var W_ij² = 2) for χ(d) norms,
-W_ij = √d·u_ij for fixed norms (Var W_ij² = 2(d − 1)/(d + 2)); Var u_ij = 1/d and
-Var u_ij² = 2(d − 1)/(d²(d + 2)) (u_ij² ~ Beta(1/2, (d − 1)/2)); (u_iᵀu_j)² for independent
-uniform directions has the same Beta law; ‖w‖² ~ χ²_d has variance 2d.
+"""Projection checks of the coordinates and directions of W: coordinate moments, uniform directions
+(with the sign sub-check of a missing sign(diag R) correction), and the Gram of a block's directions
+with the independence of rows that should be independent, on the draws of
+:mod:`~studies.audit.checks.projection_law`.
 """
 
 from __future__ import annotations
@@ -26,90 +11,22 @@ import math
 import numpy as np
 from scipy import stats as sps
 
-from estimators import registry
 from studies import stats
 
-from . import draws
-from .core import (
-    FAMILY_ALPHA,
-    Settings,
-    bonferroni_verdict,
-    family_p_value,
-    not_applicable,
-    seeds_for,
-    verdict,
-)
+from .core import FAMILY_ALPHA, Settings, bonferroni_verdict, family_p_value, verdict
 from .precision import UNIT_ROUNDOFF, working_precision
-
-DIMS = (2, 4, 8)
-MEAN_EFFECT = 0.1
-SECOND_MOMENT_EFFECT = 0.1
-DIRECTION_EFFECT = 0.05
-NORM_EFFECT = 0.1
-CORRELATION_EFFECT = 0.1
-BLOCK_LAWS = (("iid", "chi"), ("iid", "fixed"), ("orthogonal", "chi"), ("orthogonal", "fixed"))
-LAWS = (*BLOCK_LAWS, ("simplex", "chi"))
-
-
-def claimed_law(adapter) -> tuple[str, str] | None:
-    """(projection, norms) of the claimed row when it is an iid or block-orthogonal law (the laws
-    whose kernel moments the kernel checks have in closed form)."""
-    law = projection_law(adapter)
-    return law if law in BLOCK_LAWS else None
-
-
-def projection_law(adapter) -> tuple[str, str] | None:
-    """(projection, norms) of the claimed row when it is one of the laws these checks cover
-    (:data:`LAWS`: iid, block-orthogonal or simplex rows)."""
-    row = registry.get(adapter.claims)
-    law = (row.projection, row.norms)
-    return law if law in LAWS else None
-
-
-def _dims(adapter) -> list[int]:
-    return [d for d in DIMS if adapter.accepts_dim(d)]
-
-
-def _rows(adapter, d: int) -> int:
-    return 2 * d if adapter.accepts_projection(2 * d, d) else d
-
-
-def _cells_per_d(kind: str, d: int) -> int:
-    return {"moments": 2 * d * d, "directions": 2 * d * d}[kind]
-
-
-def planned_draws(adapter, settings: Settings) -> int:
-    """n draws per d: the largest n that any projection check needs for its power."""
-    dims = _dims(adapter)
-    alpha = stats.bonferroni(FAMILY_ALPHA, sum(_cells_per_d("moments", d) for d in dims))
-    needs = [
-        stats.required_samples(MEAN_EFFECT, alpha, settings.power, 1.0),
-        stats.required_samples(SECOND_MOMENT_EFFECT, alpha, settings.power, 2.0),
-        stats.required_samples(DIRECTION_EFFECT, alpha, settings.power, 1 / min(dims)),
-        stats.required_samples(CORRELATION_EFFECT, alpha, settings.power, 1.0),
-    ]
-    return int(max(needs))
-
-
-def _draws(adapter, settings: Settings, d: int) -> np.ndarray:
-    n = planned_draws(adapter, settings)
-    seed = seeds_for(settings, f"projections/d={d}", 1)[0]
-    return draws.projections(adapter, _rows(adapter, d), d, n, seed)
-
-
-def _guard(adapter, name, title):
-    if projection_law(adapter) is None:
-        row = registry.get(adapter.claims)
-        return not_applicable(
-            name,
-            title,
-            f"the claimed row {adapter.claims!r} has {row.projection} projections with {row.norms} norms; "
-            "these checks cover iid and block-orthogonal rows with χ(d) or √d norms and simplex rows "
-            "with χ(d) norms",
-        )
-    if not _dims(adapter):
-        return not_applicable(name, title, f"the adapter accepts none of the head dimensions {DIMS}")
-    return None
+from .projection_law import (
+    DIRECTION_EFFECT,
+    MEAN_EFFECT,
+    SECOND_MOMENT_EFFECT,
+    block_rows,
+    cells_per_d,
+    law_guard,
+    planned_draws,
+    projection_draws,
+    projection_law,
+    tested_dims,
+)
 
 
 def _second_moment_variance(norms: str, d: int) -> float:
@@ -125,16 +42,16 @@ def check_moments(adapter, settings: Settings):
     E[W_ij²] (a per-coordinate variance 10% off) in any one cell.
     """
     name, title = "projection-moments", "Coordinate means 0 and variances 1 (rows marginally N(0, I))"
-    guard = _guard(adapter, name, title)
+    guard = law_guard(adapter, name, title)
     if guard:
         return guard
     _, norms = projection_law(adapter)
-    dims = _dims(adapter)
-    alpha = stats.bonferroni(FAMILY_ALPHA, sum(_cells_per_d("moments", d) for d in dims))
+    dims = tested_dims(adapter)
+    alpha = stats.bonferroni(FAMILY_ALPHA, sum(cells_per_d("moments", d) for d in dims))
     critical = stats.critical_value(alpha)
     lines, z_all, p_all, diagnosis, effect, n = [], [], [], [], 0.0, 0
     for d in dims:
-        W = _draws(adapter, settings, d)[:, :d]
+        W = projection_draws(adapter, settings, d)[:, :d]
         n = W.shape[0]
         means, second = W.mean(axis=0), (W**2).mean(axis=0)
         variance = _second_moment_variance(norms, d)
@@ -169,86 +86,6 @@ def check_moments(adapter, settings: Settings):
     )
 
 
-def check_norms(adapter, settings: Settings):
-    """Row norms follow the claimed law: χ(d) (Kolmogorov–Smirnov against ``scipy.stats.chi(d)``
-    and a z-test of E‖w‖² = d, Var 2d) or exactly √d (deterministic, round-off tolerance).
-
-    χ(d): one row per draw (independent across draws), d ∈ {2, 4, 8}, two tests per d, family
-    α = 0.01 split over them. Power: the z-test detects E‖w‖² off by 10% of d with the planned
-    power; the KS test rejects any law at sup-distance δ from χ(d) with probability at least
-    K(√n·δ − c_α) (K the Kolmogorov limit law, c_α its critical value), reported as the δ detected
-    with power 0.9. √d: max |‖w‖/√d − 1| ≤ (d² + d + 2)·u of the working precision: the rows of a
-    block come from a QR by d Householder reflections of length ≤ d (first-order error of order d²u,
-    Higham, *Accuracy and Stability of Numerical Algorithms*, §19.3), then a norm of d terms.
-    """
-    name, title = "projection-norms", "Row norms follow the claimed law (χ(d) or √d)"
-    guard = _guard(adapter, name, title)
-    if guard:
-        return guard
-    _, norms = projection_law(adapter)
-    dims = _dims(adapter)
-    if norms == "fixed":
-        return _fixed_norms(adapter, settings, name, title, dims)
-    alpha = stats.bonferroni(FAMILY_ALPHA, 2 * len(dims))
-    critical = stats.critical_value(alpha)
-    ks_critical = float(sps.kstwobign.isf(alpha))
-    lines, p_values, failed, diagnosis, worst = [], [], False, [], 0.0
-    for d in dims:
-        rho = np.linalg.norm(_draws(adapter, settings, d)[:, 0], axis=-1)
-        n = rho.size
-        squared = float(np.mean(rho**2))
-        z = (squared - d) / math.sqrt(2 * d / n)
-        ks = sps.kstest(rho, sps.chi(d).cdf)
-        detectable = (ks_critical + float(sps.kstwobign.ppf(0.9))) / math.sqrt(n)
-        p_values += [2 * sps.norm.sf(abs(z)), ks.pvalue]
-        rejected = abs(z) > critical or ks.pvalue < alpha
-        failed = failed or rejected
-        worst = max(worst, abs(squared / d - 1), float(ks.statistic))
-        half = stats.critical_value(0.05) * math.sqrt(2 * d / n)
-        lines.append(
-            f"d={d}: E‖w‖² = {squared:.3f} ± {half:.3f} (expected {d}), z = {z:+.2f}; "
-            f"KS D = {ks.statistic:.4f}, p = {ks.pvalue:.2g} (detects δ ≥ {detectable:.3f} with power 0.9)"
-        )
-        if rejected:
-            diagnosis.append(f"row norms are not χ({d}): " + lines[-1].split(": ", 1)[1])
-    return verdict(
-        name,
-        title,
-        not failed,
-        worst,
-        alpha=FAMILY_ALPHA,
-        statistic=f"{2 * len(dims)} tests (z on E‖w‖², KS against χ(d)), min p = {min(p_values):.2g}",
-        p_value=family_p_value(p_values),
-        effect=f"largest |E‖w‖²/d − 1| or KS distance {worst:.3f}",
-        tolerance=f"per-test α {alpha:.1e} (family α {FAMILY_ALPHA}): |z| ≤ {critical:.2f}, "
-        f"√n·D ≤ {ks_critical:.2f}",
-        power=f"power {settings.power} against E‖w‖² off by {NORM_EFFECT:.0%}; KS as listed",
-        diagnosis=diagnosis,
-        details=lines,
-    )
-
-
-def _fixed_norms(adapter, settings, name, title, dims):
-    worst, lines, tolerance = 0.0, [], 0.0
-    for d in dims:
-        W = _draws(adapter, settings, d)
-        precision, how = working_precision(adapter, W)
-        bound = (d * d + d + 2) * UNIT_ROUNDOFF[precision]
-        off = float(np.max(np.abs(np.linalg.norm(W, axis=-1) / math.sqrt(d) - 1)))
-        worst, tolerance = max(worst, off / bound), max(tolerance, bound)
-        lines.append(f"d={d}: max |‖w‖/√d − 1| = {off:.2e} (bound {bound:.1e}, {precision} {how})")
-    return verdict(
-        name,
-        title,
-        worst <= 1,
-        worst * tolerance,
-        statistic=f"largest deviation / bound = {worst:.2f}",
-        effect=lines[-1].split(": ", 1)[1],
-        tolerance="(d² + d + 2)·u: round-off of a Householder QR block and a norm of d terms",
-        details=lines,
-    )
-
-
 def check_directions(adapter, settings: Settings):
     """Uniform directions: every entry u_ij of u = w/‖w‖ has E u_ij = 0 and E u_ij² = 1/d.
 
@@ -260,15 +97,15 @@ def check_directions(adapter, settings: Settings):
     symmetric under w → −w, the signature of a missing sign(diag R) correction.
     """
     name, title = "projection-directions", "Row directions uniform on the sphere (Haar blocks)"
-    guard = _guard(adapter, name, title)
+    guard = law_guard(adapter, name, title)
     if guard:
         return guard
-    dims = _dims(adapter)
-    alpha = stats.bonferroni(FAMILY_ALPHA, sum(_cells_per_d("directions", d) for d in dims))
+    dims = tested_dims(adapter)
+    alpha = stats.bonferroni(FAMILY_ALPHA, sum(cells_per_d("directions", d) for d in dims))
     critical = stats.critical_value(alpha)
     z_all, p_all, lines, worst = [], [], [], 0.0
     for d in dims:
-        W = _draws(adapter, settings, d)[:, :d]
+        W = projection_draws(adapter, settings, d)[:, :d]
         u = W / np.linalg.norm(W, axis=-1, keepdims=True)
         n = u.shape[0]
         means, seconds = u.mean(axis=0), (u**2).mean(axis=0)
@@ -304,13 +141,13 @@ def check_directions(adapter, settings: Settings):
 def sign_test(adapter, settings: Settings) -> tuple[bool, list[str]]:
     """(rejected, lines): binomial test of P(u_ii > 0) = 1/2 on the diagonal of the first block,
     d ∈ {2, 4, 8}, α = 0.01 over the diagonal cells (Bonferroni)."""
-    dims = _dims(adapter)
+    dims = tested_dims(adapter)
     if projection_law(adapter) is None or not dims:
         return False, []
     alpha = stats.bonferroni(FAMILY_ALPHA, sum(dims))
     rejected, lines = False, []
     for d in dims:
-        W = _draws(adapter, settings, d)
+        W = projection_draws(adapter, settings, d)
         positive = (np.diagonal(W[:, :d], axis1=-2, axis2=-1) > 0).sum(axis=0)
         n = W.shape[0]
         p_values = [sps.binomtest(int(k), n, 0.5).pvalue for k in positive]
@@ -360,18 +197,18 @@ def check_orthogonality(adapter, settings: Settings):
         "projection-orthogonality",
         "Block Gram as claimed (orthonormal or simplex), blocks independent",
     )
-    guard = _guard(adapter, name, title)
+    guard = law_guard(adapter, name, title)
     if guard:
         return guard
     projection, _ = projection_law(adapter)
-    dims = _dims(adapter)
-    pairs = {d: _independent_pairs(projection, _rows(adapter, d), d) for d in dims}
+    dims = tested_dims(adapter)
+    pairs = {d: _independent_pairs(projection, block_rows(adapter, d), d) for d in dims}
     cells = sum(len(p) for p in pairs.values())
     alpha = stats.bonferroni(FAMILY_ALPHA, max(cells, 1))
     critical = stats.critical_value(alpha)
     lines, z_max, p_all, within_ratio, worst = [], 0.0, [], 0.0, 0.0
     for d in dims:
-        W = _draws(adapter, settings, d)
+        W = projection_draws(adapter, settings, d)
         u = W / np.linalg.norm(W, axis=-1, keepdims=True)
         gram = u @ np.swapaxes(u, -1, -2)
         if projection in BLOCK_GRAM:
@@ -453,57 +290,3 @@ def _independent_pairs(projection: str, rows: int, d: int) -> list[tuple[int, in
     if projection in BLOCK_GRAM:
         return [(i, j) for i in range(d) for j in range(d, rows)]
     return [(i, j) for i in range(rows) for j in range(i + 1, rows)][: d * d]
-
-
-def _correlation_or_zero(first, second) -> float:
-    """Pearson correlation; 0 when either sequence is constant (a constant is independent of
-    anything), where the formula would give 0/0."""
-    if np.std(first) == 0 or np.std(second) == 0:
-        return 0.0
-    return float(np.corrcoef(first, second)[0, 1])
-
-
-def check_norm_direction(adapter, settings: Settings):
-    """Norms independent of directions: Corr(‖w‖², d·u_j²) = 0 for every coordinate j.
-
-    One row per draw (row 0), cells j = 1 … d for d ∈ {2, 4, 8} (14 cells), statistic √n·r, which
-    is N(0, 1) under independence (finite 4th moments); per-cell α = 0.01/14; a coordinate whose u_j²
-    is constant over the draws counts as r = 0 (independent). Stated effect: |ρ| = 0.1. n-a for √d
-    norms (constant, nothing to correlate).
-    """
-    name, title = "norm-direction", "Row norms independent of directions"
-    guard = _guard(adapter, name, title)
-    if guard:
-        return guard
-    if projection_law(adapter)[1] == "fixed":
-        return not_applicable(
-            name, title, "the claimed row has √d norms: constant, independent by construction"
-        )
-    dims = _dims(adapter)
-    alpha = stats.bonferroni(FAMILY_ALPHA, sum(dims))
-    critical = stats.critical_value(alpha)
-    z_max, worst, lines, p_all = 0.0, 0.0, [], []
-    for d in dims:
-        w = _draws(adapter, settings, d)[:, 0]
-        squared_norm = np.sum(w * w, axis=-1)
-        u2 = w**2 / squared_norm[:, None]
-        r = np.array([_correlation_or_zero(squared_norm, u2[:, j]) for j in range(d)])
-        z = r * math.sqrt(w.shape[0])
-        z_max, worst = max(z_max, float(np.abs(z).max())), max(worst, float(np.abs(r).max()))
-        p_all.append(2 * sps.norm.sf(np.abs(z)))
-        lines.append(f"d={d}: Corr(‖w‖², u_j²) = " + ", ".join(f"{v:+.3f}" for v in r))
-    n = planned_draws(adapter, settings)
-    return verdict(
-        name,
-        title,
-        z_max <= critical,
-        worst,
-        alpha=FAMILY_ALPHA,
-        statistic=f"max |√n·r| = {z_max:.2f} over {sum(dims)} cells (critical {critical:.2f})",
-        p_value=family_p_value(np.concatenate(p_all)),
-        effect=f"largest |r| = {worst:.3f} ± {stats.critical_value(0.05) / math.sqrt(n):.3f}",
-        tolerance=f"Bonferroni critical {critical:.2f} (family α {FAMILY_ALPHA})",
-        power=f"power {float(stats.power(CORRELATION_EFFECT, n, alpha, 1.0)):.3f} "
-        f"against |ρ| = {CORRELATION_EFFECT}",
-        details=lines,
-    )
