@@ -6,10 +6,10 @@ batch/head dims (broadcasting); outputs (…, L, d_v) in the backend, device and
 * :func:`exact`: ``Att = D⁻¹ A V`` with ``A = exp(Q Kᵀ/√d)`` and ``D = diag(A 1)`` (Performers
   Eq. 1); causal: ``A → tril(A)`` (Eq. 2). Computed as a row-stable softmax.
 * :func:`favor`: ``Att^ = D̂⁻¹ (Q'((K')ᵀ V))``, ``D̂ = diag(Q'((K')ᵀ 1))`` (Eq. 4) with feature rows
-  ``Q'_i = φ(q_i d^{-1/4})``, ``K'_j = φ(k_j d^{-1/4})`` from the same projection W; causal by chunked
-  prefix sums (App. B.1, Eq. 11; :mod:`estimators.causal`). Both compute features chunk by chunk
-  (C positions): forward memory per head O(L·(d + d_v) + C·(C + m) + m·d_v), never an (L, m)
-  feature matrix and never O(L·m·d).
+  ``Q'_i = φ(q_i d^{-1/4})``, ``K'_j = φ(k_j d^{-1/4})`` from the same projection W (chunked key sums,
+  :mod:`estimators.bidirectional`); causal by chunked prefix sums (App. B.1, Eq. 11;
+  :mod:`estimators.causal`). Both compute features chunk by chunk (C positions): forward memory per
+  head O(L·(d + d_v) + C·(C + m) + m·d_v), never an (L, m) feature matrix and never O(L·m·d).
 * :func:`favor_from_features`: the same algebra on precomputed features.
 
 Masks. ``key_padding_mask`` (…, M), boolean, True = keep: a removed key leaves numerator and

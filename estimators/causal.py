@@ -1,5 +1,5 @@
-"""FAVOR sums chunk by chunk: causal prefix sums with a causal running-maximum stabilizer, and the
-bidirectional key sums (:func:`bidirectional_sums`).
+"""Causal FAVOR sums chunk by chunk: prefix sums with a causal running-maximum stabilizer (the
+bidirectional sums are in :mod:`estimators.bidirectional`).
 
 Performers App. B.1, Eq. 11 (theory.md §2): the causal numerator of query i is
 ``Σ_{j≤i} (φ(q_i)ᵀφ(k_j)) v_j = φ(q_i)ᵀ G^PS_i`` with the prefix sum ``G^PS_i = Σ_{j≤i} φ(k_j) v_jᵀ``,
@@ -38,6 +38,7 @@ import numpy as np
 from array_api_compat import device as device_of
 
 from .backends import framework, namespace
+from .chunks import finite_or_zero, from_chunks, pieces, to_chunks
 from .features import assemble
 
 BLOCK_ROWS = 1024
@@ -78,125 +79,6 @@ def prefix_sums(featurizer, constants, queries, keys, v, keep=None, *, chunk_siz
     else:
         numerator, denominator = _loop(featurizer, constants, sequences, chunk, length)
     return numerator, denominator[..., 0]
-
-
-def bidirectional_sums(featurizer, constants, queries, keys, v, keep=None, *, chunk_size=1024):
-    """Bidirectional FAVOR numerators ``Q'((K')ᵀV)`` and denominators ``Q'((K')ᵀ1)``, chunk by chunk.
-
-    Same arguments as :func:`prefix_sums` (``queries`` (…, L, ·), ``keys`` and ``v`` (…, M, ·),
-    ``keep`` (…, M, 1)). One pass over the keys accumulates ``(K')ᵀV`` (m × d_v) and ``(K')ᵀ1`` at the
-    running maximum of ρ, rescaling by ``e^{M_old − M_new} ≤ 1`` when it grows, so they end at the
-    whole-sequence key maximum (one shift per leading index, as the public code). The ``eps`` part of
-    each key feature does not depend on the shift and is added at the end, so every key feature is
-    exactly ``s·(f·exp(a − max) + eps)``. A pass over the queries then multiplies. Memory per head
-    O((L + M)·(d + d_v) + C·m + m·d_v), never an (L, m) feature matrix.
-
-    Returns numerators (…, L, d_v) and denominators (…, L), both scaled by ``e^{−max}``.
-    """
-    length = keys.shape[-2]
-    chunk = min(chunk_size, max(length, queries.shape[-2]))
-    if framework(v).traces_loops:
-        return _bidirectional_jax(featurizer, constants, queries, keys, v, keep, chunk)
-    xp = namespace(v)
-    step = _KeySumStep(featurizer, constants, xp)
-    sums = _initial_key_sums(step, keys, v, keep)
-    key_bounds = _chunk_bounds(length, chunk)
-    for piece in zip(*(_pieces(a, key_bounds) for a in (keys, keep, v)), strict=True):
-        sums, _ = step(sums, piece)
-    key_values, key_sum = step.totals(sums)
-    numerators, denominators = [], []
-    for piece in _pieces(queries, _chunk_bounds(queries.shape[-2], chunk)):
-        phi_q = featurizer.queries(constants, piece)
-        numerators.append(xp.matmul(phi_q, key_values))
-        denominators.append(xp.matmul(phi_q, key_sum)[..., 0])
-    return xp.concat(numerators, axis=-2), xp.concat(denominators, axis=-1)
-
-
-class _KeySumStep:
-    """One key chunk: ``(S, z, M, E, n) -> (S', z', M', E', n')`` with S = Σ φ(k_j) e^{−M} v_jᵀ,
-    z = Σ φ(k_j) e^{−M} (exponential part only), E = Σ_kept v_j, n = #kept keys."""
-
-    def __init__(self, featurizer, constants, xp):
-        self.featurizer, self.constants, self.xp = featurizer, constants, xp
-        self.scale = 1.0
-
-    def __call__(self, sums, chunk):
-        xp = self.xp
-        state, normalizer, shift, value_sum, count = sums
-        keys, keep, v = chunk
-        parts, log_scale = self.featurizer.keys(self.constants, keys)
-        self.scale = parts.scale
-        if keep is not None:
-            log_scale = xp.where(keep, log_scale, -math.inf)
-        new_shift = xp.maximum(xp.max(log_scale, axis=-2, keepdims=True), shift)
-        key_shift = new_shift if keep is None else xp.where(keep, new_shift, math.inf)
-        phi_k = assemble(parts, key_shift, 0.0, keep_float32=True)
-        if keep is not None:
-            phi_k = xp.where(keep, phi_k, 0.0)
-            v = xp.where(keep, v, 0.0)
-        rescale = xp.exp(xp.minimum(_finite_or_zero(xp, shift) - _finite_or_zero(xp, new_shift), 0.0))
-        state = state * rescale + xp.matmul(xp.matrix_transpose(phi_k), v)
-        normalizer = normalizer * rescale + xp.matrix_transpose(xp.sum(phi_k, axis=-2, keepdims=True))
-        kept = keys.shape[-2] if keep is None else xp.sum(xp.astype(keep, v.dtype), axis=-2, keepdims=True)
-        return (
-            state,
-            normalizer,
-            new_shift,
-            value_sum + xp.sum(v, axis=-2, keepdims=True),
-            count + kept,
-        ), None
-
-    def totals(self, sums):
-        """(K')ᵀV (…, m, d_v) and (K')ᵀ1 (…, m, 1), the eps part (eps·s per kept key) included."""
-        state, normalizer, _, value_sum, count = sums
-        eps = self.featurizer.eps * self.scale
-        if not eps:
-            return state, normalizer
-        return state + eps * value_sum, normalizer + eps * count
-
-
-def _initial_key_sums(step, keys, v, keep):
-    """Zero sums shaped from one key row's features (broadcast leading dims), M = −∞."""
-    xp = step.xp
-    parts, _ = step.featurizer.keys(step.constants, keys[..., :1, :])
-    step.scale = parts.scale
-    phi_k = assemble(parts, None, 0.0, keep_float32=True)
-    shapes = [tuple(a.shape[:-2]) for a in (phi_k, v) + (() if keep is None else (keep,))]
-    batch = np.broadcast_shapes(*shapes)
-    dtype, dev = phi_k.dtype, device_of(phi_k)
-    rank, width = phi_k.shape[-1], v.shape[-1]
-    return (
-        xp.zeros((*batch, rank, width), dtype=dtype, device=dev),
-        xp.zeros((*batch, rank, 1), dtype=dtype, device=dev),
-        xp.full((*batch, 1, 1), -math.inf, dtype=dtype, device=dev),
-        xp.zeros((*batch, 1, width), dtype=dtype, device=dev),
-        xp.zeros((*batch, 1, 1), dtype=dtype, device=dev),
-    )
-
-
-def _bidirectional_jax(featurizer, constants, queries, keys, v, keep, chunk):
-    """:func:`bidirectional_sums` with ``lax.scan`` over key chunks and ``lax.map`` over query chunks."""
-    import jax
-    import jax.numpy as jnp
-
-    length = keys.shape[-2]
-    count = -(-length // chunk)
-    if keep is None and count * chunk != length:
-        keep = jnp.ones((*keys.shape[:-2], length, 1), dtype=bool)
-    step = _KeySumStep(featurizer, constants, jnp)
-    sums = _initial_key_sums(step, keys, v, keep)
-    chunked = tuple(None if a is None else _to_chunks(jnp, a, chunk, count) for a in (keys, keep, v))
-    sums, _ = jax.lax.scan(step, sums, chunked)
-    key_values, key_sum = step.totals(sums)
-
-    def multiply(rows):
-        phi_q = featurizer.queries(constants, rows)
-        return jnp.matmul(phi_q, key_values), jnp.matmul(phi_q, key_sum)
-
-    query_count = -(-queries.shape[-2] // chunk)
-    numerators, denominators = jax.lax.map(multiply, _to_chunks(jnp, queries, chunk, query_count))
-    length = queries.shape[-2]
-    return _from_chunks(jnp, numerators, length), _from_chunks(jnp, denominators, length)[..., 0]
 
 
 class _BlockStep:
@@ -243,7 +125,7 @@ class _BlockStep:
         phi_q, phi_k, key_shift = self.features(queries, keys, keep, shift)
         size = self.chunk if phi_q.shape[-2] % self.chunk == 0 else phi_q.shape[-2]
         phi_q, phi_k, key_shift, v = (_split(xp, a, size) for a in (phi_q, phi_k, key_shift, v))
-        current = _finite_or_zero(xp, key_shift)
+        current = finite_or_zero(xp, key_shift)
 
         visible = _lower_triangle(xp, size, self.device)
         if keep is not None:
@@ -253,7 +135,7 @@ class _BlockStep:
 
         ends = key_shift[..., -1:, :]
         weighted = phi_k * xp.exp(
-            xp.where(key_shift > -math.inf, xp.minimum(current - _finite_or_zero(xp, ends), 0.0), -math.inf)
+            xp.where(key_shift > -math.inf, xp.minimum(current - finite_or_zero(xp, ends), 0.0), -math.inf)
         )
         sources = xp.concat([xp.reshape(shift, (*shift.shape[:-2], 1, 1, 1)), ends], axis=-3)
         states = _stack_states(xp, state, normalizer, weighted, v)
@@ -261,7 +143,7 @@ class _BlockStep:
         before = xp.reshape(before, (*before.shape[:-1], state.shape[-2], state.shape[-1] + 1))
         frames = sources[..., :-1, :, :]
         seen = xp.where(
-            frames > -math.inf, xp.exp(xp.minimum(_finite_or_zero(xp, frames) - current, 0.0)), 0.0
+            frames > -math.inf, xp.exp(xp.minimum(finite_or_zero(xp, frames) - current, 0.0)), 0.0
         )
         carried = seen * xp.matmul(phi_q, before[..., :-1, :, :])
         numerator = carried[..., :-1] + xp.matmul(scores, v)
@@ -301,7 +183,7 @@ def _carry_factors(xp, frames, dev):
     no kept key yet."""
     sources = xp.matrix_transpose(frames)
     use = _lower_triangle(xp, frames.shape[-2], dev) & (sources > -math.inf)
-    exponent = xp.minimum(_finite_or_zero(xp, sources) - _finite_or_zero(xp, frames), 0.0)
+    exponent = xp.minimum(finite_or_zero(xp, sources) - finite_or_zero(xp, frames), 0.0)
     return xp.where(use, xp.exp(exponent), 0.0)
 
 
@@ -309,10 +191,6 @@ def _lower_triangle(xp, size, dev):
     """Boolean (size, size), True where column ≤ row."""
     index = xp.arange(size, device=dev)
     return index[:, None] >= index[None, :]
-
-
-def _finite_or_zero(xp, shift):
-    return xp.where(shift > -math.inf, shift, 0.0)
 
 
 def _initial_state(step, sequences):
@@ -354,24 +232,11 @@ def _loop(featurizer, constants, sequences, chunk, length):
     carry = _initial_state(step, sequences)
     numerators, denominators = [], []
     bounds = _block_bounds(length, chunk, _block_rows(chunk))
-    for pieces in zip(*(_pieces(a, bounds) for a in sequences), strict=True):
-        carry, (numerator, denominator) = step(carry, pieces)
+    for block in zip(*(pieces(a, bounds) for a in sequences), strict=True):
+        carry, (numerator, denominator) = step(carry, block)
         numerators.append(numerator)
         denominators.append(denominator)
     return xp.concat(numerators, axis=-2), xp.concat(denominators, axis=-2)
-
-
-def _chunk_bounds(length, chunk):
-    """(start, stop) of consecutive chunks of ``chunk`` rows covering ``length`` (the last may be short)."""
-    return [(start, min(start + chunk, length)) for start in range(0, length, chunk)]
-
-
-def _pieces(a, bounds):
-    """``a[..., start:stop, :]`` for each (start, stop) of ``bounds`` (contiguous, covering the rows);
-    ``None`` pieces for ``a = None``."""
-    if a is None:
-        return [None] * len(bounds)
-    return framework(a).split_rows(a, [stop - start for start, stop in bounds])
 
 
 def _scan_jax(featurizer, constants, sequences, chunk, length):
@@ -391,25 +256,9 @@ def _scan(featurizer, constants, sequences, chunk, length):
     carry = _initial_state(step, sequences)
     block = min(_block_rows(chunk), -(-length // chunk) * chunk)
     count = -(-length // block)
-    blocked = tuple(None if a is None else _to_chunks(jnp, a, block, count) for a in sequences)
+    blocked = tuple(None if a is None else to_chunks(jnp, a, block, count) for a in sequences)
     _, (numerators, denominators) = jax.lax.scan(step, carry, blocked)
-    return _from_chunks(jnp, numerators, length), _from_chunks(jnp, denominators, length)
+    return from_chunks(jnp, numerators, length), from_chunks(jnp, denominators, length)
 
 
-def _to_chunks(jnp, a, chunk, count):
-    """(…, L, w) -> (count, …, chunk, w), padding the end with zeros (False for masks)."""
-    padding = count * chunk - a.shape[-2]
-    if padding:
-        a = jnp.concat([a, jnp.zeros((*a.shape[:-2], padding, a.shape[-1]), dtype=a.dtype)], axis=-2)
-    a = jnp.reshape(a, (*a.shape[:-2], count, chunk, a.shape[-1]))
-    return jnp.moveaxis(a, -3, 0)
-
-
-def _from_chunks(jnp, stacked, length):
-    """(count, …, chunk, w) -> (…, L, w)."""
-    a = jnp.moveaxis(stacked, 0, -3)
-    a = jnp.reshape(a, (*a.shape[:-3], a.shape[-3] * a.shape[-2], a.shape[-1]))
-    return a[..., :length, :]
-
-
-__all__ = ["bidirectional_sums", "prefix_sums"]
+__all__ = ["prefix_sums"]

@@ -1,6 +1,6 @@
 """The FAVOR algebra behind :func:`estimators.attention.favor`: stabilized features, the chunked
-sums of :mod:`estimators.causal`, and the normalization ``D̂⁻¹ (Q'((K')ᵀ V))`` (Performers Eq. 4,
-App. B.1 Eq. 11).
+sums of :mod:`estimators.bidirectional` and :mod:`estimators.causal`, and the normalization
+``D̂⁻¹ (Q'((K')ᵀ V))`` (Performers Eq. 4, App. B.1 Eq. 11).
 
 Shapes as in :mod:`estimators.attention`: queries (…, L, d), keys (…, M, d), values (…, M, d_v),
 keep masks (…, M, 1); outputs (…, L, d_v). A feature map is a hashable object
@@ -16,7 +16,8 @@ from typing import NamedTuple
 
 from .attention_inputs import check_finite_inputs
 from .backends import dtype_name, framework, is_tracer, namespace
-from .causal import bidirectional_sums, prefix_sums
+from .bidirectional import bidirectional_sums
+from .causal import prefix_sums
 from .features import FeatureParts, assemble, feature_parts, row_shift
 from .validation import LOW_PRECISION
 

@@ -1,0 +1,49 @@
+"""What the chunked FAVOR sums (:mod:`estimators.causal`, :mod:`estimators.bidirectional`) share:
+rows of a sequence cut into chunks, as pieces for a Python loop or as padded stacks for
+``lax.scan``, and the finite reading of a running-maximum shift.
+
+Rows are the second-to-last axis: a sequence is an array (…, L, w).
+"""
+
+from __future__ import annotations
+
+import math
+
+from .backends import framework
+
+
+def chunk_bounds(length, chunk):
+    """(start, stop) of consecutive chunks of ``chunk`` rows covering ``length`` (the last may be short)."""
+    return [(start, min(start + chunk, length)) for start in range(0, length, chunk)]
+
+
+def pieces(a, bounds):
+    """``a[..., start:stop, :]`` for each (start, stop) of ``bounds`` (contiguous, covering the rows);
+    ``None`` pieces for ``a = None``."""
+    if a is None:
+        return [None] * len(bounds)
+    return framework(a).split_rows(a, [stop - start for start, stop in bounds])
+
+
+def to_chunks(jnp, a, chunk, count):
+    """(…, L, w) -> (count, …, chunk, w), padding the end with zeros (False for masks)."""
+    padding = count * chunk - a.shape[-2]
+    if padding:
+        a = jnp.concat([a, jnp.zeros((*a.shape[:-2], padding, a.shape[-1]), dtype=a.dtype)], axis=-2)
+    a = jnp.reshape(a, (*a.shape[:-2], count, chunk, a.shape[-1]))
+    return jnp.moveaxis(a, -3, 0)
+
+
+def from_chunks(jnp, stacked, length):
+    """(count, …, chunk, w) -> (…, L, w)."""
+    a = jnp.moveaxis(stacked, 0, -3)
+    a = jnp.reshape(a, (*a.shape[:-3], a.shape[-3] * a.shape[-2], a.shape[-1]))
+    return a[..., :length, :]
+
+
+def finite_or_zero(xp, shift):
+    """A running-maximum shift with −∞ (no kept key yet) read as 0, for differences of shifts."""
+    return xp.where(shift > -math.inf, shift, 0.0)
+
+
+__all__ = ["chunk_bounds", "finite_or_zero", "from_chunks", "pieces", "to_chunks"]
