@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from studies.audit import calibration
+from studies.audit import calibration, calibration_plot, calibration_summary
 
 
 def main(argv=None) -> int:
@@ -49,7 +49,7 @@ def main(argv=None) -> int:
         summary = calibration.summarize_runs(args.out)
     elif args.replot:
         summary = calibration.read_summary(Path(args.out) / "calibration.csv")
-        calibration.plot(summary, Path(args.out) / "calibration.png")
+        calibration_plot.plot(summary, Path(args.out) / "calibration.png")
     else:
         summary = calibration.calibrate(
             args.seeds,
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
             slow_seeds=args.slow_seeds,
             resume=args.resume,
         )
-    problems = calibration.failures(summary)
+    problems = calibration_summary.failures(summary)
     for row in summary:
         power = "" if row["kind"] == "null" else f" power ≥ {row['established_power']:.3f}"
         print(

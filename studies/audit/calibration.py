@@ -14,7 +14,9 @@ The pairs are those of CI's Tier 1 (:mod:`studies.audit.suite`):
 
 Outputs (``out``, default ``results/calibration``): ``calibration.csv`` (one row per pair),
 ``runs.csv`` (every run), ``calibration.png`` and ``meta.json``. Run with
-``python scripts/calibrate.py``.
+``python scripts/calibrate.py``. This module runs the pairs and keeps the files; the verdicts on the
+runs are those of :mod:`~studies.audit.calibration_summary`, the figure that of
+:mod:`~studies.audit.calibration_plot`.
 
 Provenance: every run carries ``code``, the fingerprint of the files that decide its verdict (the
 ``estimators`` package, the ``studies.audit`` package with its checks, adapters and planted
@@ -37,17 +39,16 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from scipy import stats as sps
 
 from studies.core.provenance import fingerprint_of, git_state_of
 
 from . import suite
+from .calibration_plot import plot
+from .calibration_summary import summarize
 from .checks import run_check
 from .targets import load_target
 
 FIRST_SEED = 1_000_000
-CONFIDENCE = 0.99
-REQUIRED_POWER = 0.99
 SEEDS_PER_TASK = 10
 SLOW_CHECKS = ("attention-delta",)
 """Checks of about 10 s per run (thousands of attention calls), which ``slow_seeds`` can cap."""
@@ -70,7 +71,13 @@ SUMMARY_FIELDS = [
 RUN_FIELDS = ["check", "target", "seed", "status", "alpha", "seconds", "code"]
 
 
-NOT_VERDICT = ("studies/audit/calibration.py", "studies/audit/cli.py", "studies/audit/report.py")
+NOT_VERDICT = (
+    "studies/audit/calibration.py",
+    "studies/audit/calibration_plot.py",
+    "studies/audit/calibration_summary.py",
+    "studies/audit/cli.py",
+    "studies/audit/report.py",
+)
 """Modules of ``studies.audit`` that run checks, write reports or calibrate, but decide no verdict."""
 
 
@@ -138,62 +145,6 @@ def run_task(task) -> list[dict]:
             }
         )
     return records
-
-
-def established_power(rejections: int, trials: int) -> float:
-    """One-sided 99% Clopper–Pearson lower bound of a rejection rate: Beta_{0.01}(k, n − k + 1)."""
-    if rejections == 0:
-        return 0.0
-    return float(sps.beta.ppf(1 - CONFIDENCE, rejections, trials - rejections + 1))
-
-
-def summarize(records: list[dict]) -> list[dict]:
-    """One row per (target, check): rejection rate, its 99% interval, and the verdict."""
-    defects = set(suite.defect_pairs())
-    groups: dict = {}
-    for record in records:
-        groups.setdefault((record["target"], record["check"]), []).append(record)
-    rows = []
-    for (target, check), runs in groups.items():
-        seeds = len(runs)
-        rejections = sum(run["status"] in ("fail", "error") for run in runs)
-        errors = sum(run["status"] == "error" for run in runs)
-        rate = rejections / seeds
-        low = (
-            float(sps.beta.ppf((1 - CONFIDENCE) / 2, rejections, seeds - rejections + 1))
-            if rejections
-            else 0.0
-        )
-        high = (
-            float(sps.beta.isf((1 - CONFIDENCE) / 2, rejections + 1, seeds - rejections))
-            if rejections < seeds
-            else 1.0
-        )
-        is_null = (target, check) not in defects
-        alpha = max(float(run["alpha"]) for run in runs)
-        allowed = int(sps.binom.ppf(CONFIDENCE, seeds, alpha)) if is_null else ""
-        power = "" if is_null else established_power(rejections, seeds)
-        passes = rejections <= allowed if is_null else power >= REQUIRED_POWER
-        rows.append(
-            {
-                "check": check,
-                "target": target,
-                "kind": "null" if is_null else "defect",
-                "seeds": seeds,
-                "rejections": rejections,
-                "errors": errors,
-                "rate": rate,
-                "ci_low": low,
-                "ci_high": high,
-                "family_alpha": alpha,
-                "allowed_rejections": allowed,
-                "established_power": power,
-                "passes": bool(passes),
-                "seconds_per_run": float(np.mean([float(run["seconds"]) for run in runs])),
-            }
-        )
-    rows.sort(key=lambda row: (row["kind"] != "null", row["check"], row["target"]))
-    return rows
 
 
 def calibrate(
@@ -311,130 +262,6 @@ def read_summary(path) -> list[dict]:
         row["established_power"] = float(row["established_power"]) if row["established_power"] else ""
         row["passes"] = row["passes"] == "True"
     return rows
-
-
-def failures(summary: list[dict]) -> list[str]:
-    """Human-readable lines for every row that misses its criterion."""
-    lines = []
-    for row in summary:
-        if row["passes"]:
-            continue
-        if row["kind"] == "null":
-            lines.append(
-                f"{row['check']} on {row['target']}: {row['rejections']}/{row['seeds']} false positives "
-                f"> {row['allowed_rejections']} allowed at α = {row['family_alpha']}"
-            )
-        else:
-            lines.append(
-                f"{row['check']} vs {row['target']}: {row['rejections']}/{row['seeds']} rejected, power "
-                f"established ≥ {row['established_power']:.3f} (99% one-sided), required {REQUIRED_POWER}"
-            )
-    return lines
-
-
-def plot(summary: list[dict], path) -> None:
-    """Two panels: false-positive rate per check against its α; for each defect, the rejection rate
-    and the power its seeds establish (one-sided 99% lower bound) next to the required 0.99."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    null = _merge_null(summary)
-    defects = sorted(
-        (row for row in summary if row["kind"] == "defect"), key=lambda r: (r["check"], r["target"])
-    )
-    fig, (left, right) = plt.subplots(
-        1,
-        2,
-        figsize=(14, max(4.5, 0.26 * max(len(defects), len(null)) + 1.8)),
-        gridspec_kw={"width_ratios": [1, 1.2]},
-    )
-    y = np.arange(len(null))
-    rate = np.array([row["rate"] for row in null])
-    left.errorbar(
-        rate,
-        y,
-        xerr=np.array([[r["rate"] - r["ci_low"], r["ci_high"] - r["rate"]] for r in null]).T,
-        fmt="none",
-        ecolor="0.4",
-        capsize=3,
-    )
-    left.scatter(rate, y, c=["C0" if row["passes"] else "C3" for row in null], zorder=3)
-    for i, row in enumerate(null):
-        left.plot([row["family_alpha"]] * 2, [i - 0.35, i + 0.35], color="C3", lw=2)
-    left.set_yticks(y, [row["label"] for row in null], fontsize=7)
-    left.invert_yaxis()
-    left.grid(axis="x", alpha=0.3)
-    left.set_xlabel("false-positive rate (99% Clopper–Pearson interval)")
-    left.set_title(
-        "Pairs that must pass, pooled per check\n"
-        "(red tick: stated family α; → an interval's upper end off the axis)"
-    )
-    limit = max(0.06, 3 * max(row["family_alpha"] for row in null))
-    left.set_xlim(-0.005, limit)
-    for i, row in enumerate(null):
-        if row["ci_high"] > limit:
-            left.annotate(
-                f"→ {row['ci_high']:.2f}",
-                (limit, i),
-                xytext=(-2, 0),
-                textcoords="offset points",
-                ha="right",
-                va="center",
-                fontsize=7,
-                color="0.3",
-            )
-    y = np.arange(len(defects))
-    for i, row in enumerate(defects):
-        color = "C0" if row["passes"] else "C1"
-        right.plot([row["established_power"], row["rate"]], [i, i], color=color, lw=2)
-        right.scatter([row["rate"]], [i], color=color, zorder=3)
-        right.plot([row["established_power"]] * 2, [i - 0.3, i + 0.3], color=color, lw=2)
-    right.axvline(REQUIRED_POWER, color="C3", lw=1, ls="--", label=f"required power {REQUIRED_POWER}")
-    right.plot([], [], color="C0", lw=2, label="established ≥ required")
-    right.plot([], [], color="C1", lw=2, label="established < required")
-    right.legend(loc="lower left", fontsize=7)
-    right.set_yticks(y, [f"{row['check']} ← {row['target'].split(':', 1)[1]}" for row in defects], fontsize=7)
-    right.set_ylim(len(defects) + 2.5, -0.8)
-    right.grid(axis="x", alpha=0.3)
-    lowest = min([row["established_power"] for row in defects] + [0.95])
-    right.set_xlim(lowest - 0.01, 1.003)
-    right.set_xlabel("rejection rate (dot); tick: power established (one-sided 99% bound)")
-    counts = sorted({row["seeds"] for row in defects})
-    seeds = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
-    right.set_title(f"Planted defects ({seeds} seeds each):\nthe power the seeds establish")
-    fig.tight_layout()
-    buffer = Path(path).with_suffix(".tmp.png")
-    fig.savefig(buffer, dpi=130)
-    plt.close(fig)
-    os.replace(buffer, path)
-
-
-def _merge_null(summary) -> list[dict]:
-    """Null rows pooled per check (every target's runs of it), with pooled interval and verdict."""
-    pooled: dict = {}
-    for row in summary:
-        if row["kind"] == "null":
-            pooled.setdefault(row["check"], []).append(row)
-    merged = []
-    for check, rows in pooled.items():
-        seeds = sum(r["seeds"] for r in rows)
-        k = sum(r["rejections"] for r in rows)
-        low = float(sps.beta.ppf(0.005, k, seeds - k + 1)) if k else 0.0
-        high = float(sps.beta.isf(0.005, k + 1, seeds - k)) if k < seeds else 1.0
-        merged.append(
-            {
-                "label": f"{check} ({len(rows)} target{'s' if len(rows) > 1 else ''} × "
-                f"{min(r['seeds'] for r in rows)} seeds)",
-                "rate": k / seeds,
-                "ci_low": low,
-                "ci_high": high,
-                "family_alpha": max(r["family_alpha"] for r in rows),
-                "passes": all(r["passes"] for r in rows),
-            }
-        )
-    return merged
 
 
 def _write_csv(path: Path, rows: list[dict], fields: list[str]) -> None:

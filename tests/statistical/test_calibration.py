@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from studies.audit import calibration, suite
+from studies.audit import calibration, calibration_summary, suite
 
 OUT = Path(__file__).resolve().parents[2] / "results" / "calibration"
 
@@ -24,7 +24,7 @@ OUT = Path(__file__).resolve().parents[2] / "results" / "calibration"
 @pytest.mark.slow
 def test_error_rates_match_their_statements():
     summary = calibration.calibrate(200, OUT, workers=min(2, os.cpu_count() or 1), power_seeds=460)
-    problems = calibration.failures(summary)
+    problems = calibration_summary.failures(summary)
     assert not problems, "\n".join(problems)
 
 
@@ -59,7 +59,7 @@ def test_summary_verdicts():
         ]
 
     def rows(records):
-        return {(row["target"], row["check"]): row for row in calibration.summarize(records)}
+        return {(row["target"], row["check"]): row for row in calibration_summary.summarize(records)}
 
     summary = rows(
         runs(null_pair, 200, 6)
