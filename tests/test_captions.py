@@ -26,6 +26,8 @@ from studies import (
     uniform_convergence,
 )
 from studies.core import captions
+from studies.figures import attention_error as attention_error_figures
+from studies.figures import estimator_shootout as shootout_figures
 
 ROOT = Path(__file__).resolve().parents[1]
 Z99 = captions.Z99_TWO_SIDED
@@ -123,35 +125,35 @@ def _attention_rows(ratio_at):
 
 
 def test_delta_claim_says_where_the_first_order_line_holds():
-    agree = attention_error.delta_claim(_attention_rows(lambda m: 1.0))
+    agree = attention_error_figures.delta_claim(_attention_rows(lambda m: 1.0))
     assert agree.holds and "inside the 99% interval of every iid point" in agree.sentence
 
-    small_m_gap = attention_error.delta_claim(_attention_rows(lambda m: 0.85 if m == 16 else 1.0))
+    small_m_gap = attention_error_figures.delta_claim(_attention_rows(lambda m: 0.85 if m == 16 else 1.0))
     assert small_m_gap.holds and small_m_gap.numbers["m_star"] == 64
     assert "from m = 64 on" in small_m_gap.sentence and "0.85 [0.80, 0.90]" in small_m_gap.sentence
 
-    never = attention_error.delta_claim(_attention_rows(lambda m: 0.85))
+    never = attention_error_figures.delta_claim(_attention_rows(lambda m: 0.85))
     assert not never.holds and "even at the largest m" in never.sentence
 
 
 def test_orthogonal_and_feature_claims_follow_the_ordering():
     rows = _attention_rows(lambda m: 1.0)
-    assert attention_error.orthogonal_claim(rows).holds
+    assert attention_error_figures.orthogonal_claim(rows).holds
     for r in rows:
         if "ort" in r["estimator"]:
             r["output_mse"] *= 1.5
-    flipped = attention_error.orthogonal_claim(rows)
+    flipped = attention_error_figures.orthogonal_claim(rows)
     assert not flipped.holds and "lower MSE than iid in none of" in flipped.sentence
 
     rows = _attention_rows(lambda m: 1.0)
     for r in rows:
         if r["regime"] == "opposed" and r["estimator"].startswith("trig"):
             r["output_mse"] *= 2.0
-    assert attention_error.feature_claim(rows).holds
+    assert attention_error_figures.feature_claim(rows).holds
     for r in rows:
         if r["regime"] == "opposed" and r["estimator"].startswith("trig"):
             r["output_mse"] /= 4.0
-    contradicted = attention_error.feature_claim(rows)
+    contradicted = attention_error_figures.feature_claim(rows)
     assert not contradicted.holds and "does not hold" in contradicted.sentence
 
 
@@ -271,15 +273,15 @@ def test_shootout_order_claims_report_the_monte_carlo_verdict():
         theory_verdict="fails",
         empirical_verdict=verdict,
     )
-    (claim,) = estimator_shootout.order_claims([*rows, claim_row])
+    (claim,) = shootout_figures.order_claims([*rows, claim_row])
     assert not claim.holds and "contradicted at t = 1.0" in claim.sentence
-    assert estimator_shootout.contradicted([claim_row], "t") == ["a beats b (contradicted at t = 1.0)"]
-    assert estimator_shootout.closed_form_claim(rows).holds
+    assert shootout_figures.contradicted([claim_row], "t") == ["a beats b (contradicted at t = 1.0)"]
+    assert shootout_figures.closed_form_claim(rows).holds
     rows[0]["theory"] = 1.5
-    below = estimator_shootout.closed_form_claim(rows)
+    below = shootout_figures.closed_form_claim(rows)
     assert not below.holds and "1 of the 1 misses lie below the line (heavy tails" in below.sentence
     rows[0]["theory"] = 0.5
-    above = estimator_shootout.closed_form_claim(rows)
+    above = shootout_figures.closed_form_claim(rows)
     assert not above.holds and "0 of the 1 misses" in above.sentence and "heavy tails" not in above.sentence
 
 

@@ -66,6 +66,7 @@ def test_a_new_row_reaches_the_studies_the_check_set_and_the_benchmarks(monkeypa
     from studies import estimator_shootout, unbiasedness
     from studies.audit import load_target, run_check
     from studies.audit.checks import Settings
+    from studies.figures import estimator_shootout as shootout_figures
 
     new = dataclasses.replace(registry.get("positive-iid"), name="throwaway-iid", family="couplings")
     monkeypatch.setattr(registry, "_ROWS", [*registry.rows(), new])
@@ -77,7 +78,8 @@ def test_a_new_row_reaches_the_studies_the_check_set_and_the_benchmarks(monkeypa
         assert any(cell["estimator"] == "throwaway-iid" for cell in unbiasedness.cells("quick"))
         kinds = {c["kind"] for c in estimator_shootout.cells("quick") if c["estimator"] == "throwaway-iid"}
         assert kinds == {"t", "m", "attention"}
-        assert "throwaway-iid" in estimator_shootout.groups()[registry.FAMILIES["couplings"]]
+        panels = shootout_figures.groups(estimator_shootout.estimators())
+        assert "throwaway-iid" in panels[registry.FAMILIES["couplings"]]
         assert "throwaway-iid" in accuracy.AttentionAccuracy.params[1]
         assert "throwaway-iid" in throughput.MonteCarloThroughput.params[1]
         adapter = load_target("favor-bench:throwaway-iid")
