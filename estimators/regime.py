@@ -2,7 +2,7 @@
 
 For query row i the FAVOR output ô_i = N̂_i / D̂_i is a ratio of unbiased estimates. With m iid
 projections the delta method (m → ∞) gives its bias b_i and covariance C_i in closed form
-(:func:`estimators.theory_attention.attention_delta`: with weights w_j = A_ij / D_i and the pair
+(:func:`estimators.theory.attention_delta`: with weights w_j = A_ij / D_i and the pair
 moments G_jj′ of one projection, ``b_i = −(1/m) Σ w_j w_j′ G_jj′ (v_j − o_i)`` and
 ``C_i = (1/m) Σ w_j w_j′ G_jj′ (v_j − o_i)(v_j′ − o_i)ᵀ``). The predicted relative error is
 
@@ -30,7 +30,7 @@ import math
 import numpy as np
 
 from .backends import to_host
-from .theory_attention import attention_delta
+from .theory import attention_delta
 
 ERROR_THRESHOLD = 0.5
 """Predicted relative error above which the FAVOR output is mostly noise (RMS error ≥ half its size)."""

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from scipy import optimize, stats
 
-from estimators import attention, discrete_features, favor_algebra, features, projections, theory_followup
+from estimators import attention, discrete_features, favor_algebra, features, projections, theory
 from estimators.attention import favor
 
 D, DV, M = 4, 3, 8
@@ -179,8 +179,8 @@ def _saderf_optimum(q, k):
 
 
 def _poisson_optimum(x, y):
-    """λ minimizing the exact single-feature variance of the pair (theory_followup.poisson_variance)."""
-    log_rate = _argmin(lambda t: theory_followup.poisson_variance(math.exp(t), x, y), -10, 5)
+    """λ minimizing the exact single-feature variance of the pair (theory.poisson_variance)."""
+    log_rate = _argmin(lambda t: theory.poisson_variance(math.exp(t), x, y), -10, 5)
     return math.exp(log_rate)
 
 

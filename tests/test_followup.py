@@ -14,10 +14,9 @@ import pytest
 import scipy.linalg
 from scipy import optimize, special, stats
 
-from estimators import attention, backends, features, kernels, projections, registry, theory, theory_followup
+from estimators import attention, backends, features, kernels, projections, registry, theory
 from tests.conftest import to_numpy
 
-FOLLOWUP_ROWS = [name for name in registry.names() if name in theory_followup.ROWS]
 GAUSSIAN_MAPS = ("oprf", "gerf-trig", "saderf")
 DISCRETE_MAPS = ("poisson", "geometric")
 MAP_OPTIONS = {
@@ -293,12 +292,12 @@ def test_optimal_A_is_the_expplus_value_nonpositive_and_zero_only_at_t_zero():
     """Claim 19: A* ≤ 0, A* = 0 iff t = 0, and TF's expplus formula gives the same A."""
     rho = np.array([1e-3, 0.5, 2.0, 10.0, 100.0])
     for d in (4, 16, 64):
-        A = theory_followup.optimal_gerf_A(rho, d)
+        A = theory.optimal_gerf_A(rho, d)
         # TF's form cancels for small ρ (1 − 1/τ with τ → 1), so it is compared where it is accurate
-        np.testing.assert_allclose(A[1:], theory_followup.expplus_A(rho[1:], d), rtol=1e-10)
+        np.testing.assert_allclose(A[1:], theory.expplus_A(rho[1:], d), rtol=1e-10)
         assert np.all(A < 0)
         np.testing.assert_allclose(features.optimal_gerf_A(rho, d), A, rtol=1e-15)
-    assert theory_followup.optimal_gerf_A(0.0, 8) == 0.0
+    assert theory.optimal_gerf_A(0.0, 8) == 0.0
 
 
 def test_optimal_A_minimizes_the_closed_form_gerf_variance():
@@ -308,12 +307,12 @@ def test_optimal_A_minimizes_the_closed_form_gerf_variance():
         x, y = rng.standard_normal((2, d)) * scale
         t = float(np.sum((x + y) ** 2))
         best = optimize.minimize_scalar(
-            lambda A, x=x, y=y: theory_followup.gerf_variance(A, x, y),
+            lambda A, x=x, y=y: theory.gerf_variance(A, x, y),
             bounds=(-1.0, 0.124),
             method="bounded",
             options={"xatol": 1e-10},
         )
-        np.testing.assert_allclose(best.x, theory_followup.optimal_gerf_A(t, d), atol=1e-6)
+        np.testing.assert_allclose(best.x, theory.optimal_gerf_A(t, d), atol=1e-6)
 
 
 def test_psi_star_minimizes_the_homogeneity_objective(inputs):
@@ -338,21 +337,21 @@ def test_per_pair_data_options_equal_the_theory_parameters():
     t = np.sum((x + y) ** 2)
     np.testing.assert_allclose(
         features.data_options("oprf", one_x, one_y)[0]["A"][0, 0],
-        theory_followup.optimal_gerf_A(t, 6),
+        theory.optimal_gerf_A(t, 6),
         rtol=1e-13,
     )
     np.testing.assert_allclose(
         features.data_options("poisson", one_x, one_y)[0]["rate"][0, 0],
-        theory_followup.poisson_rate(x, y),
+        theory.poisson_rate(x, y),
         rtol=1e-13,
     )
     np.testing.assert_allclose(
         features.data_options("geometric", one_x, one_y)[0]["p"][0, 0],
-        theory_followup.geometric_p(x, y),
+        theory.geometric_p(x, y),
         rtol=1e-13,
     )
     query_options, key_options = features.data_options("saderf", one_x, one_y)
-    sx, sy = theory_followup.saderf_pair(x, y)
+    sx, sy = theory.saderf_pair(x, y)
     np.testing.assert_allclose(x * query_options["psi"][0], sx, rtol=1e-13)
     np.testing.assert_allclose(y * key_options["psi"][0], sy, rtol=1e-13)
     assert features.data_options("positive", one_x, one_y) == ({}, {})
@@ -363,12 +362,12 @@ def test_poisson_rate_minimizes_the_poisson_variance():
     rng = np.random.default_rng(17)
     x, y = rng.standard_normal((2, 5)) * 0.6
     best = optimize.minimize_scalar(
-        lambda r: theory_followup.poisson_variance(r, x, y),
+        lambda r: theory.poisson_variance(r, x, y),
         bounds=(1e-4, 5),
         method="bounded",
         options={"xatol": 1e-10},
     )
-    np.testing.assert_allclose(best.x, theory_followup.poisson_rate(x, y), rtol=1e-5)
+    np.testing.assert_allclose(best.x, theory.poisson_rate(x, y), rtol=1e-5)
 
 
 # --- closed forms ---------------------------------------------------------------------------------
@@ -379,14 +378,14 @@ def test_coupled_pair_moment_at_c_zero_is_the_orthogonal_moment():
     for d in (2, 6, 32):
         t = np.array([0.01, 0.7, 3.0, 12.0])
         np.testing.assert_allclose(
-            theory_followup.coupled_pair_moment(t, d, 0.0), special.hyp1f1(d, d / 2, t / 2), rtol=1e-12
+            theory.coupled_pair_moment(t, d, 0.0), special.hyp1f1(d, d / 2, t / 2), rtol=1e-12
         )
 
 
 def test_coupled_pair_moment_matches_its_series_for_the_simplex():
     """M(c) by quadrature against Σ_k (t/4)^k E[(a² + b² + 2cab)^k]/(k!(d/2)_k) with exact χ moments."""
     d, t = 6, 0.8
-    c = theory_followup.simplex_cosine(d)
+    c = theory.simplex_cosine(d)
 
     def chi_moment(j):
         return 2 ** (j / 2) * math.exp(special.gammaln((d + j) / 2) - special.gammaln(d / 2))
@@ -400,7 +399,7 @@ def test_coupled_pair_moment_matches_its_series_for_the_simplex():
                 coefficient = math.factorial(k) / (math.factorial(i) * math.factorial(j) * math.factorial(n))
                 expectation += coefficient * (2 * c) ** n * chi_moment(2 * i + n) * chi_moment(2 * j + n)
         total += (t / 4) ** k * expectation / (math.factorial(k) * special.poch(d / 2, k))
-    np.testing.assert_allclose(theory_followup.coupled_pair_moment(t, d, c), total, rtol=1e-12)
+    np.testing.assert_allclose(theory.coupled_pair_moment(t, d, c), total, rtol=1e-12)
 
 
 def test_simrf_example_of_theory_md():
@@ -431,7 +430,7 @@ def test_simplex_beats_orthogonal_beats_iid_for_every_nonzero_z():
 
 
 def test_coupled_pair_moment_increases_with_the_cosine():
-    moments = [theory_followup.coupled_pair_moment(1.5, 6, c) for c in np.linspace(-1, 1, 9)]
+    moments = [theory.coupled_pair_moment(1.5, 6, c) for c in np.linspace(-1, 1, 9)]
     assert np.all(np.diff(moments) > 0)
 
 
@@ -440,10 +439,10 @@ def test_gerf_variances_at_A_zero_are_lemma_2():
     rng = np.random.default_rng(19)
     x, y = rng.standard_normal((2, 10, 5)) * 0.5
     np.testing.assert_allclose(
-        theory_followup.gerf_variance(0.0, x, y), theory.mse("positive-iid", x, y, 1), rtol=1e-12
+        theory.gerf_variance(0.0, x, y), theory.mse("positive-iid", x, y, 1), rtol=1e-12
     )
     np.testing.assert_allclose(
-        theory_followup.gerf_trig_variance(0.0, x, y), theory.mse("trig-iid", x, y, 1), rtol=1e-10
+        theory.gerf_trig_variance(0.0, x, y), theory.mse("trig-iid", x, y, 1), rtol=1e-10
     )
 
 
@@ -453,7 +452,7 @@ def test_single_moments_give_the_mean_and_the_variance(feature):
     rng = np.random.default_rng(20)
     x, y = rng.standard_normal((2, 4, 5)) * 0.5
     sm = np.exp(np.sum(x * y, -1))
-    np.testing.assert_allclose(theory_followup.single_moment(feature, x, y, 1), sm, rtol=1e-10)
+    np.testing.assert_allclose(theory.single_moment(feature, x, y, 1), sm, rtol=1e-10)
     variance = {
         "oprf": "oprf-iid",
         "gerf-trig": "gerf-trig-iid",
@@ -461,7 +460,7 @@ def test_single_moments_give_the_mean_and_the_variance(feature):
         "geometric": "geometric-iid",
     }
     np.testing.assert_allclose(
-        theory_followup.single_moment(feature, x, y, 2) - sm**2,
+        theory.single_moment(feature, x, y, 2) - sm**2,
         theory.mse(variance[feature], x, y, 1),
         rtol=1e-9,
     )
@@ -484,9 +483,7 @@ def test_single_moments_agree_with_quadrature():
             value = scipy.integrate.quad(lambda w, k=k, term=term: term(w) ** k * stats.norm.pdf(w), -40, 40)[
                 0
             ]
-            np.testing.assert_allclose(
-                theory_followup.single_moment(feature, x, y, k, parameter=A), value, rtol=1e-9
-            )
+            np.testing.assert_allclose(theory.single_moment(feature, x, y, k, parameter=A), value, rtol=1e-9)
 
 
 def test_rows_without_closed_forms_say_why():
@@ -503,7 +500,7 @@ def test_rows_without_closed_forms_say_why():
 # --- registry and attention -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", FOLLOWUP_ROWS)
+@pytest.mark.parametrize("name", registry.names())
 def test_registry_rows_draw_their_own_projection_law(name):
     row = registry.get(name)
     W = row.draw(6, 4, batch_shape=(2,), seed=21)
@@ -557,9 +554,7 @@ def test_oprf_variance_reduction_examples_of_theory_md():
     for d, rho, expected in ((16, 4.0, 1.13), (64, 16.0, 4.39), (64, 32.0, 12.7)):
         x = np.zeros(d)
         x[0] = math.sqrt(rho) / 2
-        ratio = theory_followup.gerf_variance(0.0, x, x) / theory_followup.gerf_variance(
-            theory_followup.optimal_gerf_A(rho, d), x, x
-        )
+        ratio = theory.gerf_variance(0.0, x, x) / theory.gerf_variance(theory.optimal_gerf_A(rho, d), x, x)
         assert round(float(np.log(ratio)), 2 if expected < 10 else 1) == expected
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from estimators import attention, features, projections, regime
-from estimators.theory_attention import attention_delta
+from estimators.theory import attention_delta
 
 from .conftest import BACKENDS
 

@@ -1,5 +1,5 @@
 """Moments of one random feature by Gauss–Hermite quadrature, for the MSE check of iid rows that
-:mod:`studies.audit.moments` has no closed form for (ReLU features).
+:mod:`estimators.theory.fourth_moments` has no closed form for (ReLU features).
 
 The MSE check needs the variance of a squared error, a 4th moment of K̂. For iid Gaussian rows
 (χ(d) norms) K̂ = (1/m) Σ_i g(ω_i) with g(ω) = K̂ at m = 1, a function of (ωᵀe₁, ωᵀe₂) for an

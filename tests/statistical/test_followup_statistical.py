@@ -1,7 +1,7 @@
 """Tier 1 statistical checks of the follow-up estimators (theory.md §10, claims 19–25).
 
 Every check draws with fixed seeds (portable RNG, float64 numpy) and standardizes by a THEORETICAL
-variance from :mod:`estimators.theory_followup`, never by a sample SD:
+variance from :mod:`estimators.theory.parameterized`, never by a sample SD:
 ``z = (mean − μ₀)/√(σ²/n)``, two-sided. The family is every check in this file
 (:data:`N_CHECKS`); Bonferroni gives a per-test α = :data:`FAMILY_ALPHA` / :data:`N_CHECKS`
 (≈ 4.3e-4, critical |z| ≈ 3.52), so the family-wise false-failure rate is ≤ 0.01. Each n is the
@@ -17,7 +17,7 @@ What is checked:
 
 * unbiasedness of every follow-up row with a closed-form MSE (null variance: that MSE, m = d = 8);
 * variance = closed form for the iid rows (null variance of the squared error from the exact 1st–4th
-  moments, :func:`estimators.theory_followup.single_moment`), at A* and at a non-optimal A;
+  moments, :func:`estimators.theory.single_moment`), at A* and at a non-optimal A;
 * the within-block pair moment E[g(ω₁)g(ω₂)] = Λ²M(c) for simplex blocks (PRF and OPRF at A*), and,
   for Haar blocks, that OPRF's pair moment equals PRF's (a paired difference; PRF's value Λ²E_+(t)
   is checked by the mse-closed-form check of studies/audit/checks, run in CI by
@@ -38,7 +38,7 @@ import zlib
 import numpy as np
 import pytest
 
-from estimators import features, registry, theory, theory_followup
+from estimators import features, registry, theory
 from studies import stats
 
 FAMILY_ALPHA = 0.01
@@ -144,7 +144,7 @@ def variance_z(name, feature, A, seed):
         mx, my = x, y
     if A is not None:
         options = ({"A": A}, {"A": A})
-    raw = {k: float(theory_followup.single_moment(feature, mx, my, k, parameter=A)) for k in range(1, 5)}
+    raw = {k: float(theory.single_moment(feature, mx, my, k, parameter=A)) for k in range(1, 5)}
     mse, variance = _squared_error_variance(raw, m)
     if A is None:
         np.testing.assert_allclose(mse, theory.mse(name, x, y, m), rtol=1e-10)
@@ -178,14 +178,14 @@ def _pair_product_moment(A1, A2, x, y, c):
 
     g_A(ω) = D_A² Λ e^{2A‖ω‖²} e^{B_A ωᵀz}, so the product over both rows is
     D_{A1}⁴D_{A2}⁴ Λ⁴ E[e^{2(A1+A2)(a²+b²)} e^{(B1+B2)(ω₁+ω₂)ᵀz}], and rescaling the χ(d) norms by
-    √(1 − 4(A1 + A2)) (as for M(c) in theory_followup) gives
+    √(1 − 4(A1 + A2)) (as for M(c) in estimators.theory.coupled) gives
     D_{A1}⁴D_{A2}⁴ (1 − 4(A1 + A2))^{−d} Λ⁴ M(c) at t' = (B1 + B2)² t / (1 − 4(A1 + A2)).
     """
     t, sq_sum = float(np.sum((x + y) ** 2)), float(x @ x + y @ y)
     joint = 1 - 4 * (A1 + A2)
     log_prefix = D * (math.log1p(-4 * A1) + math.log1p(-4 * A2) - math.log(joint)) - 2 * sq_sum
     t_prime = (math.sqrt(1 - 4 * A1) + math.sqrt(1 - 4 * A2)) ** 2 * t / joint
-    return math.exp(log_prefix) * float(theory_followup.coupled_pair_moment(t_prime, D, c))
+    return math.exp(log_prefix) * float(theory.coupled_pair_moment(t_prime, D, c))
 
 
 @pytest.mark.parametrize("name", PAIR_ROWS)
@@ -198,9 +198,9 @@ def test_simplex_pair_moment_equals_lambda_squared_M(name):
     x, y = _pair(0.8)
     options, gx, gy = _gerf_options(row, x, y)
     A = float(np.ravel(options[0].get("A", 0.0))[0])
-    c = theory_followup.simplex_cosine(D)
+    c = theory.simplex_cosine(D)
     pair_moment = math.exp(-float(gx @ gx + gy @ gy)) * float(
-        theory_followup.coupled_pair_moment(float(np.sum((gx + gy) ** 2)), D, c)
+        theory.coupled_pair_moment(float(np.sum((gx + gy) ** 2)), D, c)
     )
     covariance = float(theory.pair_covariance(name, x, y))
     np.testing.assert_allclose(pair_moment - math.exp(2 * x @ y), covariance, rtol=1e-9)
@@ -216,7 +216,7 @@ def test_simplex_pair_moment_equals_lambda_squared_M(name):
 @pytest.mark.parametrize("name", A_FREE_ROWS)
 def test_orthogonal_pair_moment_does_not_depend_on_A(name):
     """H0: E[g_{A*}(ω₁)g_{A*}(ω₂) − g_0(ω₁)g_0(ω₂)] = 0 for two rows of one Haar block: OPRF's pair
-    moment equals the positive map's (derivation in :mod:`estimators.theory_followup`), whose value
+    moment equals the positive map's (derivation in :mod:`estimators.theory.parameterized`), whose value
     Λ²E_+(t) is checked for positive-ort by tests/statistical. Both products use the same W (a paired
     difference, so the test is sharp); σ² = E[D²] in closed form from :func:`_pair_product_moment`.
     t = 0.8 (SADERF: after Ψ*); per-test α as above; n gives power ≥ 0.99 against a shift of 50% of

@@ -1,7 +1,7 @@
 """Kernel checks: the mean, the exact zero-variance points and the MSE of K̂ = φ(x)ᵀφ(y).
 
 Statistical checks standardize by the THEORETICAL variance of the claimed row (closed forms of
-:mod:`estimators.theory` and :mod:`studies.audit.moments`; never the sample SD, which is unreliable
+:mod:`estimators.theory` and :mod:`estimators.theory.fourth_moments`; never the sample SD, which is unreliable
 for heavy-tailed exponential features), two-sided, per-cell α = 0.01/cells (Bonferroni), n planned
 for the settings' power against the stated effect in every cell. Inputs keep ‖x + y‖² ≤ 1.21 (mean
 cells) and ≤ 0.5 (squared-error cells, whose variance is an 8th moment), the regime where the
@@ -15,9 +15,9 @@ import math
 import numpy as np
 
 from estimators import registry, theory
+from estimators.theory import fourth_moments
 from studies import stats
 
-from .. import moments
 from ..quadrature import iid_kurtosis
 from . import draws
 from .bias_diagnosis import bias_diagnosis, failing_random_cells
@@ -224,8 +224,8 @@ def check_zero_variance(adapter, settings: Settings):
 def _mse_moments(adapter, x, y, d: int, m: int) -> tuple[float, float]:
     """(MSE, Var of the squared error) of the claimed row: closed form, or quadrature for iid ReLU."""
     row = registry.get(adapter.claims)
-    if row.feature in moments.FEATURES and claimed_law(adapter):
-        mse, variance = moments.squared_error_moments(
+    if row.feature in fourth_moments.FEATURES and claimed_law(adapter):
+        mse, variance = fourth_moments.squared_error_moments(
             row.feature, row.norms, x, y, d, m, orthogonal=row.projection == "orthogonal"
         )
         return float(mse), float(variance)
@@ -235,7 +235,7 @@ def _mse_moments(adapter, x, y, d: int, m: int) -> tuple[float, float]:
 
 def _mse_applies(adapter) -> str:
     row = registry.get(adapter.claims)
-    if row.feature in moments.FEATURES and claimed_law(adapter):
+    if row.feature in fourth_moments.FEATURES and claimed_law(adapter):
         return ""
     if row.feature == "generalized" and row.projection == "iid" and row.norms == "chi":
         return ""
@@ -249,7 +249,7 @@ def check_mse(adapter, settings: Settings):
 
     Cells: three pairs at d = 4 (axis-aligned, orthogonal axes, generic; ‖x + y‖² ≤ 0.5) × m ∈ {3, 6}
     (m ≤ d and m > d). A replicate is (K̂ − μ)² from a fresh W, μ = theory.mean; its variance
-    E(K̂ − μ)⁴ − MSE² is the closed form of :func:`studies.audit.moments.squared_error_moments`
+    E(K̂ − μ)⁴ − MSE² is the closed form of :func:`estimators.theory.fourth_moments.squared_error_moments`
     (trig, positive, hyperbolic; iid and block-orthogonal; χ(d) and √d norms), or for iid ReLU the
     quadrature 4th moment of :mod:`studies.audit.quadrature`. Two-sided z, per-cell α = 0.01/cells;
     n per m = max over pairs of required_samples(0.2·MSE, α, power, Var): a 20% MSE error in either

@@ -28,7 +28,7 @@ import math
 import numpy as np
 from scipy import special
 
-from .theory_inputs import PairStats
+from .pairs import PairStats
 
 _NEAR_PI = 1.0
 _TAYLOR_TERMS = 20

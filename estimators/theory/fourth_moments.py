@@ -36,7 +36,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import special
 
-from estimators.special import log_hyp0f1
+from ..special import log_hyp0f1
 
 FEATURES = ("positive", "hyperbolic", "trig")
 NORMS = ("chi", "fixed")

@@ -1,7 +1,8 @@
 """Input handling shared by the closed forms of :mod:`estimators.theory` (float64 numpy on the host).
 
-Every closed form here is a function of the squared norms ‖x‖², ‖y‖², the inner product xᵀy and d
-(theory.md §1); :func:`pair_stats` computes them once, in float64, broadcasting x (…, d) against
+Most closed forms are functions of the squared norms ‖x‖², ‖y‖², the inner product xᵀy and d
+(theory.md §1); the data-dependent rules of §10 (SADERF's Ψ*, the discrete rates) also need the
+coordinates. :func:`pair_stats` computes all of it once, in float64, broadcasting x (…, d) against
 y (…, d).
 """
 
@@ -13,12 +14,13 @@ import numpy as np
 
 
 class PairStats(NamedTuple):
-    """Summary of input pairs, each field a float64 array of the broadcast leading shape (…).
+    """Summary of input pairs: float64 arrays of the broadcast leading shape (…), and the pairs.
 
     ``t = ‖x + y‖²`` and ``s = ‖x − y‖²`` are computed from the coordinates (not from the norms),
     so they keep full relative accuracy when x ≈ −y or x ≈ y. ``angle`` θ ∈ [0, π] between x and y is
     2·atan2(‖x̂ − ŷ‖, ‖x̂ + ŷ‖) on the unit vectors and ``supplement`` π − θ = 2·atan2(‖x̂ + ŷ‖, ‖x̂ − ŷ‖),
-    each accurate where it is small (both π/2 if x or y is 0).
+    each accurate where it is small (both π/2 if x or y is 0). ``x`` and ``y`` are the broadcast
+    float64 pairs (…, d).
     """
 
     sq_x: np.ndarray
@@ -29,6 +31,8 @@ class PairStats(NamedTuple):
     angle: np.ndarray
     supplement: np.ndarray
     d: int
+    x: np.ndarray
+    y: np.ndarray
 
 
 def host_float64(a, name: str) -> np.ndarray:
@@ -67,6 +71,8 @@ def pair_stats(x, y) -> PairStats:
         angle=_angle(x, y),
         supplement=_angle(x, -y),
         d=int(x.shape[-1]),
+        x=x,
+        y=y,
     )
 
 

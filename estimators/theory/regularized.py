@@ -20,9 +20,9 @@ import functools
 import numpy as np
 from scipy import special
 
-from .special import log_hyp0f1
-from .theory_inputs import PairStats, check_dimension, host_float64
-from .theory_softmax import _series_terms, log_lambda_sq
+from ..special import log_hyp0f1
+from .exponential import _series_terms, log_lambda_sq
+from .pairs import PairStats, check_dimension, host_float64
 
 _PAIR_SERIES_MAX_U = 50.0
 _SMALL_U = 8.0

@@ -23,7 +23,7 @@ import math
 import numpy as np
 from scipy import special
 
-from .theory_inputs import PairStats, check_dimension, host_float64
+from .pairs import PairStats, check_dimension, host_float64
 
 _SERIES_CHUNK = 1 << 22
 _COS_SERIES_MAX_S = 2.0

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .theory_inputs import PairStats, host_float64
-from .theory_smreg import fixed_single_variance, log_hyp0f1_accurate
-from .theory_softmax import log_expm1, log_lambda_sq, positive_single_variance
+from .exponential import log_expm1, log_lambda_sq, positive_single_variance
+from .pairs import PairStats, as_output, host_float64, pair_stats
+from .regularized import fixed_single_variance, log_hyp0f1_accurate
 
 BOUND_KERNELS = ("softmax", "smreg")
 
@@ -25,11 +25,22 @@ def _check_single_block(m: int, d: int) -> None:
         raise ValueError(f"Theorem 2 needs m <= d (one orthogonal block), got m={m}, d={d}")
 
 
-def theorem2_gap(p: PairStats, m: int, kernel: str = "softmax"):
+def _check_m(m) -> int:
+    if isinstance(m, bool) or not hasattr(m, "__index__") or int(m) < 1:
+        raise ValueError(f"m must be an integer >= 1, got {m!r}")
+    return int(m)
+
+
+def theorem2_gap(x, y, m, *, kernel="softmax"):
     """The subtracted term of Theorem 2 (≥ 0): 2(m−1)/(m(d+2)) (SM − Λ)² (or its SMREG analogue).
 
     (SM − Λ)² = Λ²(e^{t/2} − 1)² is evaluated in logs (no overflow, exact zero at t = 0).
+    x, y (…, d) → (…).
     """
+    return as_output(_gap(pair_stats(x, y), _check_m(m), kernel))
+
+
+def _gap(p: PairStats, m: int, kernel: str):
     _check_single_block(m, p.d)
     factor = 2.0 * (m - 1) / (m * (p.d + 2.0))
     if kernel == "softmax":
@@ -41,19 +52,29 @@ def theorem2_gap(p: PairStats, m: int, kernel: str = "softmax"):
     return factor * np.exp(log_lambda_sq(p) + 2 * log_excess)
 
 
-def theorem2_bound(p: PairStats, m: int, kernel: str = "softmax"):
-    """Theorem 2's upper bound on MSE(SM^ort+_m) (or SMREG^ort+_m): iid MSE − :func:`theorem2_gap`."""
-    variance = positive_single_variance(p) if kernel == "softmax" else fixed_single_variance(p)
-    return variance / m - theorem2_gap(p, m, kernel)
+def theorem2_bound(x, y, m, *, kernel="softmax"):
+    """Theorem 2 (Performers Eq. 10, camera-ready) upper bound on MSE(SM^ort+_m(x, y)), m ≤ d.
 
-
-def theorem2_openreview_bound(p: PairStats, m: int):
-    """The OpenReview (submission) variant: MSE(SM^+_m) − (1 − 1/m)(2/(d + 2)) SM². It is FALSE.
-
-    At z = x + y = 0 the right side is −(1 − 1/m)(2/(d + 2)) SM² < 0 while MSE(SM^ort+_m) = 0.
+    MSE(SM^+_m) − 2(m − 1)/(m(d + 2)) (SM − Λ)²; ``kernel="smreg"`` gives the SMREG analogue (fixed
+    √d norms; Theorem 6 with a₀ = 1). Compare with ``mse("positive-ort", x, y, m)`` (or
+    ``"positive-ort-fixed"``). x, y (…, d) → (…).
     """
+    p = pair_stats(x, y)
+    m = _check_m(m)
+    variance = positive_single_variance(p) if kernel == "softmax" else fixed_single_variance(p)
+    return as_output(variance / m - _gap(p, m, kernel))
+
+
+def theorem2_openreview_bound(x, y, m):
+    """The OpenReview submission's (false) Theorem 2: MSE(SM^+_m) − (1 − 1/m)(2/(d + 2)) SM².
+
+    Kept only to show that it fails: at z = x + y = 0 the right side is −(1 − 1/m)(2/(d + 2)) SM² < 0
+    while MSE(SM^ort+_m) = 0. x, y (…, d) → (…).
+    """
+    p = pair_stats(x, y)
+    m = _check_m(m)
     _check_single_block(m, p.d)
-    return positive_single_variance(p) / m - (1 - 1 / m) * (2 / (p.d + 2.0)) * np.exp(2 * p.inner)
+    return as_output(positive_single_variance(p) / m - (1 - 1 / m) * (2 / (p.d + 2.0)) * np.exp(2 * p.inner))
 
 
 def theorem4_features(radius, d, epsilon, constant=1.0):

@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import special
 
-from .theory_inputs import host_float64
+from .pairs import host_float64
 
 DELTA_ROWS = ("positive-iid", "hyperbolic-iid", "trig-iid")
 
