@@ -54,14 +54,14 @@ def main(argv=None):
     os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")  # Triton's default for a launch, stated
     import torch
 
-    from estimators.triton_favor import host
+    from estimators.triton_favor import plan
     from estimators.triton_favor.resources import kernel_resources
 
     for override in args.config:
         key, value = override.split("=")
-        if key not in host.CONFIG:
-            raise SystemExit(f"--config: {key!r} is not a launch parameter; CONFIG has {sorted(host.CONFIG)}")
-        host.CONFIG[key] = int(value)
+        if key not in plan.CONFIG:
+            raise SystemExit(f"--config: {key!r} is not a launch parameter; CONFIG has {sorted(plan.CONFIG)}")
+        plan.CONFIG[key] = int(value)
 
     print(HEADER)
     failures = 0

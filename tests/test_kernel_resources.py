@@ -66,9 +66,9 @@ def test_tightest_launches_fit_their_shared_memory(arch, head_dim, dtype):
 
 
 IGNORE_SHARED_LIMIT = """
-from estimators.triton_favor import host
-adapted = host.launch_config
-host.launch_config = lambda D, dtype, shared_limit, capability: adapted(D, dtype, capability=capability)
+from estimators.triton_favor import plan
+adapted = plan.launch_config
+plan.launch_config = lambda D, dtype, shared_limit, capability: adapted(D, dtype, capability=capability)
 """
 
 
@@ -84,9 +84,9 @@ def test_check_fails_for_the_h100_configuration_on_a_99_KiB_gpu():
 
 
 LEAVE_REGISTERS_TO_PTXAS = """
-from estimators.triton_favor import host
-adapted = host.launch_config
-host.launch_config = lambda *device: {**adapted(*device), "maxnreg": None}
+from estimators.triton_favor import plan
+adapted = plan.launch_config
+plan.launch_config = lambda *device: {**adapted(*device), "maxnreg": None}
 """
 
 

@@ -22,9 +22,9 @@ from .triton_support import (
     REQUIRES_KERNELS,
     causal_gradient_errors,
     favor_triton,
-    host,
     kernel_grads,
     make_inputs,
+    plan,
     reference,
     reference_grads,
     relative_error,
@@ -82,8 +82,8 @@ def test_causal_gradients_of_half_precision_inputs(monkeypatch, dtype):
 
 SMALL_SHARED_MEMORY = 99 * 1024  # sm_86, sm_89
 LAUNCH_CONFIGURATIONS = [  # (d, the input dtype and shared memory per block the launch parameters are for)
-    pytest.param(32, torch.float32, host.LARGE_SHARED_MEMORY, id="d32-float32"),
-    pytest.param(128, torch.float32, host.LARGE_SHARED_MEMORY, id="d128-float32-chunks_of_32"),
+    pytest.param(32, torch.float32, plan.LARGE_SHARED_MEMORY, id="d32-float32"),
+    pytest.param(128, torch.float32, plan.LARGE_SHARED_MEMORY, id="d128-float32-chunks_of_32"),
     pytest.param(64, torch.float16, SMALL_SHARED_MEMORY, id="d64-half-99KiB"),
     pytest.param(128, torch.float16, SMALL_SHARED_MEMORY, id="d128-half-99KiB"),
 ]
@@ -95,8 +95,8 @@ def test_every_launch_configuration_is_exact(monkeypatch, d, dtype, shared_limit
     inputs and for GPUs with less shared memory, causal chunks shorter than the key passes' 64-row tiles)
     computes the reference's output and gradients, run here on float32 inputs: L = 150 gives 5 chunks of
     32 rows in 2 groups, m = 40 two or three feature blocks with padded rows."""
-    config = host.launch_config(d, dtype, shared_limit)
-    monkeypatch.setattr(host, "launch_config", lambda *args: config)
+    config = plan.launch_config(d, dtype, shared_limit)
+    monkeypatch.setattr(plan, "launch_config", lambda *args: config)
     (q, k, v), W = make_inputs(31, L=150, d=d, m=40)
     grad_out = torch.randn(q.shape, generator=torch.Generator().manual_seed(32)).to(DEVICE)
     for causal in (False, True):

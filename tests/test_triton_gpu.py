@@ -17,9 +17,9 @@ from .triton_support import (
     favor,
     favor_triton,
     gpu,
-    host,
     kernel_grads,
     make_inputs,
+    plan,
     reference,
     reference_grads,
     relative_error,
@@ -73,7 +73,7 @@ def test_large_gradients_on_gpu(causal, d):
 def test_large_causal_gradients_on_gpu(monkeypatch, d, m, feature, dtype, outlier):
     """L = 4100 (ragged last chunk), the launch configuration's own groups of chunks; per-head W with the
     outlier key."""
-    programs = host.CONFIG["causal_programs_per_sm"]
+    programs = plan.CONFIG["causal_programs_per_sm"]
     sizes = dict(B=2, H=4, L=4100, d=d, m=m, per_head=outlier is not None, feature=feature, dtype=dtype)
     if outlier is not None:
         sizes.update(w_scale=3.0, outlier=outlier)

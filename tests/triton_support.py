@@ -23,7 +23,8 @@ triton = pytest.importorskip("triton")
 tl = pytest.importorskip("triton.language")
 
 from estimators.attention import favor  # noqa: E402
-from estimators.triton_favor import favor_triton, host, kernels  # noqa: E402
+from estimators.triton_favor import favor_triton, kernels, plan  # noqa: E402
+from estimators.triton_favor import host as host  # noqa: E402
 from estimators.triton_favor import supports as supports  # noqa: E402
 from estimators.triton_favor import unsupported_reason as unsupported_reason  # noqa: E402
 
@@ -80,7 +81,7 @@ def pin_chunks(monkeypatch):
     half-precision inputs, 128 forward rows (64 for d = 128) and 64 backward rows (``launch_config``
     halves them for float32 inputs on a GPU; ``test_every_launch_configuration_is_exact`` in
     ``test_triton`` runs those)."""
-    launch_config = host.launch_config
+    launch_config = plan.launch_config
 
     def pinned(D, dtype, *device):
         half = launch_config(D, torch.float16)
@@ -89,7 +90,7 @@ def pin_chunks(monkeypatch):
             **{key: half[key] for key in ("chunk", "grad_chunk")},
         }
 
-    monkeypatch.setattr(host, "launch_config", pinned)
+    monkeypatch.setattr(plan, "launch_config", pinned)
 
 
 def make_causal_inputs(seed, dtype=torch.float32, w_scale=1.0, outlier=None, **sizes):
@@ -113,7 +114,7 @@ def causal_gradient_errors(monkeypatch, seed, programs, feature="positive", dtyp
     prefix state forwards and suffix state backwards. ``sizes`` go to :func:`make_causal_inputs`;
     "<name> before" compares the rows before the outlier only.
     """
-    monkeypatch.setitem(host.CONFIG, "causal_programs_per_sm", programs)
+    monkeypatch.setitem(plan.CONFIG, "causal_programs_per_sm", programs)
     pin_chunks(monkeypatch)
     (q, k, v), W = make_causal_inputs(seed, dtype, **sizes)
     outlier = sizes.get("outlier")

@@ -85,11 +85,11 @@ state; fp32 inputs use exact fp32 products. Shifts are stop-gradient constants (
 does not depend on them). W is a constant (random projections are drawn, not trained): a W that
 requires grad is rejected by :func:`supports`.
 
-Launch parameters (:data:`estimators.triton_favor.host.CONFIG`) were chosen from H100 timings of
+Launch parameters (:data:`estimators.triton_favor.plan.CONFIG`) were chosen from H100 timings of
 ``python scripts/gpu_compare.py`` for half-precision inputs with d ≤ 64; results/gpu_speed_memory/
 holds the measured table, whose causal rows predate the per-row frames. The causal backward's
 (``grad_chunk``, and ``grad_warps`` shared with the bidirectional backward) are not timed yet.
-:func:`~estimators.triton_favor.host.launch_config` adapts them to d = 128, float32 inputs and GPUs
+:func:`~estimators.triton_favor.plan.launch_config` adapts them to d = 128, float32 inputs and GPUs
 with less shared memory per block (sm_86/89), and states a register ceiling below sm_90 and for float32
 inputs, without which ptxas spills at 32 registers; ``python scripts/kernel_resources.py`` compiles every
 launch for sm_80, sm_86 and sm_90 without a GPU (:mod:`.resources`) and reports registers, spills and

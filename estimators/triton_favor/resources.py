@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 import triton
 
-from . import host, kernels
+from . import host, kernels, plan
 
 SHARED_MEMORY_LIMIT = {80: 166912, 86: 101376, 89: 101376, 90: 232448}
 """Largest shared memory one block may opt into, in bytes, per compute capability (CUDA C++
@@ -83,9 +83,9 @@ def record_launches(d, m=256, feature="positive", dtype=torch.float16, causal=Fa
         for name in KERNEL_NAMES:
             if hasattr(host, name):
                 patches.enter_context(unittest.mock.patch.object(host, name, recorder(name)))
-        patches.enter_context(unittest.mock.patch.object(host, "_multiprocessors", lambda device: 132))
+        patches.enter_context(unittest.mock.patch.object(plan, "_multiprocessors", lambda device: 132))
         limits = SHARED_MEMORY_LIMIT[arch], divmod(arch, 10)
-        patches.enter_context(unittest.mock.patch.object(host, "_device_limits", lambda device: limits))
+        patches.enter_context(unittest.mock.patch.object(plan, "_device_limits", lambda device: limits))
         q, k, v = (torch.zeros(1, 2, L, d, dtype=dtype, requires_grad=True) for _ in range(3))
         W = torch.randn(m, d, generator=torch.Generator().manual_seed(0))
         out = host._FavorFunction.apply(q, k, v, W, feature, causal)
