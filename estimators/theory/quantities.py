@@ -32,7 +32,7 @@ from .table import ROW_THEORY, RowTheory
 def _row(name: str) -> RowTheory:
     """The theory of row ``name``; ``ValueError`` for a name that is no estimator's (every registry
     row has an entry in :data:`~estimators.theory.table.ROW_THEORY`, possibly one without closed
-    forms, and ``tests/test_theory.py`` keeps it so)."""
+    forms, and ``tests/test_theory_table.py`` keeps it so)."""
     if not isinstance(name, str):
         raise TypeError(f"name must be a registry row name (str), got {type(name).__name__}")
     if name in ROW_THEORY:
