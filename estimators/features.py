@@ -60,7 +60,9 @@ PARAMETERIZED_PARTS = {
 """The maps with parameters (GERF family, DIRFs): name → the function of their :class:`FeatureParts`."""
 PARAMETERIZED_FEATURES = tuple(PARAMETERIZED_PARTS)
 FEATURES = ("trig", "positive", "hyperbolic", "generalized", *PARAMETERIZED_FEATURES)
-STABILIZERS = (None, "row", "global")
+SHIFTS = (None, "row", "global")
+"""Log-amplitude shifts a feature map subtracts (its ``stabilizer`` argument): none, the largest per row, or
+one largest over the whole input; not the attention stabilizers of :mod:`estimators.attention`."""
 
 
 def relu(u):
@@ -156,7 +158,7 @@ def assemble(parts: FeatureParts, shift=None, eps=0.0, *, keep_float32=False):
 
 
 def _shift_for(parts: FeatureParts, stabilizer):
-    check_choice(stabilizer, "stabilizer", STABILIZERS)
+    check_choice(stabilizer, "stabilizer", SHIFTS)
     if stabilizer is None or parts.log_amplitude is None:
         return None
     return row_shift(parts) if stabilizer == "row" else global_shift(parts)
