@@ -179,7 +179,7 @@ def favor(
         ``D̂⁻¹ Q'((K')ᵀ V)`` (causal: ``D̃⁻¹ tril(Q'(K')ᵀ) V``); zero rows where no key is visible;
         with ``predict_error``, e as well.
     """
-    name = resolve_feature(feature)
+    name = registry.feature_map_of(feature)
     check_choice(stabilizer, "stabilizer", STABILIZERS)
     check_choice(denominator, "denominator", DENOMINATORS)
     check_choice(impl, "impl", IMPLS)
@@ -267,18 +267,6 @@ def favor_from_features(
     )
 
 
-def resolve_feature(feature) -> str:
-    """The feature-map name for ``feature``: a name in FEATURES or a registry estimator name."""
-    if isinstance(feature, str) and feature in feature_maps.FEATURES:
-        return feature
-    if isinstance(feature, str) and feature in registry.names():
-        return registry.get(feature).feature
-    raise ValueError(
-        f"feature must be one of {tuple(feature_maps.FEATURES)} or a registry estimator "
-        f"{tuple(registry.names())}, got {feature!r}"
-    )
-
-
 def _default_options(name, feature_options, q, k, causal):
     """``feature_options``, or for a data-tuned map given None, its attention rules (bidirectional)."""
     if feature_options is not None or name not in feature_maps.DATA_TUNED:
@@ -352,5 +340,4 @@ __all__ = [
     "exact",
     "favor",
     "favor_from_features",
-    "resolve_feature",
 ]

@@ -224,3 +224,16 @@ def get(name: str) -> Estimator:
 def rows() -> list[Estimator]:
     """Every registry row in table order."""
     return list(_ROWS)
+
+
+def feature_map_of(feature) -> str:
+    """The feature-map name for ``feature``: a name in :data:`estimators.features.FEATURES`, or a
+    registry estimator name (its feature map); ``ValueError`` naming both lists otherwise."""
+    if isinstance(feature, str) and feature in feature_maps.FEATURES:
+        return feature
+    if isinstance(feature, str) and feature in _REGISTRY:
+        return _REGISTRY[feature].feature
+    raise ValueError(
+        f"feature must be one of {tuple(feature_maps.FEATURES)} or a registry estimator "
+        f"{tuple(_REGISTRY)}, got {feature!r}"
+    )
