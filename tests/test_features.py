@@ -9,7 +9,7 @@ from estimators import backends, features, kernels, projections
 from tests.conftest import to_numpy
 
 EXPONENTIAL = ("trig", "positive", "hyperbolic")
-CORE_FEATURES = ("trig", "positive", "hyperbolic", "generalized")  # follow-ups: tests/test_followup.py
+CORE_FEATURES = ("trig", "positive", "hyperbolic", "generalized")  # GERF, DIRF: test_parameterized_features
 
 
 @pytest.fixture
