@@ -1,4 +1,5 @@
-"""Tier 1 statistical checks of the follow-up estimators (theory.md §10, claims 19–25).
+"""Tier 1 statistical checks of the parameterized feature rows (GERF/OPRF, SADERF, Poisson/geometric
+DIRFs) and the coupled rows (simplex, SORF, QMC) of theory.md §10, claims 19–25.
 
 Every check draws with fixed seeds (portable RNG, float64 numpy) and standardizes by a THEORETICAL
 variance from :mod:`estimators.theory.parameterized`, never by a sample SD:
@@ -15,7 +16,8 @@ studies/audit/checks/kernels.py.
 
 What is checked:
 
-* unbiasedness of every follow-up row with a closed-form MSE (null variance: that MSE, m = d = 8);
+* unbiasedness of every parameterized or simplex row with a closed-form MSE (null variance: that MSE,
+  m = d = 8);
 * variance = closed form for the iid rows (null variance of the squared error from the exact 1st–4th
   moments, :func:`estimators.theory.single_moment`), at A* and at a non-optimal A;
 * the within-block pair moment E[g(ω₁)g(ω₂)] = Λ²M(c) for simplex blocks (PRF and OPRF at A*), and,
@@ -23,7 +25,7 @@ What is checked:
   is checked by the mse-closed-form check of studies/audit/checks, run in CI by
   tests/statistical/test_tier1.py) — with the variance checks this verifies the block
   MSE V1/m + (P/m²)·Cov term by term; the ordering MSE_sim < MSE_ort < MSE_iid is then a closed-form
-  fact (tests/test_followup.py) and is shown empirically in the estimator_shootout study;
+  fact (tests/test_coupled_rows.py) and is shown empirically in the estimator_shootout study;
 * QMC and χ(d)-norm SORF: unbiased under the null "every row is marginally N(0, I_d)", whose variance
   bound Var(K̂) ≤ V1_+ (Cauchy–Schwarz over equally distributed terms) makes the test conservative;
 * SORF with fixed √d norms is *rejected* by that same test: its relative bias (≈ −4.7% at d = 8,
@@ -115,7 +117,7 @@ def unbiased_z(name, seed):
 
 
 @pytest.mark.parametrize("name", UNBIASED_ROWS)
-def test_followup_rows_are_unbiased(name):
+def test_parameterized_and_simplex_rows_are_unbiased(name):
     """H0: E[K̂] = exp(xᵀy) (m = d = 8, t = 0.8). σ² = the row's closed-form MSE; per-test α as
     above; n gives power ≥ 0.99 against a relative bias of 3%."""
     z = unbiased_z(name, _seed(name))
