@@ -24,6 +24,7 @@ ORDER = (
     "uniform_convergence",
     "causal_stability",
     "estimator_shootout",
+    "attention_metrics",
 )
 
 

@@ -73,6 +73,7 @@ TINY = {
         "chunk": 25,
         "attention": {"d": 4, "L": 8, "m": 4, "draws": 2, "replicates": 3},
     },
+    "attention_metrics": {"d": 4, "L": 16, "ms": (4, 8), "draws": 2, "replicates": 6},
 }
 """Each study's quick preset with these entries replaced (keys the study does not use are ignored)."""
 

@@ -251,6 +251,7 @@ TINY = {
         "chunk": 40,
         "attention": {"d": 4, "L": 8, "m": 4, "draws": 1, "replicates": 2},
     },
+    "attention_metrics": {"d": 4, "L": 16, "ms": (4, 8), "draws": 2, "replicates": 6},
 }
 
 

@@ -5,7 +5,8 @@ Each study's ``summarize`` output on a tiny preset (:func:`tests.summaries_suppo
 column by column with an independent computation in the test file of its subject:
 ``test_study_summaries_kernels`` (unbiasedness, mse_vs_features, trig_vs_positive, orthogonal_gain,
 smreg), ``test_study_summaries_attention`` (attention_error, uniform_convergence, causal_stability)
-and ``test_study_summaries_shootout`` (estimator_shootout). Their checks are gathered in
+``test_study_summaries_shootout`` (estimator_shootout) and ``test_study_summaries_attention_metrics``
+(attention_metrics). Their checks are gathered in
 :data:`CHECKS`; ``test_every_csv_column_has_an_independent_check`` fails for a study without a check
 and for a column no comparison ran on, so a new study or column cannot slip in untested.
 ``test_planted_errors_in_the_rows_are_caught`` and ``test_planted_errors_in_summarize_are_caught``
@@ -27,13 +28,19 @@ import pytest
 import studies
 from studies.core import montecarlo
 
-from . import test_study_summaries_attention, test_study_summaries_kernels, test_study_summaries_shootout
+from . import (
+    test_study_summaries_attention,
+    test_study_summaries_attention_metrics,
+    test_study_summaries_kernels,
+    test_study_summaries_shootout,
+)
 from .summaries_support import Checker, tiny
 
 CHECKS = {
     **test_study_summaries_kernels.CHECKS,
     **test_study_summaries_attention.CHECKS,
     **test_study_summaries_shootout.CHECKS,
+    **test_study_summaries_attention_metrics.CHECKS,
 }
 """Every study's summary check, from the test file of its subject."""
 
