@@ -99,9 +99,12 @@ def predicted_error(
         if not visible.any():
             continue
         with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-            delta = attention_delta(
-                DELTA_FEATURES[feature], q[head, i : i + 1], k[head][visible], v[head][visible], int(m)
-            )
+            try:
+                delta = attention_delta(
+                    DELTA_FEATURES[feature], q[head, i : i + 1], k[head][visible], v[head][visible], int(m)
+                )
+            except OverflowError:
+                return math.inf
             squared_error += float(np.trace(delta.covariance[0]) + np.sum(delta.bias[0] ** 2))
         squared_output += float(np.sum(delta.output[0] ** 2))
     if squared_error == 0.0:

@@ -152,7 +152,7 @@ def delta_method_terms(name: str, q, k, v) -> tuple[float, float]:
     With m projections the delta-method MSE is ``bias_sq / m² + trace / m``.
     """
     bias_sq = trace = 0.0
-    rows = max(1, ELEMENT_BUDGET // k.shape[0] ** 2)
+    rows = max(1, ELEMENT_BUDGET // (k.shape[0] * v.shape[1]))
     for start in range(0, q.shape[0], rows):
         delta = theory.attention_delta(name, q[start : start + rows], k, v, 1, scale_inputs=True)
         bias_sq += float(np.sum(delta.bias**2))

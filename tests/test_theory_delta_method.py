@@ -98,3 +98,48 @@ def test_delta_method_variance_matches_monte_carlo():
     se = variance * math.sqrt(2 / (reps - 1))
     assert np.all(np.abs((sample - variance) / se) < DELTA_Z), (sample, variance)
     assert np.all(np.abs((sample - 1.08 * variance) / se) > DELTA_Z), "no power against an 8% error"
+
+
+def explicit_delta(name, x, y, v, m):
+    """The §7.1 sums written out pair by pair: G_jj′ from its definition, O(Lq·Lk²) memory; also the
+    scales of their rounding errors, Σ_jj′ |w_j w_j′ G_jj′| ‖c_j‖ (bias) and Σ_jj′ |w_j w_j′ G_jj′|
+    ‖c_j‖ ‖c_j′‖ (covariance), over m."""
+    logits = x @ y.T
+    w = np.exp(logits - special.logsumexp(logits, axis=-1, keepdims=True))
+    output = w @ v
+    pairs = (x[:, None, :] - y[None]) if name == "trig-iid" else (x[:, None, :] + y[None])
+    inner = pairs @ np.swapaxes(pairs, -1, -2)
+    moment = np.exp(inner) if name == "positive-iid" else np.cosh(inner)
+    weights = w[:, :, None] * w[:, None, :] * moment
+    centred = v[None] - output[:, None, :]
+    bias = -np.einsum("ijk,ijd->id", weights, centred) / m
+    covariance = np.einsum("ijk,ijd,ike->ide", weights, centred, centred) / m
+    norms = np.linalg.norm(centred, axis=-1)
+    bias_scale = np.einsum("ijk,ij->i", np.abs(weights), norms) / m
+    covariance_scale = np.einsum("ijk,ij,ik->i", np.abs(weights), norms, norms) / m
+    return output, bias, covariance, bias_scale, covariance_scale
+
+
+@pytest.mark.parametrize("name", theory.DELTA_ROWS)
+def test_factored_sums_equal_the_pair_by_pair_definition(name):
+    """The key-by-key factorization (module docstring of estimators.theory.delta_method) equals the
+    explicit sums up to float64 rounding: each of the Lk² terms carries a few relative roundings
+    (the factors a_j, E_jj′ and the products), so the error is at most c·Lk²·ε times the absolute
+    sum of the terms, with c = 16 covering the exponentials' and the products' roundings."""
+    rng = np.random.default_rng(8)
+    x, y, v = rng.normal(size=(5, 4)) * 0.6, rng.normal(size=(9, 4)) * 0.6, rng.normal(size=(9, 3))
+    output, bias, covariance, bias_scale, covariance_scale = explicit_delta(name, x, y, v, 7)
+    delta = theory.attention_delta(name, x, y, v, 7)
+    rounding = 16 * y.shape[0] ** 2 * np.finfo(np.float64).eps
+    np.testing.assert_allclose(delta.output, output, rtol=16 * y.shape[0] * np.finfo(np.float64).eps)
+    assert np.all(np.abs(delta.covariance - covariance) <= rounding * covariance_scale[:, None, None])
+    assert np.all(np.abs(delta.bias - bias) <= rounding * bias_scale[:, None])
+    planted = theory.attention_delta(name, x, y[::-1], v, 7)
+    gap = np.max(np.abs(planted.covariance - covariance))
+    assert gap > 1e6 * rounding * np.max(covariance_scale), "no power against reordered keys"
+
+
+def test_pair_moments_that_overflow_are_an_error_not_a_number():
+    x, y, v = np.full((1, 4), 20.0), np.full((3, 4), 20.0), np.ones((3, 2))
+    with pytest.raises(OverflowError, match="too large for the delta method"):
+        theory.attention_delta("positive-iid", x, y, v, 4)
