@@ -23,8 +23,7 @@ import numpy as np
 
 from estimators import attention, projections
 
-from . import stats
-from .core import captions, plotting
+from .core import captions, plotting, stats
 from .core.cells import Study, group_records
 from .core.montecarlo import host
 

@@ -3,7 +3,7 @@ correction, and bootstrap intervals for Kendall's τ between two rankings (host 
 
 Why rank tests. Attention-level errors (KL, total variation, top-k misses) have no closed-form
 variance, and the per-draw kernel MSE of exponential features is heavy-tailed, so a z-test on the
-sample SD would not keep its level (``studies.stats``: 0.3–0.9 for a nominal 0.01). The tests here
+sample SD would not keep its level (``studies.core.stats``: 0.3–0.9 for a nominal 0.01). The tests here
 use only ranks within each stratum.
 
 * :func:`stratified_mann_whitney`: van Elteren's stratified Wilcoxon–Mann–Whitney test (van

@@ -11,11 +11,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from studies import stats
 from studies.audit import Adapter, Settings, load_target, main, run_check
 from studies.audit.checks import CheckResult, core, precision
 from studies.audit.quadrature import iid_kurtosis, quadrature_moments
 from studies.audit.report import reproduce_command, write_report
+from studies.core import stats
 
 QUICK = Settings(quick=True, seed=0)
 

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 from estimators import projections
-from studies import stats
 from studies.audit import Settings, load_target
 from studies.audit.adapters import favor_bench
 from studies.audit.checks import convergence_exact, dense_reference, kernels
+from studies.core import stats
 
 QUICK = Settings(quick=True, seed=0)
 EPS = 1e-6

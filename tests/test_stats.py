@@ -1,4 +1,5 @@
-"""studies.stats: intervals, z-tests, Bonferroni, power and sample sizes against scipy and closed forms."""
+"""studies.core.stats: intervals, z-tests, Bonferroni, power and sample sizes against scipy and closed
+forms."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from studies import stats
+from studies.core import stats
 
 
 def test_critical_value_matches_normal_quantiles():

@@ -21,7 +21,7 @@ runs are those of :mod:`~studies.audit.calibration_summary`, the figure that of
 Provenance: every run carries ``code``, the fingerprint of the files that decide its verdict (the
 ``estimators`` package, the ``studies.audit`` package with its checks, adapters and planted
 defects but without the modules that only run, report or calibrate (:data:`NOT_VERDICT`), and
-``studies/stats.py``; :func:`audit_fingerprint`). A resumed calibration keeps only the
+``studies/core/stats.py``; :func:`audit_fingerprint`). A resumed calibration keeps only the
 runs of the code on disk and recomputes the rest, so a summary never mixes verdicts of two versions
 of a check; ``meta.json`` names the fingerprint, the commit and whether those files were dirty.
 """
@@ -94,7 +94,7 @@ def _verdict_files(root: Path | None = None) -> tuple[list[Path], Path]:
         and path.suffix != ".pyc"
         and path.relative_to(root).as_posix() not in NOT_VERDICT
     ]
-    return [*sorted(files), root / "studies" / "stats.py"], root
+    return [*sorted(files), root / "studies" / "core" / "stats.py"], root
 
 
 @functools.cache

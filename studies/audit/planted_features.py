@@ -1,5 +1,5 @@
-"""Planted defects of the feature map: a missing −‖x‖²/2, a wrong scale, a dropped sin half, and keys
-projected with another W than the queries.
+"""Planted defects of the feature map: a missing −‖x‖²/2, a wrong scale, a dropped sin half, keys
+projected with another W than the queries, and the hybrid's angular weight on the wrong estimator.
 """
 
 from __future__ import annotations
@@ -76,6 +76,12 @@ def _different_w():
     return replaced("positive-iid", "different-w-qk", features=features, attention=attend)
 
 
+def _hybrid_flipped_weight():
+    """hybrid-iid's claim with the notebook's orientation: trig weight θ̂/π instead of 1 − θ̂/π."""
+    flipped = control_adapter("hybrid-notebook-iid")
+    return replaced("hybrid-iid", "hybrid-flipped-weight", kernel_estimate=flipped.kernel_estimate)
+
+
 PLANTED = (
     Planted(
         "missing-half-norm",
@@ -100,6 +106,13 @@ PLANTED = (
         "keys projected with the rows of W reversed: another projection than the queries'",
         ("same-projection", "dense-reference", "attention-delta"),
         _different_w,
+    ),
+    Planted(
+        "hybrid-flipped-weight",
+        "HRF with the angular weight on the wrong estimator (trig weight θ̂/π, not 1 − θ̂/π): still "
+        "unbiased, MSE 358× the claimed one at θ = 0 (d = 4, theory.md §10.5)",
+        ("mse-closed-form",),
+        _hybrid_flipped_weight,
     ),
 )
 """The feature-map defects, in their order in :data:`studies.audit.planted.PLANTED`."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from estimators import attention as attention_maps
-from studies import stats
+from studies.core import stats
 
 from .adapters import favor_bench
 from .protocol import Adapter

@@ -24,7 +24,7 @@ import platform
 import subprocess
 from pathlib import Path
 
-STUDY_INFRASTRUCTURE = ("core/cells.py", "core/montecarlo.py", "core/loop.py", "stats.py")
+STUDY_INFRASTRUCTURE = ("core/cells.py", "core/montecarlo.py", "core/loop.py", "core/stats.py")
 """Files of ``studies/`` besides the study module whose code determines record values."""
 
 

@@ -131,7 +131,7 @@ def test_fingerprint_covers_every_file_that_decides_a_verdict():
         "studies/audit/adapters/favor_bench.py",
         "studies/audit/suite.py",
         "estimators/features.py",
-        "studies/stats.py",
+        "studies/core/stats.py",
     ):
         assert needed in names
     assert not names & set(calibration.NOT_VERDICT)

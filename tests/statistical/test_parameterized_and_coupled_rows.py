@@ -6,7 +6,7 @@ variance from :mod:`estimators.theory.parameterized`, never by a sample SD:
 ``z = (mean − μ₀)/√(σ²/n)``, two-sided. The family is every check in this file
 (:data:`N_CHECKS`); Bonferroni gives a per-test α = :data:`FAMILY_ALPHA` / :data:`N_CHECKS`
 (≈ 4.3e-4, critical |z| ≈ 3.52), so the family-wise false-failure rate is ≤ 0.01. Each n is the
-smallest with power ≥ 0.99 against the effect a check names (:func:`studies.stats.required_samples`),
+smallest with power ≥ 0.99 against the effect a check names (:func:`studies.core.stats.required_samples`),
 so a wrong formula of that size fails with probability ≥ 0.99.
 
 Heavy tails: exp-type terms have k-th moments growing like e^{k²t/2}, t = ‖x + y‖², so the Gaussian
@@ -41,7 +41,7 @@ import numpy as np
 import pytest
 
 from estimators import features, registry, theory
-from studies import stats
+from studies.core import stats
 
 FAMILY_ALPHA = 0.01
 POWER = 0.99
@@ -272,7 +272,7 @@ def test_marginally_gaussian_rows_are_unbiased(name):
     are only approximately Gaussian (the directions miss the Haar fourth moment by ≈ 3% at d = 8, a
     relative bias ≈ 0.7% at t = 1.5, far below this resolution). QMC (scrambled Sobol'/Halton: each
     scrambled point is uniform): 1000 replicates (one scipy engine each), power ≥ 0.99 against the
-    relative bias :func:`studies.stats.detectable_effect` gives (≈ 34%; it catches unscrambled or
+    relative bias :func:`studies.core.stats.detectable_effect` gives (≈ 34%; it catches unscrambled or
     wrongly mapped points, not subtle biases)."""
     x, y = _pair(1.5, seed=11)
     n = QMC_REPLICATES if "qmc" in name else _marginal_sample_size(x, y, SORF_EFFECT)

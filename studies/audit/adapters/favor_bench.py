@@ -18,7 +18,7 @@ import numpy as np
 from estimators import attention as attention_maps
 from estimators import registry
 from estimators.backends import resolve_target
-from studies.stats import host
+from studies.core.stats import host
 
 from ..protocol import Adapter
 

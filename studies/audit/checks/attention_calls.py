@@ -14,7 +14,7 @@ import numpy as np
 
 from estimators import features as feature_maps
 from estimators import registry
-from studies import stats
+from studies.core import stats
 
 from .core import not_applicable, read_only, seeds_for
 from .precision import UNIT_ROUNDOFF, attention_bound, condition, exponent_scale, working_precision

@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from estimators import theory
-from studies import stats
+from studies.core import stats
 
 from . import draws
 from .attention_calls import call_attention

@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from estimators import registry
-from studies import stats
+from studies.core import stats
 
 from . import draws
 from .core import FAMILY_ALPHA, Settings, seeds_for

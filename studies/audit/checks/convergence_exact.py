@@ -12,7 +12,7 @@ import numpy as np
 
 from estimators import attention as attention_maps
 from estimators import kernels, registry
-from studies import stats
+from studies.core import stats
 
 from .attention_calls import attention_inputs, call_attention, dense_reference
 from .core import FAMILY_ALPHA, Settings, not_applicable, rng_for, seeds_for, verdict

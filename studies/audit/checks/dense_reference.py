@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from studies import stats
+from studies.core import stats
 
 from .attention_calls import (
     attention_features,

@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from studies import stats
+from studies.core import stats
 
 from .core import Settings, read_only, seeds_for
 

@@ -33,7 +33,7 @@ import numpy as np
 from scipy import stats as sps
 
 from estimators import registry, theory
-from studies import stats
+from studies.core import stats
 
 from .core import FAMILY_ALPHA, Settings, not_applicable, read_only, rng_for, seeds_for, verdict
 from .kernels import random_pair

@@ -16,7 +16,7 @@ import numpy as np
 
 from estimators import registry, theory
 from estimators.theory import fourth_moments
-from studies import stats
+from studies.core import stats
 
 from ..quadrature import iid_kurtosis
 from . import draws

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from estimators import registry
-from studies import stats
+from studies.core import stats
 
 from . import draws
 from .core import FAMILY_ALPHA, Settings, not_applicable, seeds_for

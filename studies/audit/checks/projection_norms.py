@@ -9,7 +9,7 @@ import math
 import numpy as np
 from scipy import stats as sps
 
-from studies import stats
+from studies.core import stats
 
 from .core import FAMILY_ALPHA, Settings, family_p_value, not_applicable, verdict
 from .precision import UNIT_ROUNDOFF, working_precision

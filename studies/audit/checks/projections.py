@@ -11,7 +11,7 @@ import math
 import numpy as np
 from scipy import stats as sps
 
-from studies import stats
+from studies.core import stats
 
 from .core import FAMILY_ALPHA, Settings, bonferroni_verdict, family_p_value, verdict
 from .precision import UNIT_ROUNDOFF, working_precision
