@@ -39,7 +39,7 @@ Z_PRINTED = 5e-4 / Z99
 """Relative error of the printed quantile 2.576 (three decimals, at most 5·10⁻⁴ from z₀.₉₉₅)."""
 OPS = 64
 """Float64 operations in the longer of two evaluation paths of one closed form (exp, log, powers,
-products, the library ₀F₁ and the follow-up series counted as a few operations each)."""
+products, the library ₀F₁ and the GERF and DIRF series counted as a few operations each)."""
 SEED = 11
 
 TINY = {

@@ -3,9 +3,9 @@ claims 15, 16, 18).
 
 Tier 0 (draw by draw): exact attention against textbook softmax; the FAVOR algebra against the
 quadratic forms built from the same features (claim 15), chunked and causal, for every feature map and
-the follow-up maps with their data options; stabilizer cancellation (claim 16); causality under
-perturbations of the future, and the leak of the public code's global stabilizer (claim 18). The
-interface (masks, denominators, bad inputs) is in ``test_attention_inputs``, backends, dtypes and
+the parameterized maps (GERF, SADERF, DIRFs) with their data options; stabilizer cancellation (claim 16);
+causality under perturbations of the future, and the leak of the public code's global stabilizer (claim 18).
+The interface (masks, denominators, bad inputs) is in ``test_attention_inputs``, backends, dtypes and
 gradients in ``test_attention_backends``, the Tier 1 error of the output (claim 17) in
 ``test_attention_delta_method``.
 """
@@ -108,7 +108,7 @@ def test_causal_blocks_of_several_chunks_carry_the_state(to_backend, backend, mo
     assert relative_error(out, expected) < 1e-10
 
 
-FOLLOWUP_CASES = [
+PARAMETERIZED_CASES = [
     ("numpy", "oprf-ort"),
     ("numpy", "gerf-trig-iid"),
     ("numpy", "saderf-iid"),
@@ -118,10 +118,10 @@ FOLLOWUP_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("backend", "row"), FOLLOWUP_CASES)
+@pytest.mark.parametrize(("backend", "row"), PARAMETERIZED_CASES)
 @pytest.mark.parametrize("causal", [False, True])
-def test_followup_feature_maps_with_per_side_options(to_backend, backend, row, causal):
-    """Follow-up maps (theory.md §10) through FAVOR, with their (query, key) data options (array
+def test_parameterized_feature_maps_with_per_side_options(to_backend, backend, row, causal):
+    """Parameterized maps (theory.md §10) through FAVOR, with their (query, key) data options (array
     valued for SADERF): equal to the quadratic form of the same unshifted features (1e-10)."""
     q, k, v = inputs(scale=0.3)
     estimator = registry.get(row)

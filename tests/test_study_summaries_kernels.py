@@ -4,8 +4,8 @@ every column recomputed a second way.
 Statistics, intervals and ratios from the raw chunk sums of the records with plain numpy; theory
 columns from float64 closed forms written in :mod:`tests.summaries_support` (Lemma 2, SMREG via
 scipy's ₀F₁, the arc-cosine kernel) and here (Theorem 2's gap, the utility ratio r(φ, l)), or, for
-orthogonal couplings and follow-up rows, from ``estimators.theory`` called directly on the inputs;
-labels (norms, angles, t, d, m, replicate counts) from the geometry of the inputs and the cells.
+orthogonal couplings and the GERF, coupled and discrete rows, from ``estimators.theory`` called directly on
+the inputs; labels (norms, angles, t, d, m, replicate counts) from the geometry of the inputs and the cells.
 """
 
 from __future__ import annotations
