@@ -268,7 +268,11 @@ def favor_from_features(
 
 
 def _default_options(name, feature_options, q, k, causal):
-    """``feature_options``, or for a data-tuned map given None, its attention rules (bidirectional)."""
+    """``feature_options``, or for a data-tuned map given None, its attention rules (bidirectional);
+    a hybrid map's two sides always get their ``side`` (their query and key features differ)."""
+    if name in feature_maps.SIDED:
+        query, key = _side_options(feature_options)
+        return {**query, "side": "query"}, {**key, "side": "key"}
     if feature_options is not None or name not in feature_maps.DATA_TUNED:
         return feature_options
     if causal:

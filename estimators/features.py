@@ -43,8 +43,11 @@ when the check fires.
 
 from __future__ import annotations
 
-from . import discrete_features, gerf
+from functools import partial
+
+from . import discrete_features, gerf, hybrid_features
 from .backends import dtype_name, namespace
+from .feature_options import DATA_TUNED, SIDED, side_options
 from .feature_parts import FeatureParts
 from .feature_range import RANGE_CHECKS, FeatureRangeError, FeatureRangeWarning, check_range
 from .gerf import GERF_TRIG_A, homogeneity_rho, optimal_gerf_A, saderf_psi
@@ -56,8 +59,11 @@ PARAMETERIZED_PARTS = {
     "saderf": gerf.saderf_parts,
     "poisson": discrete_features.poisson_parts,
     "geometric": discrete_features.geometric_parts,
+    **{
+        name: partial(hybrid_features.parts, orientation=o) for name, o in hybrid_features.ORIENTATION.items()
+    },
 }
-"""The maps with parameters (GERF family, DIRFs): name → the function of their :class:`FeatureParts`."""
+"""The maps with parameters (GERF family, DIRFs, HRF): name → the function of their :class:`FeatureParts`."""
 PARAMETERIZED_FEATURES = tuple(PARAMETERIZED_PARTS)
 FEATURES = ("trig", "positive", "hyperbolic", "generalized", *PARAMETERIZED_FEATURES)
 SHIFTS = (None, "row", "global")
@@ -72,9 +78,18 @@ def relu(u):
 
 
 def features_per_projection(name: str) -> int:
-    """r/m: 2 for trig, hyperbolic and gerf-trig (two functions of each projection), else 1."""
+    """r/m: 2 for trig, hyperbolic and gerf-trig (two functions of each projection), else 1; the hybrid
+    maps have no fixed ratio (:func:`feature_width`)."""
     check_choice(name, "feature", FEATURES)
+    if name in SIDED:
+        raise ValueError(f"feature {name!r} has width 4k(n + 1), not a multiple of m: use feature_width")
     return 2 if name in ("trig", "hyperbolic", "gerf-trig") else 1
+
+
+def feature_width(name: str, m: int) -> int:
+    """r: the width of feature ``name`` with m projection rows."""
+    check_choice(name, "feature", FEATURES)
+    return hybrid_features.width(m) if name in SIDED else m * features_per_projection(name)
 
 
 def feature_parts(name, x, W, *, scale_inputs=False, f=relu, validate=True, **options) -> FeatureParts:
@@ -225,6 +240,8 @@ def feature_map(name):
         "saderf": saderf,
         "poisson": poisson,
         "geometric": geometric,
+        "hybrid": hybrid,
+        "hybrid-notebook": partial(hybrid, notebook=True),
     }
     return maps[name]
 
@@ -292,54 +309,23 @@ def geometric(x, W, *, p=0.5, scale_inputs=False, stabilizer=None, check="warn")
     return _exponential_features("geometric", x, W, scale_inputs, stabilizer, check=check, p=p)
 
 
-DATA_TUNED = ("oprf", "saderf", "poisson", "geometric")
-"""Feature maps whose parameters :func:`data_options` chooses from the query and key sets."""
+def hybrid(x, W, *, side, notebook=False, scale_inputs=False, stabilizer=None, check="warn"):
+    """Angular hybrid random features (HRF; theory.md §10.5), (…, L, 4k(n + 1)) for ``side`` "query"
+    or "key" (they differ: φ_q(x)ᵀφ_k(y) = w T + (1 − w) H, :mod:`estimators.hybrid_features`).
+
+    W (…, m, d) holds k ω rows, then n ξ rows; trig weight w = 1 − λ̂ (exact at θ = 0 and π) or, with
+    ``notebook``, λ̂ as the public notebook has it. Unbiased for exp(xᵀy) for Gaussian rows.
+    """
+    name = "hybrid-notebook" if notebook else "hybrid"
+    return _exponential_features(name, x, W, scale_inputs, stabilizer, check=check, side=side)
 
 
 def data_options(name, queries, keys, *, scale_inputs=False):
-    """Per-side options ``(query_options, key_options)`` of feature ``name`` for these query/key sets.
-
-    queries (…, L, d), keys (…, M, d); every parameter has shape (…, 1, 1) or (…, 1, d). With one
-    row each (pairs) the rules are the exact per-pair optima; with sets they are the attention
-    (homogeneity) rules, all O((L + M) d):
-
-    * ``oprf``: ``A = A*(ρ)``, ρ = :func:`homogeneity_rho` (CRT);
-    * ``saderf``: Ψ = :func:`saderf_psi`, then ``A*`` at ρ(Ψ) for (Ψx, Ψ⁻¹y) (FAVOR#);
-    * ``poisson``: ``λ* = √(Σ_l S_l / d)``, S_l = mean_i x_il² · mean_j y_jl² (per pair the exact
-      variance minimizer, claim 22; floored at 1e-12);
-    * ``geometric``: ``p = 1 − q``, ``q = (√(S² + 4dS) − S)/(2d)``, S = Σ_l S_l: the minimizer of the
-      variance's second-order expansion log I₀(z) ≈ z²/4 (no closed-form optimum; floored at 1e-12);
-    * every other map: no options.
-
-    The set rules read every key, so in causal attention a parameter chosen this way depends on later
-    positions (each output stays an unbiased-kernel FAVOR output, but not a function of the prefix
-    alone); use fixed parameters there when that matters.
-    """
+    """Per-side options ``(query_options, key_options)`` of feature ``name`` for these query/key sets
+    (:func:`estimators.feature_options.side_options`: the attention rules of the data-tuned maps, the
+    sides of the hybrid maps)."""
     check_choice(name, "feature", FEATURES)
-    check_array(queries, "queries", min_ndim=2)
-    check_array(keys, "keys", min_ndim=2)
-    check_same_d(queries, keys, "queries", "keys")
-    if scale_inputs:
-        queries = queries * queries.shape[-1] ** -0.25
-        keys = keys * keys.shape[-1] ** -0.25
-    d = queries.shape[-1]
-    if name == "oprf":
-        options = {"A": optimal_gerf_A(homogeneity_rho(queries, keys), d)}
-        return options, options
-    if name == "saderf":
-        psi = saderf_psi(queries, keys)
-        A = optimal_gerf_A(homogeneity_rho(queries * psi, keys / psi), d)
-        return {"psi": psi, "A": A}, {"psi": 1 / psi, "A": A}
-    if name in ("poisson", "geometric"):
-        xp = namespace(queries, keys)
-        power = xp.mean(queries * queries, axis=-2) * xp.mean(keys * keys, axis=-2)
-        S = xp.sum(power, axis=-1)[..., None, None]
-        if name == "poisson":
-            options = {"rate": discrete_features.poisson_rate(S, d)}
-        else:
-            options = {"p": discrete_features.geometric_p(S, d)}
-        return options, options
-    return {}, {}
+    return side_options(name, queries, keys, scale_inputs=scale_inputs)
 
 
 __all__ = [
@@ -355,12 +341,14 @@ __all__ = [
     "data_options",
     "feature_map",
     "feature_parts",
+    "feature_width",
     "features_per_projection",
     "generalized",
     "geometric",
     "gerf_trig",
     "global_shift",
     "homogeneity_rho",
+    "hybrid",
     "hyperbolic",
     "oprf",
     "optimal_gerf_A",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import features as feature_maps
-from . import kernels, projections
+from . import hybrid_features, kernels, projections
 from .backends import namespace
 from .validation import check_choice
 
@@ -48,8 +48,12 @@ class Estimator:
 
     @property
     def features_per_projection(self) -> int:
-        """r/m: 2 for trig and hyperbolic, 1 otherwise."""
+        """r/m: 2 for trig and hyperbolic, 1 otherwise (``ValueError`` for the hybrid maps)."""
         return feature_maps.features_per_projection(self.feature)
+
+    def feature_width(self, m: int) -> int:
+        """r, the width of φ with m projection rows (4k(n + 1) for the hybrid maps)."""
+        return feature_maps.feature_width(self.feature, m)
 
     def draw(self, m, d, **kwargs):
         """Projection W (*batch_shape, m, d); keywords as in :mod:`estimators.projections`."""
@@ -76,7 +80,12 @@ class Estimator:
         return kernels.estimate(phi_x, phi_y)[..., 0]
 
     def estimate_gram(self, x, y, W):
-        """Â (…, L, M) for x (…, L, d), y (…, M, d); data-dependent options by the homogeneity rule."""
+        """Â (…, L, M) for x (…, L, d), y (…, M, d); data-dependent options by the homogeneity rule.
+
+        Hybrid rows compute Â directly (:func:`estimators.hybrid_features.gram`, equal to the inner
+        products of their 4k(n + 1)-wide features)."""
+        if self.feature in hybrid_features.ORIENTATION:
+            return hybrid_features.gram(self.feature, x, y, W)
         x_options, y_options = feature_maps.data_options(self.feature, x, y)
         return kernels.estimate_gram(self.features(x, W, **x_options), self.features(y, W, **y_options))
 
@@ -102,6 +111,7 @@ FAMILIES = {
     "gerf": "FAVOR++ / FAVOR# (CRT, DERF)",
     "couplings": "couplings and norms: simplex, SORF, QMC, √d",
     "discrete": "discretely-induced (CRT)",
+    "hybrid": "hybrid random features (HRF)",
     "arccos": "arc-cosine kernel (ReLU features)",
 }
 """Estimator families (key → label for figures), in the order figures show them."""
@@ -195,6 +205,24 @@ _ROWS = [
     ),
     Estimator(
         "geometric-iid", "geometric", "uniform", "chi", "softmax", "geometric DIRF (CRT 2022)", "discrete"
+    ),
+    Estimator(
+        "hybrid-iid",
+        "hybrid",
+        "iid",
+        "chi",
+        "softmax",
+        "HRF angular hybrid, trig weight 1 − θ/π, exact at θ = 0, π (HRF 2022)",
+        "hybrid",
+    ),
+    Estimator(
+        "hybrid-notebook-iid",
+        "hybrid-notebook",
+        "iid",
+        "chi",
+        "softmax",
+        "HRF angular hybrid as in the public notebook, trig weight θ/π",
+        "hybrid",
     ),
 ]
 _REGISTRY = {row.name: row for row in _ROWS}

@@ -18,7 +18,15 @@ import numpy as np
 import pytest
 from scipy import optimize, stats
 
-from estimators import attention, discrete_features, favor_algebra, features, projections, theory
+from estimators import (
+    attention,
+    discrete_features,
+    favor_algebra,
+    feature_options,
+    features,
+    projections,
+    theory,
+)
 from estimators.attention import favor
 
 D, DV, M = 4, 3, 8
@@ -211,7 +219,7 @@ def test_planted_tuning_moves_are_caught(monkeypatch):
     q, k = _sets()
     optimal = features.optimal_gerf_A
     with monkeypatch.context() as patch:
-        patch.setattr(features, "optimal_gerf_A", lambda rho, d: 0.9 * optimal(rho, d))
+        patch.setattr(feature_options, "optimal_gerf_A", lambda rho, d: 0.9 * optimal(rho, d))
         with pytest.raises(AssertionError):
             _check_rules(q, k)
     with monkeypatch.context() as patch:

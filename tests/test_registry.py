@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from estimators import backends, registry
+from estimators import backends, features, registry
 from tests.conftest import to_numpy
 
 
@@ -33,7 +33,11 @@ def test_rows_estimate_the_same_numbers_on_every_backend(name, backend, to_backe
 def test_feature_width_is_r(name):
     row = registry.get(name)
     W = row.draw(7, 3, seed=0)
-    assert row.features(np.ones((2, 3)), W).shape == (2, 7 * row.features_per_projection)
+    x = np.ones((2, 3))
+    for options in features.data_options(row.feature, x, x):
+        assert row.features(x, W, **options).shape == (2, row.feature_width(7))
+    if row.feature not in features.SIDED:
+        assert row.feature_width(7) == 7 * row.features_per_projection
 
 
 def test_fixed_norm_rows_have_sqrt_d_rows():

@@ -109,6 +109,8 @@ def mse(name, x, y, m, *, target=None):
     (theory.md claim 13). ``m`` (int or integer array) broadcasts against the leading dims.
     """
     row = _row(name)
+    if row.coupling == "formula":
+        return _formula_mse(name, row, x, y, m, target)
     if row.coupling == "none" or row.single_variance is None:
         raise _missing(name, row, "the MSE")
     if row.coupling == "block" and row.pair_covariance is None:
@@ -122,6 +124,19 @@ def mse(name, x, y, m, *, target=None):
         pairs = block_pairs(counts, stats.d)
         if np.any(pairs > 0):
             value = value + pairs / counts.astype(np.float64) ** 2 * row.pair_covariance(stats)
+    if target is not None:
+        value = value + (row.mean(stats) - _kernel(target, stats)) ** 2
+    return as_output(value)
+
+
+def _formula_mse(name, row, x, y, m, target):
+    """MSE of a ``"formula"`` row: ``row.mse`` per distinct m (an int or an integer array), plus the
+    squared bias against ``target``."""
+    stats = pair_stats(x, y)
+    counts = _check_counts(m)
+    value = np.zeros(np.broadcast_shapes(counts.shape, np.shape(stats.t)))
+    for count in np.unique(counts):
+        value = np.where(counts == count, row.mse(stats, int(count)), value)
     if target is not None:
         value = value + (row.mean(stats) - _kernel(target, stats)) ** 2
     return as_output(value)

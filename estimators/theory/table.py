@@ -7,8 +7,10 @@ coupling that combines them (:mod:`estimators.theory.quantities`):
     MSE_iid = V1/m,    MSE_block = V1/m + (P/m²) Cov,    P = Σ_b n_b(n_b − 1)
 
 for rows drawn in blocks of d (Haar-orthogonal or simplex; the last block partial), a law that holds
-for any exchangeable within-block coupling (theory.md §5.2). A row without a closed form says why
-(``reason``), and its mean may still be known.
+for any exchangeable within-block coupling (theory.md §5.2). A row whose MSE is not of this form gives
+it whole (coupling ``"formula"``: ``mse(stats, m)``; the hybrid rows, whose m rows split into ω's and
+ξ's, theory.md §10.5). A row without a closed form says why (``reason``), and its mean may still be
+known.
 
 Registering a row's theory is one entry here, keyed by its registry name::
 
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import hybrid
 from .coupled import simplex_pair_covariance
 from .exponential import (
     exp_pair_covariance,
@@ -43,9 +46,10 @@ from .parameterized import (
 from .rectified import arccos_mean, relu_pair_covariance, relu_single_variance
 from .regularized import fixed_pair_covariance, fixed_single_variance, smreg_mean
 
-COUPLINGS = ("iid", "block", "none")
+COUPLINGS = ("iid", "block", "formula", "none")
 
 Formula = Callable[[PairStats], np.ndarray]
+MseFormula = Callable[[PairStats, int], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -55,8 +59,8 @@ class RowTheory:
     Attributes
     ----------
     coupling : str
-        ``"iid"`` (MSE = V1/m), ``"block"`` (the block law, needs ``pair_covariance``) or ``"none"``
-        (no closed-form MSE; ``reason`` says why).
+        ``"iid"`` (MSE = V1/m), ``"block"`` (the block law, needs ``pair_covariance``), ``"formula"``
+        (MSE = ``mse(stats, m)``) or ``"none"`` (no closed-form MSE; ``reason`` says why).
     mean : callable or None
         E[K̂(x, y)]; ``None`` when it has no closed form.
     single_variance : callable or None
@@ -67,6 +71,8 @@ class RowTheory:
         Why a missing piece has no closed form (shown in ``NotImplementedError``).
     source : str
         Where the formulas come from (a section or claim of docs/theory.md, or a paper).
+    mse : callable or None
+        The whole MSE with m rows, for coupling ``"formula"``.
     """
 
     coupling: str
@@ -75,6 +81,7 @@ class RowTheory:
     pair_covariance: Formula | None = None
     reason: str = ""
     source: str = ""
+    mse: MseFormula | None = None
 
 
 def _saderf_pair_covariance(p: PairStats):
@@ -84,6 +91,10 @@ def _saderf_pair_covariance(p: PairStats):
 _SORF = (
     "SORF rows H·D₁·H·D₂·H·D₃ take finitely many directions, not Haar ones "
     "(Yu et al. 2016 give only a bias bound)"
+)
+_HYBRID = (
+    "the hybrid MSE is not V1/m: its m rows split into k ω's and n ξ's, and the angular weight "
+    "multiplies the ω terms (theory.md §10.5); theory.mse gives it whole"
 )
 _QMC = (
     "randomized QMC has no closed-form variance for unbounded exponential features (theory.md §10.6); "
@@ -143,4 +154,18 @@ ROW_THEORY: dict[str, RowTheory] = {
     ),
     "positive-qmc": RowTheory("none", softmax_mean, reason=_QMC, source="theory.md §10.6"),
     "positive-qmc-halton": RowTheory("none", softmax_mean, reason=_QMC, source="theory.md §10.6"),
+    "hybrid-iid": RowTheory(
+        "formula",
+        softmax_mean,
+        reason=_HYBRID,
+        source="theory.md §10.5, claim 26",
+        mse=lambda p, m: hybrid.mse(p, m, "exact-ends"),
+    ),
+    "hybrid-notebook-iid": RowTheory(
+        "formula",
+        softmax_mean,
+        reason=_HYBRID,
+        source="theory.md §10.5, claim 26",
+        mse=lambda p, m: hybrid.mse(p, m, "notebook"),
+    ),
 }

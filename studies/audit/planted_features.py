@@ -110,8 +110,9 @@ PLANTED = (
     Planted(
         "hybrid-flipped-weight",
         "HRF with the angular weight on the wrong estimator (trig weight θ̂/π, not 1 − θ̂/π): still "
-        "unbiased, MSE 358× the claimed one at θ = 0 (d = 4, theory.md §10.5)",
-        ("mse-closed-form",),
+        "unbiased, but no longer exact at x = y and its MSE 358× the claimed one at θ = 0 (d = 4, "
+        "theory.md §10.5)",
+        ("unbiased-kernel", "mse-closed-form"),
         _hybrid_flipped_weight,
     ),
 )

@@ -29,6 +29,8 @@ CORE_ROWS = (
 )
 PROJECTION = ("projection-moments", "projection-norms", "projection-directions", "projection-orthogonality")
 SIMPLEX_ROW = "positive-simplex"
+HYBRID_ROWS = ("hybrid-iid", "hybrid-notebook-iid")
+"""HRF rows (theory.md §10.5): iid Gaussian W, so the projection checks apply; kernel mean and MSE."""
 ATTENTION = ("same-projection", "dense-reference", "causal-future", "mask-semantics", "dtype-overflow")
 
 
@@ -59,6 +61,8 @@ def null_pairs() -> list[tuple[str, str]]:
     checks only) and the correct planted adapters."""
     pairs = [(f"favor-bench:{row}", check) for row in CORE_ROWS for check in _row_checks(row)]
     pairs += [(f"favor-bench:{SIMPLEX_ROW}", check) for check in (*PROJECTION, "norm-direction")]
+    hybrid_checks = (*PROJECTION, "norm-direction", "unbiased-kernel", "mse-closed-form")
+    pairs += [(f"favor-bench:{row}", check) for row in HYBRID_ROWS for check in hybrid_checks]
     applicable = [
         check for check in CHECKS if check not in ("data-redraws", "attention-delta", "attention-convergence")
     ]

@@ -21,8 +21,10 @@ PANEL_REFERENCES = {
     "gerf": ("positive-ort",),
     "couplings": ("positive-iid", "positive-ort"),
     "discrete": ("positive-iid", "oprf-iid"),
+    "hybrid": ("trig-iid", "hyperbolic-iid"),
 }
-"""Rows drawn again, as references, in another family's MSE panel (FAVOR+ beside its successors)."""
+"""Rows drawn again, as references, in another family's MSE panel (FAVOR+ beside its successors, the
+hybrid's two base estimators beside it)."""
 SORF_PANEL = ("positive-sorf-fixed", "positive-sorf-chi", "positive-ort-fixed")
 """Rows of the SORF bias figure: SORF with fixed √d and χ(d) norms, block-orthogonal √d rows."""
 
@@ -207,8 +209,10 @@ def _attention_panel(ax, rows):
 
 def _mse_figure(rows, kind, stem, panels, sq_norm):
     d = next(r["d"] for r in rows if r["kind"] == "t")
-    fig, axes = plotting.figure(ncols=2, nrows=2, width=5.2, height=4.4)
-    for ax, (title, names) in zip(axes, panels.items(), strict=True):
+    fig, axes = plotting.figure(ncols=2, nrows=math.ceil(len(panels) / 2), width=5.2, height=4.4)
+    for ax in axes[len(panels) :]:
+        ax.set_visible(False)
+    for ax, (title, names) in zip(axes, panels.items(), strict=False):
         _mse_panel(ax, rows, names, kind, _style(names))
         if kind == "t":
             where, xlabel = f"m = d = {d}", f"t = ‖x + y‖²  (‖x‖² = ‖y‖² = {sq_norm})"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from estimators import attention as attention_maps
+from estimators import features as feature_maps
 from estimators import registry
 from estimators.backends import resolve_target
 from studies.core.stats import host
@@ -45,6 +46,8 @@ def adapter(row: str = "positive-ort") -> Adapter:
 
     def features(x, W, role):
         options = {} if estimator.feature in ("trig", "generalized") else {"stabilizer": _STABILIZER[role]}
+        if estimator.feature in feature_maps.SIDED:
+            options["side"] = role
         return estimator.features(np.asarray(x), np.asarray(W), scale_inputs=True, **options)
 
     def attention(q, k, v, W, causal=False, mask=None, dtype="float64"):

@@ -14,8 +14,9 @@ import math
 
 import numpy as np
 
-from estimators import registry, theory
-from estimators.theory import fourth_moments
+from estimators import hybrid_features, registry, theory
+from estimators.theory import fourth_moments, hybrid
+from estimators.theory.pairs import pair_stats
 from studies.core import stats
 
 from ..quadrature import iid_kurtosis
@@ -224,6 +225,10 @@ def check_zero_variance(adapter, settings: Settings):
 def _mse_moments(adapter, x, y, d: int, m: int) -> tuple[float, float]:
     """(MSE, Var of the squared error) of the claimed row: closed form, or quadrature for iid ReLU."""
     row = registry.get(adapter.claims)
+    if row.feature in hybrid_features.ORIENTATION and claimed_law(adapter):
+        orientation = hybrid_features.ORIENTATION[row.feature]
+        mse, variance = hybrid.squared_error_moments(pair_stats(x, y), m, orientation)
+        return float(mse), float(variance)
     if row.feature in fourth_moments.FEATURES and claimed_law(adapter):
         mse, variance = fourth_moments.squared_error_moments(
             row.feature, row.norms, x, y, d, m, orthogonal=row.projection == "orthogonal"
@@ -235,7 +240,8 @@ def _mse_moments(adapter, x, y, d: int, m: int) -> tuple[float, float]:
 
 def _mse_applies(adapter) -> str:
     row = registry.get(adapter.claims)
-    if row.feature in fourth_moments.FEATURES and claimed_law(adapter):
+    known = (*fourth_moments.FEATURES, *hybrid_features.ORIENTATION)
+    if row.feature in known and claimed_law(adapter):
         return ""
     if row.feature == "generalized" and row.projection == "iid" and row.norms == "chi":
         return ""
@@ -250,10 +256,11 @@ def check_mse(adapter, settings: Settings):
     Cells: three pairs at d = 4 (axis-aligned, orthogonal axes, generic; ‖x + y‖² ≤ 0.5) × m ∈ {3, 6}
     (m ≤ d and m > d). A replicate is (K̂ − μ)² from a fresh W, μ = theory.mean; its variance
     E(K̂ − μ)⁴ − MSE² is the closed form of :func:`estimators.theory.fourth_moments.squared_error_moments`
-    (trig, positive, hyperbolic; iid and block-orthogonal; χ(d) and √d norms), or for iid ReLU the
-    quadrature 4th moment of :mod:`studies.audit.quadrature`. Two-sided z, per-cell α = 0.01/cells;
-    n per m = max over pairs of required_samples(0.2·MSE, α, power, Var): a 20% MSE error in either
-    direction in any cell is detected with the settings' power.
+    (trig, positive, hyperbolic; iid and block-orthogonal; χ(d) and √d norms), of
+    :func:`estimators.theory.hybrid.squared_error_moments` (the hybrid rows, theory.md §10.5), or for
+    iid ReLU the quadrature 4th moment of :mod:`studies.audit.quadrature`. Two-sided z, per-cell
+    α = 0.01/cells; n per m = max over pairs of required_samples(0.2·MSE, α, power, Var): a 20% MSE
+    error in either direction in any cell is detected with the settings' power.
     """
     name, title = "mse-closed-form", f"MSE equals the closed form of {adapter.claims}"
     reason = _mse_applies(adapter)
