@@ -27,20 +27,10 @@ Claims the papers make are scored in the CSV (``kind = claim``) and the computed
 the theory verdict
 from closed forms, the Monte Carlo verdict from the 99% intervals ("holds" when the intervals
 separate in the claimed direction, "consistent" when the point estimates are ordered but the
-intervals overlap, "contradicted" otherwise). The ReLU rows are left out: they estimate the
+intervals overlap, "contradicted" otherwise; :mod:`studies.figures.estimator_shootout` says how to
+read a contradicted verdict). The ReLU rows are left out: they estimate the
 arc-cosine kernel, not softmax. QMC points are drawn by scipy on the host (with ``--rng native``
 from the cell's host stream).
-
-Reading a "contradicted" verdict. (1) Heavy tails: at t ≳ 2 exp-type estimators have relative
-4th moments ~e^{4t}, so a few thousand replicates *underestimate* the MSE (points fall below their
-lines) by amounts that differ between estimators; an ordering that the closed forms keep can then
-flip in the Monte Carlo (SimRF vs ORF, QMC vs iid at large t) — the theory verdict is the reliable one
-there. (2) No closed form and a real effect: χ(d)-norm SORF has a residual bias and a non-Haar
-coupling, and sits above ORF, unlike the "almost no compromise" reported for Gaussian-kernel RFFs.
-(3) Regime: positive features beat trigonometric ones where kernel values are small (Lemma 2); the
-realistic inputs here share a mean direction (large qᵀk), where trigonometric features are accurate,
-so Fig. 4's "positive < trig" does not hold for them (the attention_error study's opposed regime
-shows the paper's ordering).
 """
 
 from __future__ import annotations
@@ -53,7 +43,14 @@ import numpy as np
 from estimators import attention, features, kernels, projections, registry, theory
 
 from .core.cells import Study, chunk_cells, group_records, stable_rng
-from .core.montecarlo import host, kernel_errors, merge_moments, moment_summary
+from .core.montecarlo import (
+    ELEMENT_BUDGET,
+    host,
+    kernel_errors,
+    merge_moments,
+    moment_summary,
+    replicate_chunks,
+)
 from .figures import estimator_shootout as figures
 
 
@@ -169,7 +166,12 @@ def _needs_host_draws(cell, row) -> bool:
 
 
 def attention_errors(cell) -> dict:
-    """Relative output errors ‖Ô − O‖_F/‖O‖_F over ``replicates`` draws of W for one input draw."""
+    """Relative output errors ‖Ô − O‖_F/‖O‖_F over ``replicates`` draws of W for one input draw.
+
+    W is drawn for every replicate at once (one stream) and used a chunk of replicates at a time,
+    within :data:`~studies.core.montecarlo.ELEMENT_BUDGET`. A row whose features for one replicate
+    exceed the budget (the hybrid maps: 4k(n + 1) wide) estimates Â (L, L) directly and normalizes it.
+    """
     p = cell.kwargs
     target = cell.context.target
     q, k, v = (target.asarray(a) for a in attention_inputs(cell.context.seed, p["draw"], p["L"], p["d"]))
@@ -179,10 +181,23 @@ def attention_errors(cell) -> dict:
     q_options, k_options = features.data_options(row.feature, q * scale, k * scale)
     seed = cell.host_rng(1) if _needs_host_draws(cell, row) else cell.rng()
     W = row.draw(p["m"], p["d"], batch_shape=(p["replicates"],), seed=seed, like=q)
-    phi_q = row.features(q * scale, W, **q_options)
-    phi_k = row.features(k * scale, W, **k_options)
-    estimate = host(attention.favor_from_features(phi_q, phi_k, v, denominator="raw"))
-    errors = np.linalg.norm(estimate - exact, axis=(-2, -1)) / np.linalg.norm(exact)
+    feature_elements = (q.shape[-2] + k.shape[-2]) * row.feature_width(p["m"])
+    direct = feature_elements > ELEMENT_BUDGET
+    per_replicate = q.shape[-2] * k.shape[-2] if direct else feature_elements
+    errors, start = [], 0
+    for n in replicate_chunks(p["replicates"], per_replicate):
+        chunk = W[start : start + n]
+        start += n
+        if direct:
+            gram = row.estimate_gram(q * scale, k * scale, chunk)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                estimate = host(gram @ v) / host(gram).sum(axis=-1, keepdims=True)
+        else:
+            phi_q = row.features(q * scale, chunk, **q_options)
+            phi_k = row.features(k * scale, chunk, **k_options)
+            estimate = host(attention.favor_from_features(phi_q, phi_k, v, denominator="raw"))
+        errors.append(np.linalg.norm(estimate - exact, axis=(-2, -1)) / np.linalg.norm(exact))
+    errors = np.concatenate(errors)
     errors = np.where(np.isfinite(errors), errors, np.nan)
     finite = errors[np.isfinite(errors)]
     return {
@@ -211,27 +226,14 @@ def _theory_bias(name, x, y):
         return np.full(x.shape[0], np.nan)
 
 
+COLUMNS = (
+    "kind", "estimator", "d", "m", "t", "value", "ci99", "theory", "bias", "bias_ci99", "theory_bias",
+    "replicates", "claim", "source", "theory_verdict", "empirical_verdict",
+)  # fmt: skip
+
+
 def _row(kind, name, **values) -> dict:
-    row = {
-        "kind": kind,
-        "estimator": name,
-        "d": "",
-        "m": "",
-        "t": "",
-        "value": "",
-        "ci99": "",
-        "theory": "",
-        "bias": "",
-        "bias_ci99": "",
-        "theory_bias": "",
-        "replicates": "",
-        "claim": "",
-        "source": "",
-        "theory_verdict": "",
-        "empirical_verdict": "",
-    }
-    row.update(values)
-    return row
+    return {**dict.fromkeys(COLUMNS, ""), "kind": kind, "estimator": name, **values}
 
 
 def summarize(records, context) -> list[dict]:
@@ -275,8 +277,7 @@ def summarize(records, context) -> list[dict]:
 
 
 def _points(rows, kind, name, t=None):
-    chosen = [r for r in rows if r["kind"] == kind and r["estimator"] == name and (t is None or r["t"] == t)]
-    return chosen
+    return [r for r in rows if r["kind"] == kind and r["estimator"] == name and (t is None or r["t"] == t)]
 
 
 def _verdict_ordered(better, worse):

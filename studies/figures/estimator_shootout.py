@@ -4,6 +4,17 @@ Four figures from the study's CSV rows: relative MSE against t and against m (on
 family, Monte Carlo points with 99% intervals over closed-form lines), the SORF bias, and the
 attention-output error at fixed m; and the claims caption (``<stem>_claims.md``) from the rows of
 ``kind = claim`` and the closed-form agreement of the MSE points.
+
+Reading a "contradicted" verdict. (1) Heavy tails: at t ≳ 2 exp-type estimators have relative
+4th moments ~e^{4t}, so a few thousand replicates *underestimate* the MSE (points fall below their
+lines) by amounts that differ between estimators; an ordering that the closed forms keep can then
+flip in the Monte Carlo (SimRF vs ORF, QMC vs iid at large t) — the theory verdict is the reliable one
+there. (2) No closed form and a real effect: χ(d)-norm SORF has a residual bias and a non-Haar
+coupling, and sits above ORF, unlike the "almost no compromise" reported for Gaussian-kernel RFFs.
+(3) Regime: positive features beat trigonometric ones where kernel values are small (Lemma 2); the
+realistic inputs here share a mean direction (large qᵀk), where trigonometric features are accurate,
+so Fig. 4's "positive < trig" does not hold for them (the attention_error study's opposed regime
+shows the paper's ordering).
 """
 
 from __future__ import annotations

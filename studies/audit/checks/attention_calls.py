@@ -65,7 +65,7 @@ def bound_per_roundoff(adapter, q, k, v, W, gram) -> float:
     """The round-off bound of one call divided by the unit round-off u."""
     d, length = q.shape[-1], q.shape[-2]
     exponent = exponent_scale(np.concatenate([q, k], axis=-2) * d**-0.25, W)
-    features = registry.get(adapter.claims).features_per_projection * W.shape[0]
+    features = registry.get(adapter.claims).feature_width(W.shape[0])
     bound = attention_bound(
         1.0, d=d, features=features, length=length, exponent=exponent, kappa=np.max(condition(gram)), values=v
     )
