@@ -18,7 +18,7 @@ per-draw values (each the mean over the L query rows or L² pairs; :mod:`estimat
 Estimators are ranked on a metric by its mean (``ranked`` only when every draw has a value: KL, TV
 and the entropy error are defined only where every row is a distribution), with 99% percentile
 bootstrap intervals (draws resampled inside each input draw). Orderings are tested pairwise with
-van Elteren's stratified Mann–Whitney test (:mod:`studies.rank_tests`; null: in every input draw
+van Elteren's stratified Mann–Whitney test (:mod:`studies.core.rank_tests`; null: in every input draw
 the two estimators' per-draw values have the same distribution), Holm-corrected at family-wise
 α = 0.01 over every (pair, m) of one (input family, metric). A pair is **discordant**
 when kernel MSE and the metric order it significantly in opposite directions. Agreement of whole
@@ -35,7 +35,7 @@ import numpy as np
 from estimators import attention_metrics, input_families, kernels, registry
 from estimators.backends import namespace
 
-from . import attention_ranking
+from .core import attention_ranking
 from .core.cells import Study, stable_rng
 from .core.montecarlo import host
 from .figures import attention_metrics as figures

@@ -1,4 +1,4 @@
-"""Rank tests of ``studies.rank_tests`` against independent computations, their false-positive rate
+"""Rank tests of ``studies.core.rank_tests`` against independent computations, their false-positive rate
 under the null, their power against a stated effect, and a planted estimator defect they must catch.
 
 Null experiments: 400 fixed-seed pairs of samples from one law (heavy-tailed log-normal σ = 3, and a
@@ -19,7 +19,7 @@ import pytest
 from scipy import stats
 
 from estimators import attention_metrics, input_families, registry
-from studies import rank_tests
+from studies.core import rank_tests
 
 
 def _brute_force_z(a, b):

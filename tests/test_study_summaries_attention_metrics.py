@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from studies import attention_ranking, rank_tests
+from studies.core import attention_ranking, rank_tests
 from studies.core.cells import stable_rng
 
 from .summaries_support import EPS, Checker, Run, group_by, tiny

@@ -1,5 +1,5 @@
 """Computed caption and figure of the ``attention_metrics`` study, from its CSV rows alone
-(:mod:`studies.attention_ranking` builds the rows).
+(:mod:`studies.core.attention_ranking` builds the rows).
 
 Figure: per input family, the rank of every estimator on each metric at the middle m (a heat map,
 estimators sorted by their kernel-MSE rank; a box marks an estimator that takes part in a
@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import rank_tests
-from ..attention_ranking import ATTENTION_METRICS, FAMILY_ALPHA, METRICS
-from ..core import captions, plotting
+from ..core import captions, plotting, rank_tests
+from ..core.attention_ranking import ATTENTION_METRICS, FAMILY_ALPHA, METRICS
 
 LABELS = {
     "kernel_mse": "kernel MSE",

@@ -15,7 +15,7 @@ input draw)). Output rows, ``kind``:
 * ``discordant``: each discordant pair, ``estimator`` better on kernel MSE than ``versus`` and worse
   on ``metric``, with both z's (> 0: ``estimator`` smaller).
 
-Pairwise test: van Elteren's stratified Mann–Whitney z (:mod:`studies.rank_tests`), two-sided,
+Pairwise test: van Elteren's stratified Mann–Whitney z (:mod:`studies.core.rank_tests`), two-sided,
 Holm-corrected at family-wise α = :data:`FAMILY_ALPHA` over all (pair, m) of one (family, metric).
 """
 
@@ -26,7 +26,7 @@ import itertools
 import numpy as np
 
 from . import rank_tests
-from .core.cells import group_records, stable_rng
+from .cells import group_records, stable_rng
 
 METRICS = ("kernel_mse", "output_error", "kl", "tv", "entropy_error", "top_k_miss")
 ATTENTION_METRICS = METRICS[1:]
