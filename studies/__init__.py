@@ -2,8 +2,9 @@
 
 Run ``python -m studies list | run NAME... | all`` (see ``studies/__main__.py``). A study is any
 module in this package that defines ``STUDY`` (a :class:`studies.core.cells.Study`): adding one is
-adding its module. The infrastructure lives in subpackages, which discovery skips: ``core`` (cells,
-records, executors, the run loop, provenance, plotting) and ``audit`` (the check set).
+adding its module. Everything else lives in subpackages, which discovery skips: ``core`` (cells,
+records, executors, the run loop, provenance, plotting, the statistics), ``figures`` (the figures and
+captions of the larger studies, drawn from their CSV rows) and ``audit`` (the check set).
 :data:`ORDER` fixes the order of the known studies in listings and the gallery; others follow
 alphabetically. Importing this package imports no study, plotting or array library.
 """
