@@ -60,14 +60,18 @@ def test_rows_estimate_under_jax_jit(name):
 
 
 def test_a_new_row_reaches_the_studies_the_check_set_and_the_benchmarks(monkeypatch):
-    """One row added to the registry, and no other edit: it gets cells in the studies that cover
-    every estimator (unbiasedness, the shoot-out and its family panel), a check-set target and asv
-    parameters. Modules that read the registry at import are reloaded, as a fresh process would."""
+    """One row added to the registry and its closed forms added to the theory table, and no other
+    edit (the two files a new row with existing feature code touches): it gets cells in the studies
+    that cover every estimator (unbiasedness, the shoot-out and its family panel, attention_metrics),
+    closed forms from every theory entry point, check-set targets whose unbiasedness and MSE checks
+    use them, and asv parameters. Modules that read the registry at import are reloaded, as a fresh
+    process would."""
     import dataclasses
     import importlib
 
+    from estimators import theory
     from favor_bench import accuracy, throughput
-    from studies import estimator_shootout, unbiasedness
+    from studies import attention_metrics, estimator_shootout, unbiasedness
     from studies.audit import load_target, run_check
     from studies.audit.checks import Settings
     from studies.figures import estimator_shootout as shootout_figures
@@ -75,6 +79,7 @@ def test_a_new_row_reaches_the_studies_the_check_set_and_the_benchmarks(monkeypa
     new = dataclasses.replace(registry.get("positive-iid"), name="throwaway-iid", family="couplings")
     monkeypatch.setattr(registry, "_ROWS", [*registry.rows(), new])
     monkeypatch.setattr(registry, "_REGISTRY", {row.name: row for row in [*registry.rows(), new]})
+    monkeypatch.setitem(theory.ROW_THEORY, "throwaway-iid", theory.ROW_THEORY["positive-iid"])
     modules = (accuracy, throughput, estimator_shootout, unbiasedness)
     try:
         for module in modules:
@@ -82,12 +87,17 @@ def test_a_new_row_reaches_the_studies_the_check_set_and_the_benchmarks(monkeypa
         assert any(cell["estimator"] == "throwaway-iid" for cell in unbiasedness.cells("quick"))
         kinds = {c["kind"] for c in estimator_shootout.cells("quick") if c["estimator"] == "throwaway-iid"}
         assert kinds == {"t", "m", "attention"}
+        assert any(cell["estimator"] == "throwaway-iid" for cell in attention_metrics.cells("quick"))
         panels = shootout_figures.groups(estimator_shootout.estimators())
         assert "throwaway-iid" in panels[registry.FAMILIES["couplings"]]
         assert "throwaway-iid" in accuracy.AttentionAccuracy.params[1]
         assert "throwaway-iid" in throughput.MonteCarloThroughput.params[1]
+        x, y = np.full(4, 0.3), np.full(4, -0.2)
+        assert theory.mse("throwaway-iid", x, y, 8) == theory.mse("positive-iid", x, y, 8)
         adapter = load_target("favor-bench:throwaway-iid")
-        assert run_check("projection-norms", adapter, Settings(quick=True, seed=1)).status == "pass"
+        settings = Settings(quick=True, seed=1)
+        for check in ("projection-norms", "unbiased-kernel", "mse-closed-form"):
+            assert run_check(check, adapter, settings).status == "pass", check
     finally:
         monkeypatch.undo()
         for module in modules:
