@@ -65,8 +65,7 @@ def directions(rows, seed):
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
-def host(a):
-    return np.asarray(backends.to_host(a), dtype=np.float64)
+host = backends.host_float64
 
 
 def feature_cell(name, backend, dtype, norm, W):

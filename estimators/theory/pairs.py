@@ -12,6 +12,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .. import backends
+
 
 class PairStats(NamedTuple):
     """Summary of input pairs: float64 arrays of the broadcast leading shape (…), and the pairs.
@@ -36,11 +38,10 @@ class PairStats(NamedTuple):
 
 
 def host_float64(a, name: str) -> np.ndarray:
-    """``a`` (numpy, torch, jax array or array-like) as a finite float64 numpy array."""
-    if hasattr(a, "detach"):
-        a = a.detach().cpu()
+    """``a`` (numpy, torch, jax array or array-like) as a finite float64 numpy array
+    (:func:`estimators.backends.host_float64`, checked)."""
     try:
-        host = np.asarray(a, dtype=np.float64)
+        host = backends.host_float64(a)
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be a real array of numbers, got {type(a).__name__}") from None
     if not np.all(np.isfinite(host)):

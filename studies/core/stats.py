@@ -34,6 +34,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy import stats as sps
 
+from estimators.backends import host_float64
+
 
 class Interval(NamedTuple):
     """An estimate with a two-sided confidence interval (arrays or floats of one shape)."""
@@ -53,12 +55,9 @@ class ZTest(NamedTuple):
 
 
 def host(x) -> np.ndarray:
-    """``x`` (numpy, torch, jax array or array-like) as a float64 numpy array."""
-    if hasattr(x, "detach"):
-        x = x.detach().cpu()
-        if str(x.dtype) == "torch.bfloat16":
-            x = x.float()
-    return np.asarray(x, dtype=np.float64)
+    """``x`` (numpy, torch, jax array or array-like) as a float64 numpy array
+    (:func:`estimators.backends.host_float64`)."""
+    return host_float64(x)
 
 
 def _check_probability(value, name: str) -> float:

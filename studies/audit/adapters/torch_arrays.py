@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from estimators.backends import host_float64
+
 
 def to_torch(array, dtype: str = "float64"):
     """A contiguous CPU torch tensor of ``dtype`` (a torch dtype name) holding ``array``."""
@@ -13,10 +15,8 @@ def to_torch(array, dtype: str = "float64"):
 
 
 def to_host(tensor) -> np.ndarray:
-    """``tensor`` as a float64 numpy array on the host (detached)."""
-    import torch
-
-    return tensor.detach().to(dtype=torch.float64).cpu().numpy()
+    """``tensor`` as a float64 numpy array on the host (:func:`estimators.backends.host_float64`)."""
+    return host_float64(tensor)
 
 
 def seeded(seed: int):
