@@ -40,7 +40,7 @@ import sys
 
 import numpy as np
 
-from estimators import attention, features, kernels, projections, registry, theory
+from estimators import attention, attention_metrics, features, kernels, projections, registry, theory
 
 from .core.cells import Study, chunk_cells, group_records, stable_rng
 from .core.montecarlo import (
@@ -196,7 +196,7 @@ def attention_errors(cell) -> dict:
             phi_q = row.features(q * scale, chunk, **q_options)
             phi_k = row.features(k * scale, chunk, **k_options)
             estimate = host(attention.favor_from_features(phi_q, phi_k, v, denominator="raw"))
-        errors.append(np.linalg.norm(estimate - exact, axis=(-2, -1)) / np.linalg.norm(exact))
+        errors.append(host(attention_metrics.relative_output_error(estimate, exact)))
     errors = np.concatenate(errors)
     errors = np.where(np.isfinite(errors), errors, np.nan)
     finite = errors[np.isfinite(errors)]
