@@ -2,7 +2,9 @@
 a non-zero exit status, no lost finished cells and no surviving worker processes.
 
 ``STUDY`` here is a slow copy of the tiny smreg study (each cell sleeps ``SLEEP_S``), run in a
-subprocess through the real command line so that signals reach a real process tree.
+subprocess through the real command line so that signals reach a real process tree. Its CELLS
+cells take CELLS·SLEEP_S/2 = 6 s on two workers, so the signal, sent once two records are on disk,
+lands while the run is still going even when a loaded machine delays the parent by seconds.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from . import test_studies
 ROOT = Path(__file__).resolve().parent.parent
 SLEEP_S = 0.3
 TINY = test_studies.STUDY
-CELLS = 16
+CELLS = 40
 
 
 def _slow_compute(cell):
@@ -173,6 +175,7 @@ def _start(out: Path):
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and process.poll() is None:
         if records.exists() and records.read_text().count("\n") >= 2 and len(_descendants(process.pid)) >= 2:
+            assert records.read_text().count("\n") < CELLS, "the run finished before it could be stopped"
             return process, _descendants(process.pid)
         time.sleep(0.05)
     process.kill()
