@@ -9,10 +9,10 @@ memory; here the sequence is cut into chunks of C positions instead:
 * inside a chunk the masked quadratic form ``tril(Q'_c K'_cᵀ) V_c`` is computed directly (C × C);
 * across chunks only the running state ``S = Σ φ(k_j) v_jᵀ`` (m × d_v) and ``z = Σ φ(k_j)`` (m) are
   carried;
-* chunks are processed in blocks of k = ``BLOCK_ROWS`` / C chunks with one set of batched array
-  operations per block (:class:`_BlockStep`): features are computed a block at a time (never a whole
-  (L, m) feature matrix), each chunk's state increment is formed at once, and the states before the
-  k chunks come from one (k+1) × (k+1) lower-triangular combination of the increments.
+* chunks are processed in blocks of k = ``BLOCK_ROWS`` / C chunks (:class:`_BlockStep`): features
+  are computed a block at a time (never a whole (L, m) feature matrix), the quadratic parts and each
+  chunk's state increment are batched over the block, and a loop over its k chunks carries the
+  state (m × (d_v + 1) per head) from chunk to chunk.
 
 The forward pass holds O(L·(d + d_v) + B·(C + m) + k·m·d_v) numbers per head (B = k·C rows per
 block), and time is O(L·(C + m)·(m + d_v) + L·m·d + L·k·m·d_v/C). Reverse-mode autodiff keeps each
@@ -41,7 +41,7 @@ from .backends import framework, namespace
 from .chunks import finite_or_zero, from_chunks, pieces, to_chunks
 from .features import assemble
 
-BLOCK_ROWS = 1024
+BLOCK_ROWS = 512
 
 
 def prefix_sums(featurizer, constants, queries, keys, v, keep=None, *, chunk_size=64):
@@ -73,27 +73,30 @@ def prefix_sums(featurizer, constants, queries, keys, v, keep=None, *, chunk_siz
     """
     length = queries.shape[-2]
     chunk = min(chunk_size, length)
-    sequences = (queries, keys, keep, v)
+    xp = namespace(v)
+    values = xp.concat([v, xp.ones((*v.shape[:-1], 1), dtype=v.dtype, device=device_of(v))], axis=-1)
+    sequences = (queries, keys, keep, values)
     if framework(v).traces_loops:
-        numerator, denominator = _scan_jax(featurizer, constants, sequences, chunk, length)
+        out = _scan_jax(featurizer, constants, sequences, chunk, length)
     else:
-        numerator, denominator = _loop(featurizer, constants, sequences, chunk, length)
-    return numerator, denominator[..., 0]
+        out = _loop(featurizer, constants, sequences, chunk, length)
+    return out[..., :-1], out[..., -1]
 
 
 class _BlockStep:
-    """One block of the causal scan: ``(S, z, M), block -> (S', z', M'), (numerator, denominator)``.
+    """One block of the causal scan: ``(S, M), block -> (S', M'), [numerators | denominators]``.
 
-    A block is ``k`` chunks of ``C`` positions, all handled in one set of batched array operations
-    (per-chunk Python overhead would otherwise dominate at C ≈ 100). ``S`` (…, r, d_v) and ``z``
-    (…, r, 1) hold ``Σ φ(k_j) e^{−M} v_jᵀ`` and ``Σ φ(k_j) e^{−M}`` over the previous blocks, ``M``
-    (…, 1, 1) is the key shift at the last of them (−∞ before any kept key).
+    A block is ``k`` chunks of ``C`` positions. The values carry a column of ones, ``[v | 1]``, so one
+    product gives numerators and denominators together. ``S`` (…, r, d_v + 1) holds
+    ``Σ φ(k_j) e^{−M} [v_j | 1]ᵀ`` over the previous blocks, ``M`` (…, 1, 1) is the key shift at the
+    last of them (−∞ before any kept key).
 
-    Inside the block, chunk t ends at shift ``E_t`` (the running maximum at its last key); its own
-    contribution ``ΔS_t = Σ_{j∈t} φ(k_j) e^{−E_t} v_jᵀ`` is formed at that shift, and the state before
-    chunk t is ``P_t = e^{M−F_t} S + Σ_{s<t} e^{E_s−F_t} ΔS_s`` at ``F_t = E_{t−1}`` (``F_0 = M``):
-    one (k+1) × k lower-triangular matrix of factors ``≤ 1`` times the stacked ``ΔS`` (row k is the
-    state after the block). Every exponent is ≤ 0 and no factor looks past the chunk it serves.
+    The quadratic parts inside the chunks are batched over the block's chunks. A loop over the k
+    chunks then carries the state: chunk t reads ``P_t`` at shift ``F_t`` (``P_0 = S``, ``F_0 = M``)
+    and passes on ``P_{t+1} = e^{F_t − E_t} P_t + ΔS_t`` at ``F_{t+1} = E_t``, the shift where the
+    chunk ends (the running maximum at its last key), with its own contribution
+    ``ΔS_t = Σ_{j∈t} φ̃_j (e^{c_j − E_t} [v_j | 1])ᵀ`` (the factor applied to the d_v + 1 values, not
+    the r features). Every exponent is ≤ 0 and no factor looks past the chunk it serves.
     """
 
     def __init__(self, featurizer, constants, xp, chunk, dev):
@@ -114,44 +117,48 @@ class _BlockStep:
         if shift is not None:
             key_shift = xp.maximum(key_shift, shift)
         if keep is None:
-            return phi_q, assemble(parts, key_shift, self.featurizer.eps, keep_float32=True), key_shift
-        phi_k = assemble(parts, xp.where(keep, key_shift, math.inf), self.featurizer.eps, keep_float32=True)
+            return (
+                phi_q,
+                assemble(parts, key_shift, self.featurizer.eps, keep_float32=True, overwrite=True),
+                key_shift,
+            )
+        phi_k = assemble(
+            parts, xp.where(keep, key_shift, math.inf), self.featurizer.eps, keep_float32=True, overwrite=True
+        )
         return phi_q, xp.where(keep, phi_k, 0.0), key_shift
 
     def __call__(self, carry, block):
         xp = self.xp
-        state, normalizer, shift = carry
-        queries, keys, keep, v = block
+        state, shift = carry
+        queries, keys, keep, values = block
         phi_q, phi_k, key_shift = self.features(queries, keys, keep, shift)
         size = self.chunk if phi_q.shape[-2] % self.chunk == 0 else phi_q.shape[-2]
-        phi_q, phi_k, key_shift, v = (_split(xp, a, size) for a in (phi_q, phi_k, key_shift, v))
+        phi_q, phi_k, key_shift, values = (_split(xp, a, size) for a in (phi_q, phi_k, key_shift, values))
         current = finite_or_zero(xp, key_shift)
 
         visible = _lower_triangle(xp, size, self.device)
         if keep is not None:
             visible = visible & xp.matrix_transpose(_split(xp, keep, size))
         decay = xp.exp(xp.where(visible, xp.matrix_transpose(current) - current, -math.inf))
-        scores = xp.matmul(phi_q, xp.matrix_transpose(phi_k)) * decay
+        within = xp.matmul(xp.matmul(phi_q, xp.matrix_transpose(phi_k)) * decay, values)
 
         ends = key_shift[..., -1:, :]
-        weighted = phi_k * xp.exp(
+        weighted_values = values * xp.exp(
             xp.where(key_shift > -math.inf, xp.minimum(current - finite_or_zero(xp, ends), 0.0), -math.inf)
         )
-        sources = xp.concat([xp.reshape(shift, (*shift.shape[:-2], 1, 1, 1)), ends], axis=-3)
-        states = _stack_states(xp, state, normalizer, weighted, v)
-        before = xp.matmul(_carry_factors(xp, sources[..., 0], self.device), states)
-        before = xp.reshape(before, (*before.shape[:-1], state.shape[-2], state.shape[-1] + 1))
-        frames = sources[..., :-1, :, :]
+        frames = xp.concat([xp.reshape(shift, (*shift.shape[:-2], 1, 1, 1)), ends[..., :-1, :, :]], axis=-3)
         seen = xp.where(
             frames > -math.inf, xp.exp(xp.minimum(finite_or_zero(xp, frames) - current, 0.0)), 0.0
         )
-        carried = seen * xp.matmul(phi_q, before[..., :-1, :, :])
-        numerator = carried[..., :-1] + xp.matmul(scores, v)
-        denominator = carried[..., -1:] + xp.sum(scores, axis=-1, keepdims=True)
-
-        after = before[..., -1, :, :]
-        new_carry = (after[..., :-1], after[..., -1:], ends[..., -1, :, :])
-        return new_carry, (_merge(xp, numerator), _merge(xp, denominator))
+        rescale = xp.exp(xp.minimum(finite_or_zero(xp, frames) - finite_or_zero(xp, ends), 0.0))
+        carried = []
+        for t in range(phi_q.shape[-3]):
+            carried.append(xp.matmul(phi_q[..., t, :, :], state))
+            increment = xp.matmul(xp.matrix_transpose(phi_k[..., t, :, :]), weighted_values[..., t, :, :])
+            state = state * rescale[..., t, :, :] + increment
+        out = seen * xp.stack(carried, axis=-3) + within
+        shift = ends[..., -1, :, :]
+        return (state, shift), _merge(xp, out)
 
 
 def _split(xp, a, size):
@@ -164,29 +171,6 @@ def _merge(xp, a):
     return xp.reshape(a, (*a.shape[:-3], a.shape[-3] * a.shape[-2], a.shape[-1]))
 
 
-def _stack_states(xp, state, normalizer, weighted, v):
-    """Rows [S | z] of the carry and [ΔS_t | Δz_t] of each chunk, flattened: (…, k + 1, r·(d_v + 1))."""
-    ones = xp.ones((*v.shape[:-1], 1), dtype=v.dtype, device=device_of(v))
-    chunks = xp.matmul(xp.matrix_transpose(weighted), xp.concat([v, ones], axis=-1))
-    carried = xp.concat([state, normalizer], axis=-1)
-    batch = np.broadcast_shapes(tuple(chunks.shape[:-3]), tuple(carried.shape[:-2]))
-    chunks = xp.broadcast_to(chunks, (*batch, *chunks.shape[-3:]))
-    carried = xp.broadcast_to(carried[..., None, :, :], (*batch, 1, *carried.shape[-2:]))
-    stacked = xp.concat([carried, chunks], axis=-3)
-    return xp.reshape(stacked, (*batch, stacked.shape[-3], stacked.shape[-2] * stacked.shape[-1]))
-
-
-def _carry_factors(xp, frames, dev):
-    """(…, k + 1, k + 1) over the sources [carry, chunk 0, …, chunk k−1] with shifts ``frames``
-    (…, k + 1, 1) = ``M, E_0, …``: row t weighs source c ≤ t by ``e^{shift_c − F_t}`` with ``F_t`` the
-    shift of source t (≤ 1, as shifts never decrease); zero above the diagonal and for a source with
-    no kept key yet."""
-    sources = xp.matrix_transpose(frames)
-    use = _lower_triangle(xp, frames.shape[-2], dev) & (sources > -math.inf)
-    exponent = xp.minimum(finite_or_zero(xp, sources) - finite_or_zero(xp, frames), 0.0)
-    return xp.where(use, xp.exp(exponent), 0.0)
-
-
 def _lower_triangle(xp, size, dev):
     """Boolean (size, size), True where column ≤ row."""
     index = xp.arange(size, device=dev)
@@ -194,17 +178,16 @@ def _lower_triangle(xp, size, dev):
 
 
 def _initial_state(step, sequences):
-    """Zero S and z and M = −∞, shaped from the first row's features (broadcast leading dims)."""
+    """Zero S and M = −∞, shaped from the first row's features (broadcast leading dims)."""
     xp = step.xp
-    queries, keys, keep, v = (None if a is None else a[..., :1, :] for a in sequences)
+    queries, keys, keep, values = (None if a is None else a[..., :1, :] for a in sequences)
     phi_q, phi_k, _ = step.features(queries, keys, keep, None)
-    shapes = [tuple(a.shape[:-2]) for a in (phi_q, phi_k, v) + (() if keep is None else (keep,))]
+    shapes = [tuple(a.shape[:-2]) for a in (phi_q, phi_k, values) + (() if keep is None else (keep,))]
     batch = np.broadcast_shapes(*shapes)
     dtype, dev = phi_q.dtype, device_of(phi_q)
-    state = xp.zeros((*batch, phi_q.shape[-1], v.shape[-1]), dtype=dtype, device=dev)
-    normalizer = xp.zeros((*batch, phi_q.shape[-1], 1), dtype=dtype, device=dev)
+    state = xp.zeros((*batch, phi_q.shape[-1], values.shape[-1]), dtype=dtype, device=dev)
     shift = xp.full((*batch, 1, 1), -math.inf, dtype=dtype, device=dev)
-    return state, normalizer, shift
+    return state, shift
 
 
 def _block_bounds(length, chunk, block):
@@ -230,13 +213,12 @@ def _loop(featurizer, constants, sequences, chunk, length):
     xp = namespace(sequences[-1])
     step = _BlockStep(featurizer, constants, xp, chunk, device_of(sequences[-1]))
     carry = _initial_state(step, sequences)
-    numerators, denominators = [], []
+    outputs = []
     bounds = _block_bounds(length, chunk, _block_rows(chunk))
     for block in zip(*(pieces(a, bounds) for a in sequences), strict=True):
-        carry, (numerator, denominator) = step(carry, block)
-        numerators.append(numerator)
-        denominators.append(denominator)
-    return xp.concat(numerators, axis=-2), xp.concat(denominators, axis=-2)
+        carry, out = step(carry, block)
+        outputs.append(out)
+    return outputs[0] if len(outputs) == 1 else xp.concat(outputs, axis=-2)
 
 
 def _scan_jax(featurizer, constants, sequences, chunk, length):
@@ -257,8 +239,8 @@ def _scan(featurizer, constants, sequences, chunk, length):
     block = min(_block_rows(chunk), -(-length // chunk) * chunk)
     count = -(-length // block)
     blocked = tuple(None if a is None else to_chunks(jnp, a, block, count) for a in sequences)
-    _, (numerators, denominators) = jax.lax.scan(step, carry, blocked)
-    return from_chunks(jnp, numerators, length), from_chunks(jnp, denominators, length)
+    _, outputs = jax.lax.scan(step, carry, blocked)
+    return from_chunks(jnp, outputs, length)
 
 
 __all__ = ["prefix_sums"]

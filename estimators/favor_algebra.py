@@ -56,7 +56,7 @@ class FeatureMap:
         """φ(q d^{-1/4}) (…, L, r), each row shifted by its largest log-amplitude (unless "none")."""
         parts = self._parts(constants.W, rows, self.query_options, constants.query_options)
         shift = None if self.stabilizer == "none" else _query_shift(parts)
-        return assemble(parts, shift, self.eps, keep_float32=True)
+        return assemble(parts, shift, self.eps, keep_float32=True, overwrite=True)
 
     def keys(self, constants, rows):
         """Key parts and per-key log scales ρ (…, M, 1) (zero for "none" and maps without exponentials)."""
@@ -168,13 +168,26 @@ def _normalize(xp, numerator, total, visible, denominator):
     (zero rows unless ``"raw"``)."""
     valid = (total > 0) & xp.isfinite(total)
     needed = xp.ones_like(valid) if visible is None else visible
-    finite_rows = xp.all(xp.isfinite(numerator), axis=-1)
+    finite_rows = _finite_rows(xp, numerator)
     bad = xp.sum(xp.astype(needed & ~(valid & finite_rows), xp.int32))
     if denominator == "raw":
         out = numerator / xp.where(needed, total, 1.0)[..., None]
         return xp.where(needed[..., None], out, 0.0), bad
     out = numerator / xp.where(valid, total, 1.0)[..., None]
-    return xp.where((valid & needed)[..., None], out, 0.0), bad
+    rows = valid & needed
+    if not is_tracer(rows) and bool(xp.all(rows)):
+        return out, bad
+    return xp.where(rows[..., None], out, 0.0), bad
+
+
+def _finite_rows(xp, numerator):
+    """(…, L): whether every entry of each row is finite. A row whose sum is finite has only finite
+    entries, so the entrywise test (several passes over the rows) runs only when some row sum is not
+    finite (an overflow of finite entries, or a non-finite entry), and always under tracing."""
+    row_sums_finite = xp.isfinite(xp.sum(numerator, axis=-1))
+    if not is_tracer(row_sums_finite) and bool(xp.all(row_sums_finite)):
+        return row_sums_finite
+    return xp.all(xp.isfinite(numerator), axis=-1)
 
 
 def _seen_any(xp, keep):

@@ -43,10 +43,13 @@ when the check fires.
 
 from __future__ import annotations
 
+import math
 from functools import partial
 
+import numpy as np
+
 from . import discrete_features, gerf, hybrid_features
-from .backends import dtype_name, namespace
+from .backends import dtype_name, framework, namespace
 from .feature_options import DATA_TUNED, SIDED, side_options
 from .feature_parts import FeatureParts
 from .feature_range import RANGE_CHECKS, FeatureRangeError, FeatureRangeWarning, check_range
@@ -126,7 +129,8 @@ def feature_parts(name, x, W, *, scale_inputs=False, f=relu, validate=True, **op
     projected = xp.matmul(x, xp.matrix_transpose(W))
     half_sq_norm = xp.sum(x * x, axis=-1, keepdims=True) / 2
     if name == "positive":
-        return FeatureParts(projected - half_sq_norm, None, m**-0.5, dtype)
+        projected -= half_sq_norm
+        return FeatureParts(projected, None, m**-0.5, dtype)
     if name == "hyperbolic":
         both = xp.concat([projected, -projected], axis=-1)
         return FeatureParts(both - half_sq_norm, None, (2 * m) ** -0.5, dtype)
@@ -147,29 +151,47 @@ def global_shift(parts: FeatureParts):
     return namespace(parts.log_amplitude).max(row_shift(parts), axis=-2, keepdims=True)
 
 
-def assemble(parts: FeatureParts, shift=None, eps=0.0, *, keep_float32=False):
+def assemble(parts: FeatureParts, shift=None, eps=0.0, *, keep_float32=False, overwrite=False):
     """Features (…, L, r) from ``parts``, with log-space ``shift`` (array or None) and ``eps`` added.
 
     The result is in the caller's dtype unless ``keep_float32`` (used by attention to accumulate
-    half-precision work in float32).
+    half-precision work in float32). The scale enters the exponent, ``exp((a − shift) + log s)``
+    (the shift subtracted first, so a large shift costs no precision). With ``overwrite``, the caller
+    gives up ``parts.log_amplitude``: it becomes the features' buffer where the framework writes in
+    place and the shift does not widen it, so an (…, L, r) map costs no new array (fresh pages cost
+    more than the arithmetic on a CPU).
     """
     if parts.log_amplitude is None:
         values = parts.factor
         xp = namespace(values)
         if shift is not None:
             values = values * xp.exp(-shift)
+        values = values * parts.scale
     else:
         xp = namespace(parts.log_amplitude)
-        logs = parts.log_amplitude if shift is None else parts.log_amplitude - shift
-        values = xp.exp(logs)
+        logs = _exponent(parts.log_amplitude, shift, math.log(parts.scale), overwrite)
+        values = framework(logs).exp_of_temporary(logs)
         if parts.factor is not None:
             values = values * parts.factor
-    values = values * parts.scale
     if eps:
         values = values + eps * parts.scale
     if parts.dtype in LOW_PRECISION and not keep_float32:
         values = xp.astype(values, getattr(xp, parts.dtype))
     return values
+
+
+def _exponent(log_amplitude, shift, log_scale, overwrite):
+    """``(log_amplitude − shift) + log_scale``: in place of ``log_amplitude`` when ``overwrite`` and the
+    shift broadcasts into its shape, else a new array."""
+    shape = tuple(log_amplitude.shape)
+    if not overwrite or (shift is not None and np.broadcast_shapes(shape, tuple(shift.shape)) != shape):
+        if shift is None:
+            return log_amplitude + log_scale
+        log_amplitude = log_amplitude - shift
+    elif shift is not None:
+        log_amplitude -= shift
+    log_amplitude += log_scale
+    return log_amplitude
 
 
 def _shift_for(parts: FeatureParts, stabilizer):

@@ -108,6 +108,19 @@ def test_nonpositive_trig_denominator_raises_or_is_guarded():
     assert np.all(np.isfinite(guarded)) and np.any(np.all(guarded == 0, axis=-1))
 
 
+@pytest.mark.parametrize("causal", [False, True])
+def test_a_finite_row_whose_sum_overflows_is_not_a_bad_row(causal, backend, to_backend):
+    """Rows are screened by their sums and only a non-finite sum is checked entry by entry: a float32
+    row of two finite 3e38 values (sum inf) is a valid output; a numerator that overflows (4 · 3e38)
+    is not. A screen that trusted the sum alone would raise on the first."""
+    features = to_backend(np.ones((1, 1)), "float32")
+    v = to_backend(np.array([[3e38, 3e38]]), "float32")
+    out = favor_from_features(features, features, v, causal=causal)
+    np.testing.assert_array_equal(to_numpy(out), to_numpy(v))
+    with pytest.raises(DenominatorError):
+        favor_from_features(features * 4.0, features, v, causal=causal)
+
+
 def test_underflowing_denominator_raises():
     """A query and its only key pointing in opposite directions with huge norms: D̂ underflows."""
     W = projection(m=8)

@@ -10,6 +10,7 @@ import pytest
 
 from estimators import backends
 from estimators.backends import make_rng, native_rng, resolve_target
+from tests.conftest import to_numpy
 
 
 def test_import_estimators_loads_neither_torch_nor_jax():
@@ -85,3 +86,14 @@ def test_sync_accepts_nested_arrays(backend, to_backend):
 def test_backend_of_rejects_lists():
     with pytest.raises(TypeError, match="expected a numpy, torch or jax array"):
         backends.backend_of([1.0, 2.0])
+
+
+def test_exp_of_temporary_writes_over_its_input_where_the_framework_can(backend, to_backend):
+    """numpy and torch compute exp in the caller's buffer (no fresh pages); jax returns a new array."""
+    host = np.linspace(-3.0, 2.0, 12).reshape(3, 4)
+    expected = np.exp(host)
+    x = to_backend(host.copy())
+    out = backends.framework(x).exp_of_temporary(x)
+    np.testing.assert_allclose(to_numpy(out), expected, rtol=1e-15)
+    if backend in ("numpy", "torch"):
+        np.testing.assert_allclose(to_numpy(x), expected, rtol=1e-15)

@@ -96,6 +96,25 @@ def test_row_stabilizer_rescues_features_that_underflow():
     np.testing.assert_allclose(stabilized.max(axis=-1), 8**-0.5, rtol=1e-14)
 
 
+@pytest.mark.parametrize("name", EXPONENTIAL)
+def test_assemble_overwrites_only_when_asked_and_gives_the_same_features(name, inputs, backend, to_backend):
+    """``overwrite=True`` reuses the log-amplitudes as the features' buffer with bitwise the same
+    values; without it the parts are left as they were (the range check reads them afterwards), and a
+    shift that widens them (a larger batch) gets a new array of the wider shape."""
+    x, W = (to_backend(a) for a in inputs)
+    parts = features.feature_parts(name, x, W)
+    before = to_numpy(parts.log_amplitude).copy()
+    shift = features.row_shift(parts)
+    kept = features.assemble(parts, shift)
+    np.testing.assert_array_equal(to_numpy(parts.log_amplitude), before)
+    overwritten = features.assemble(features.feature_parts(name, x, W), shift, overwrite=True)
+    np.testing.assert_array_equal(to_numpy(overwritten), to_numpy(kept))
+    wide = to_backend(np.zeros((3, *before.shape[:-1], 1)))
+    widened = features.assemble(features.feature_parts(name, x, W), shift + wide, overwrite=True)
+    assert tuple(widened.shape) == (3, *tuple(kept.shape))
+    np.testing.assert_array_equal(to_numpy(widened), np.broadcast_to(to_numpy(kept), widened.shape))
+
+
 def test_eps_adds_a_constant_per_feature(inputs):
     x, W = inputs
     shifted = features.positive(x, W, eps=1e-3) - features.positive(x, W)

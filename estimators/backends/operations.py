@@ -43,6 +43,12 @@ class _ArrayApiOps:
         return [a[..., start:stop, :] for start, stop in itertools.pairwise(edges)]
 
     @staticmethod
+    def exp_of_temporary(x):
+        """``exp(x)`` for an ``x`` the caller created and never reads again: written over ``x`` where
+        the framework can (numpy, torch), which spares a fresh allocation; a new array elsewhere."""
+        return namespace(x).exp(x)
+
+    @staticmethod
     def compiled(function, static_argnums: tuple[int, ...]):
         """``function`` compiled for this framework where that pays (identity here)."""
         return function
@@ -53,10 +59,21 @@ class _ArrayApiOps:
         return False
 
 
+class _NumpyOps(_ArrayApiOps):
+    @staticmethod
+    def exp_of_temporary(x):
+        return np.exp(x, out=x)
+
+
 class _TorchOps(_ArrayApiOps):
     @staticmethod
     def stop_gradient(x):
         return x.detach()
+
+    @staticmethod
+    def exp_of_temporary(x):
+        """In place (autograd saves the result, which is what ``exp``'s backward reads)."""
+        return x.exp_()
 
     @staticmethod
     def log_gamma(x):
@@ -118,7 +135,7 @@ def _jax_jit(function, static_argnums):
     return jax.jit(function, static_argnums=static_argnums)
 
 
-_OPS = {"numpy": _ArrayApiOps, "array_api_strict": _ArrayApiOps, "torch": _TorchOps, "jax": _JaxOps}
+_OPS = {"numpy": _NumpyOps, "array_api_strict": _ArrayApiOps, "torch": _TorchOps, "jax": _JaxOps}
 
 
 def framework(x) -> type[_ArrayApiOps]:
