@@ -20,20 +20,17 @@ process on the device and draws W there.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import importlib.util
-import signal
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 from estimators.backends import BACKENDS, DTYPES
 
 from . import discover
-from .core import sizing
+from .core import interrupts, sizing
 from .core.cells import PRESETS, RNG_PATHS, Context
 from .core.executors import check_executor_spec, make_executor, worker_count
 from .core.loop import DEFAULT_OUT, StudyFailure, run_studies
@@ -56,23 +53,6 @@ def check_writable(out: str) -> None:
         raise UsageError(
             f"--out {out} is not writable ({error.strerror or error}); choose a writable folder"
         ) from None
-
-
-def _terminate(signum, frame):
-    raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM stops a run like Ctrl-C (workers stopped, finished cells kept); restored afterwards."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 class UsageError(Exception):
@@ -251,7 +231,7 @@ def main(argv=None) -> int:
         studies = discover()
         if args.command == "list":
             return _list(args, studies)
-        with _sigterm_as_interrupt():
+        with interrupts.stop_on_signals():
             return _run(args, studies)
     except UsageError as error:
         print(f"python -m studies: error: {error}", file=sys.stderr)

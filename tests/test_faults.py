@@ -218,3 +218,25 @@ def test_a_stopped_run_leaves_no_process_and_keeps_finished_cells(tmp_path, sign
     assert f"{STUDY.name}: {CELLS - len(kept)} cells computed, {len(kept)} reused" in resumed.stdout, resumed
     records = path.read_text().splitlines(keepends=True)
     assert len(records) == CELLS and all(line == record_line(json.loads(line)) for line in records)
+
+
+def test_a_signal_while_waiting_for_workers_is_raised_after_the_wait(monkeypatch):
+    """A signal that arrives while the main thread waits on its workers is noted and raised as the
+    interrupt once the wait has returned: raised inside the wait, it can land in threading's lock
+    handling and surface as ``RuntimeError: release unlocked lock`` with a traceback. The fake wait
+    sends SIGTERM to this process and then records that it ran to its end."""
+    from concurrent.futures import Future
+
+    from studies.core import interrupts
+
+    completed = []
+
+    def wait(futures, timeout, return_when):
+        os.kill(os.getpid(), signal.SIGTERM)
+        completed.append(True)
+        return set(), set(futures)
+
+    monkeypatch.setattr(interrupts.concurrent.futures, "wait", wait)
+    with interrupts.stop_on_signals(), pytest.raises(KeyboardInterrupt, match="stopped by SIGTERM"):
+        list(interrupts.finished([Future()]))
+    assert completed == [True]

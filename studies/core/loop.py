@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import provenance
+from . import interrupts, provenance
 from .cells import Cell, Context, Study, canonical_json
 from .executors import SerialExecutor
 from .montecarlo import jsonable
@@ -223,7 +223,7 @@ def _compute(pending: dict, executor, progress: bool) -> None:
         for name, cells in todo.items():
             for batch in _batches(cells, pending[name].study.batch_size):
                 futures[executor.submit(timed_batch, batch)] = name
-        for future in concurrent.futures.as_completed(futures):
+        for future in interrupts.finished(futures):
             state = pending[futures[future]]
             try:
                 records, started, finished = future.result()
