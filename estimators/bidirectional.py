@@ -16,7 +16,16 @@ import numpy as np
 from array_api_compat import device as device_of
 
 from .backends import framework, namespace
-from .chunks import chunk_bounds, finite_or_zero, from_chunks, pieces, to_chunks
+from .chunks import (
+    chunk_bounds,
+    concat_rows,
+    finite_or_zero,
+    from_chunks,
+    numerators_and_denominators,
+    pieces,
+    to_chunks,
+    with_ones,
+)
 from .features import assemble
 
 
@@ -37,10 +46,11 @@ def bidirectional_sums(featurizer, constants, queries, keys, v, keep=None, *, ch
     length = keys.shape[-2]
     chunk = min(chunk_size, max(length, queries.shape[-2]))
     xp = namespace(v)
-    values = xp.concat([v, xp.ones((*v.shape[:-1], 1), dtype=v.dtype, device=device_of(v))], axis=-1)
+    values = with_ones(xp, v)
     if framework(v).traces_loops:
-        out = _bidirectional_jax(featurizer, constants, queries, keys, values, keep, chunk)
-        return out[..., :-1], out[..., -1]
+        return numerators_and_denominators(
+            _bidirectional_jax(featurizer, constants, queries, keys, values, keep, chunk)
+        )
     step = _KeySumStep(featurizer, constants, xp)
     sums = _initial_key_sums(step, keys, values, keep)
     key_bounds = chunk_bounds(length, chunk)
@@ -51,8 +61,7 @@ def bidirectional_sums(featurizer, constants, queries, keys, v, keep=None, *, ch
         xp.matmul(featurizer.queries(constants, piece), key_sums)
         for piece in pieces(queries, chunk_bounds(queries.shape[-2], chunk))
     ]
-    out = outputs[0] if len(outputs) == 1 else xp.concat(outputs, axis=-2)
-    return out[..., :-1], out[..., -1]
+    return numerators_and_denominators(concat_rows(xp, outputs))
 
 
 class _KeySumStep:

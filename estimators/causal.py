@@ -7,15 +7,14 @@ and the denominator is the same with v_j replaced by 1. Storing every ``G^PS_i``
 memory; here the sequence is cut into chunks of C positions instead:
 
 * inside a chunk the masked quadratic form ``tril(Q'_c K'_cᵀ) V_c`` is computed directly (C × C);
-* across chunks only the running state ``S = Σ φ(k_j) v_jᵀ`` (m × d_v) and ``z = Σ φ(k_j)`` (m) are
-  carried;
+* across chunks only the running state ``[S | z] = Σ φ(k_j) [v_j | 1]ᵀ`` (m × (d_v + 1)) is carried;
 * chunks are processed in blocks of k = ``BLOCK_ROWS`` / C chunks (:class:`_BlockStep`): features
   are computed a block at a time (never a whole (L, m) feature matrix), the quadratic parts and each
   chunk's state increment are batched over the block, and a loop over its k chunks carries the
   state (m × (d_v + 1) per head) from chunk to chunk.
 
-The forward pass holds O(L·(d + d_v) + B·(C + m) + k·m·d_v) numbers per head (B = k·C rows per
-block), and time is O(L·(C + m)·(m + d_v) + L·m·d + L·k·m·d_v/C). Reverse-mode autodiff keeps each
+The forward pass holds O(L·(d + d_v) + B·(C + m) + m·d_v) numbers per head (B = k·C rows per
+block), and time is O(L·(C + m)·(m + d_v) + L·m·d). Reverse-mode autodiff keeps each
 block's features and states: O(L·m + (L/C)·m·d_v), still linear in L (torch splits the inputs with
 one ``split``, whose backward is one concatenation; per-piece slicing would cost O(L²/C)).
 
@@ -38,7 +37,15 @@ import numpy as np
 from array_api_compat import device as device_of
 
 from .backends import framework, namespace
-from .chunks import finite_or_zero, from_chunks, pieces, to_chunks
+from .chunks import (
+    concat_rows,
+    finite_or_zero,
+    from_chunks,
+    numerators_and_denominators,
+    pieces,
+    to_chunks,
+    with_ones,
+)
 from .features import assemble
 
 BLOCK_ROWS = 512
@@ -73,14 +80,9 @@ def prefix_sums(featurizer, constants, queries, keys, v, keep=None, *, chunk_siz
     """
     length = queries.shape[-2]
     chunk = min(chunk_size, length)
-    xp = namespace(v)
-    values = xp.concat([v, xp.ones((*v.shape[:-1], 1), dtype=v.dtype, device=device_of(v))], axis=-1)
-    sequences = (queries, keys, keep, values)
-    if framework(v).traces_loops:
-        out = _scan_jax(featurizer, constants, sequences, chunk, length)
-    else:
-        out = _loop(featurizer, constants, sequences, chunk, length)
-    return out[..., :-1], out[..., -1]
+    sequences = (queries, keys, keep, with_ones(namespace(v), v))
+    run = _scan_jax if framework(v).traces_loops else _loop
+    return numerators_and_denominators(run(featurizer, constants, sequences, chunk, length))
 
 
 class _BlockStep:
@@ -116,16 +118,9 @@ class _BlockStep:
         key_shift = framework(log_scale).cumulative_max(log_scale, log_scale.ndim - 2)
         if shift is not None:
             key_shift = xp.maximum(key_shift, shift)
-        if keep is None:
-            return (
-                phi_q,
-                assemble(parts, key_shift, self.featurizer.eps, keep_float32=True, overwrite=True),
-                key_shift,
-            )
-        phi_k = assemble(
-            parts, xp.where(keep, key_shift, math.inf), self.featurizer.eps, keep_float32=True, overwrite=True
-        )
-        return phi_q, xp.where(keep, phi_k, 0.0), key_shift
+        assembled_at = key_shift if keep is None else xp.where(keep, key_shift, math.inf)
+        phi_k = assemble(parts, assembled_at, self.featurizer.eps, keep_float32=True, overwrite=True)
+        return phi_q, phi_k if keep is None else xp.where(keep, phi_k, 0.0), key_shift
 
     def __call__(self, carry, block):
         xp = self.xp
@@ -143,14 +138,14 @@ class _BlockStep:
         within = xp.matmul(xp.matmul(phi_q, xp.matrix_transpose(phi_k)) * decay, values)
 
         ends = key_shift[..., -1:, :]
+        end_shifts = finite_or_zero(xp, ends)
         weighted_values = values * xp.exp(
-            xp.where(key_shift > -math.inf, xp.minimum(current - finite_or_zero(xp, ends), 0.0), -math.inf)
+            xp.where(key_shift > -math.inf, xp.minimum(current - end_shifts, 0.0), -math.inf)
         )
         frames = xp.concat([xp.reshape(shift, (*shift.shape[:-2], 1, 1, 1)), ends[..., :-1, :, :]], axis=-3)
-        seen = xp.where(
-            frames > -math.inf, xp.exp(xp.minimum(finite_or_zero(xp, frames) - current, 0.0)), 0.0
-        )
-        rescale = xp.exp(xp.minimum(finite_or_zero(xp, frames) - finite_or_zero(xp, ends), 0.0))
+        frame_shifts = finite_or_zero(xp, frames)
+        seen = xp.where(frames > -math.inf, xp.exp(xp.minimum(frame_shifts - current, 0.0)), 0.0)
+        rescale = xp.exp(xp.minimum(frame_shifts - end_shifts, 0.0))
         carried = []
         for t in range(phi_q.shape[-3]):
             carried.append(xp.matmul(phi_q[..., t, :, :], state))
@@ -218,7 +213,7 @@ def _loop(featurizer, constants, sequences, chunk, length):
     for block in zip(*(pieces(a, bounds) for a in sequences), strict=True):
         carry, out = step(carry, block)
         outputs.append(out)
-    return outputs[0] if len(outputs) == 1 else xp.concat(outputs, axis=-2)
+    return concat_rows(xp, outputs)
 
 
 def _scan_jax(featurizer, constants, sequences, chunk, length):

@@ -1,6 +1,7 @@
 """What the chunked FAVOR sums (:mod:`estimators.causal`, :mod:`estimators.bidirectional`) share:
 rows of a sequence cut into chunks, as pieces for a Python loop or as padded stacks for
-``lax.scan``, and the finite reading of a running-maximum shift.
+``lax.scan``, the values with a column of ones (one product gives numerators and denominators),
+and the finite reading of a running-maximum shift.
 
 Rows are the second-to-last axis: a sequence is an array (…, L, w).
 """
@@ -8,6 +9,8 @@ Rows are the second-to-last axis: a sequence is an array (…, L, w).
 from __future__ import annotations
 
 import math
+
+from array_api_compat import device as device_of
 
 from .backends import framework
 
@@ -41,9 +44,34 @@ def from_chunks(jnp, stacked, length):
     return a[..., :length, :]
 
 
+def with_ones(xp, v):
+    """``[v | 1]`` (…, M, d_v + 1): the values with a column of ones, so that ``φᵀ[v | 1]`` holds the
+    numerator sums and, in its last column, the denominator sums."""
+    return xp.concat([v, xp.ones((*v.shape[:-1], 1), dtype=v.dtype, device=device_of(v))], axis=-1)
+
+
+def numerators_and_denominators(out):
+    """(…, L, d_v + 1) products with ``[v | 1]`` -> numerators (…, L, d_v) and denominators (…, L)."""
+    return out[..., :-1], out[..., -1]
+
+
+def concat_rows(xp, outputs):
+    """The row pieces ``outputs`` joined along axis −2 (a single piece as it is, without a copy)."""
+    return outputs[0] if len(outputs) == 1 else xp.concat(outputs, axis=-2)
+
+
 def finite_or_zero(xp, shift):
     """A running-maximum shift with −∞ (no kept key yet) read as 0, for differences of shifts."""
     return xp.where(shift > -math.inf, shift, 0.0)
 
 
-__all__ = ["chunk_bounds", "finite_or_zero", "from_chunks", "pieces", "to_chunks"]
+__all__ = [
+    "chunk_bounds",
+    "concat_rows",
+    "finite_or_zero",
+    "from_chunks",
+    "numerators_and_denominators",
+    "pieces",
+    "to_chunks",
+    "with_ones",
+]

@@ -175,7 +175,7 @@ def _normalize(xp, numerator, total, visible, denominator):
         return xp.where(needed[..., None], out, 0.0), bad
     out = numerator / xp.where(valid, total, 1.0)[..., None]
     rows = valid & needed
-    if not is_tracer(rows) and bool(xp.all(rows)):
+    if _all_on_host(xp, rows):
         return out, bad
     return xp.where(rows[..., None], out, 0.0), bad
 
@@ -185,9 +185,15 @@ def _finite_rows(xp, numerator):
     entries, so the entrywise test (several passes over the rows) runs only when some row sum is not
     finite (an overflow of finite entries, or a non-finite entry), and always under tracing."""
     row_sums_finite = xp.isfinite(xp.sum(numerator, axis=-1))
-    if not is_tracer(row_sums_finite) and bool(xp.all(row_sums_finite)):
+    if _all_on_host(xp, row_sums_finite):
         return row_sums_finite
     return xp.all(xp.isfinite(numerator), axis=-1)
+
+
+def _all_on_host(xp, mask):
+    """True when ``mask`` is a concrete array (not traced) and all of it is True: a shortcut may then
+    skip work that only matters for False entries."""
+    return not is_tracer(mask) and bool(xp.all(mask))
 
 
 def _seen_any(xp, keep):

@@ -184,12 +184,14 @@ def _exponent(log_amplitude, shift, log_scale, overwrite):
     """``(log_amplitude − shift) + log_scale``: in place of ``log_amplitude`` when ``overwrite`` and the
     shift broadcasts into its shape, else a new array."""
     shape = tuple(log_amplitude.shape)
-    if not overwrite or (shift is not None and np.broadcast_shapes(shape, tuple(shift.shape)) != shape):
-        if shift is None:
+    in_place = overwrite and (shift is None or np.broadcast_shapes(shape, tuple(shift.shape)) == shape)
+    if shift is None:
+        if not in_place:
             return log_amplitude + log_scale
-        log_amplitude = log_amplitude - shift
-    elif shift is not None:
+    elif in_place:
         log_amplitude -= shift
+    else:
+        log_amplitude = log_amplitude - shift
     log_amplitude += log_scale
     return log_amplitude
 
