@@ -23,7 +23,6 @@ factorized on the host in float64, then moved, so every backend gets the same W)
 from __future__ import annotations
 
 import math
-import warnings
 
 from .backends import make_rng, namespace, resolve_target
 from .validation import check_choice, check_positive_int
@@ -272,17 +271,18 @@ def qmc(
 ):
     """Randomized quasi-Monte Carlo Gaussian rows W (*batch_shape, m, d) (Yang et al., ICML 2014).
 
-    ``ω_i = Φ⁻¹(u_i)`` coordinate-wise, with ``u_1 … u_m`` a scrambled Sobol' or Halton point set from
-    ``scipy.stats.qmc`` (``sequence``), one independent scramble per leading index. Scrambling makes
-    each point uniform on [0, 1)^d, so each row is marginally N(0, I_d) and every softmax estimator
-    stays unbiased; points are clipped to [2⁻⁵³, 1 − 2⁻⁵³] so Φ⁻¹ stays finite. No closed-form
-    variance exists for exponential features (theory.md §10.6). Sobol' balance needs m a power of two
-    (scipy's warning about it is silenced here; other m are valid, just less balanced). Only
-    ``norms="chi"`` (Gaussian rows) is offered. Drawn on the host; a native generator is refused.
+    ``ω_i = Φ⁻¹(u_i)`` coordinate-wise, with ``u_1 … u_m`` a randomized Sobol' point set (linear
+    matrix scramble and digital shift) or Halton point set (random digit permutations), one
+    independent randomization per leading index (:mod:`estimators.qmc_points`, all leading indices in
+    a few array operations). Each point is uniform on [0, 1)^d, so each row is marginally N(0, I_d)
+    and every softmax estimator stays unbiased. No closed-form variance exists for exponential
+    features (theory.md §10.6). Sobol' stratification needs m a power of two (other m are valid, just
+    less balanced). Only ``norms="chi"`` (Gaussian rows) is offered. Drawn on the host; a native
+    generator is refused.
     """
-    import numpy as np
     from scipy import special
-    from scipy.stats import qmc as scipy_qmc
+
+    from .qmc_points import scrambled_halton, scrambled_sobol
 
     m, d, batch_shape = _check_sizes(m, d, batch_shape)
     check_choice(sequence, "sequence", QMC_SEQUENCES)
@@ -291,16 +291,9 @@ def qmc(
     if rng.native:
         raise TypeError("seed for qmc must be an int, SeedSequence or numpy Generator (scipy draws on host)")
     target = resolve_target(like=like, backend=backend, device=device, dtype=dtype)
-    engine_class = scipy_qmc.Sobol if sequence == "sobol" else scipy_qmc.Halton
-    count = math.prod(batch_shape)
-    points = np.empty((count, m, d))
-    for index in range(count):
-        engine = engine_class(d, scramble=True, rng=rng.generator)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*balance properties.*", category=UserWarning)
-            points[index] = engine.random(m)
-    tiny = 2.0**-53
-    W = special.ndtri(np.clip(points, tiny, 1.0 - tiny)).reshape((*batch_shape, m, d))
+    point_set = scrambled_sobol if sequence == "sobol" else scrambled_halton
+    points = point_set(m, d, math.prod(batch_shape), rng.generator)
+    W = special.ndtri(points).reshape((*batch_shape, m, d))
     return target.asarray(W)
 
 

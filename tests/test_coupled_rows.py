@@ -16,7 +16,7 @@ import pytest
 import scipy.linalg
 from scipy import optimize, special
 
-from estimators import backends, projections, registry, theory
+from estimators import backends, projections, qmc_points, registry, theory
 from tests.conftest import to_numpy
 
 # --- samplers -------------------------------------------------------------------------------------
@@ -81,6 +81,25 @@ def test_qmc_rows_are_gaussian_images_of_scrambled_points():
     for column in points.T:
         np.testing.assert_array_equal(np.sort(np.floor(column * 16)), np.arange(16))
     assert projections.qmc(5, 3, sequence="halton", seed=7).shape == (5, 3)
+
+
+@pytest.mark.parametrize(("m", "column", "base"), [(8, 0, 2), (9, 1, 3), (25, 2, 5)])
+def test_scrambled_halton_keeps_one_point_per_stratum_of_its_base(m, column, base):
+    """For m = b^k, coordinate j of a scrambled Halton set has one point in each interval of length b^−k."""
+    assert qmc_points.first_primes(3) == [2, 3, 5]
+    points = qmc_points.scrambled_halton(m, 3, 4, np.random.default_rng(5))
+    for randomization in points:
+        np.testing.assert_array_equal(np.sort(np.floor(randomization[:, column] * m)), np.arange(m))
+    assert len({tuple(r[:, column]) for r in points}) == 4
+
+
+def test_scrambled_sobol_digits_are_an_invertible_scramble_of_the_plain_points():
+    """LMS + shift maps the m plain points of a coordinate one-to-one onto the m strata, every time."""
+    points = qmc_points.scrambled_sobol(32, 4, 6, np.random.default_rng(8))
+    for randomization in points:
+        for column in randomization.T:
+            np.testing.assert_array_equal(np.sort(np.floor(column * 32)), np.arange(32))
+    assert np.all((points > 0) & (points < 1))
 
 
 @pytest.mark.parametrize("name", ["simplex", "sorf", "qmc", "qmc-halton", "uniform"])
