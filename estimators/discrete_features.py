@@ -68,20 +68,43 @@ def poisson_counts(uniforms, rate):
 
     Summed up to k_max = ⌈λ + 8√λ + 16⌉ for the largest λ, beyond which the Poisson tail is below
     1e-15 (λ ≤ 1000). Inside ``jax.jit`` λ cannot be read and k_max = 64, exact to 1e-15 for λ ≤ 20.
+    One rate (a float or a one-element array) gives one table of F_λ(0 … k_max − 1), searched for
+    every uniform at once; rates that vary across the batch are compared level by level.
     """
     xp = namespace(uniforms)
     largest = float(rate) if isinstance(rate, float) else None
     if largest is None and not is_tracer(rate):
         largest = float(xp.max(rate))
     k_max = 64 if largest is None else math.ceil(largest + 8 * math.sqrt(largest) + 16)
+    single = isinstance(rate, float) or (largest is not None and math.prod(rate.shape) == 1)
+    if single:
+        rate = rate if isinstance(rate, float) else xp.reshape(rate, ())
+    levels = _poisson_cdf_levels(xp, rate, k_max)
+    if single:
+        from array_api_compat import device
+
+        table = (
+            xp.asarray(levels, dtype=uniforms.dtype, device=device(uniforms))
+            if isinstance(rate, float)
+            else xp.astype(xp.stack(levels), uniforms.dtype)
+        )
+        return xp.astype(xp.searchsorted(table, uniforms, side="right"), uniforms.dtype)
+    counts = xp.zeros_like(uniforms)
+    for level in levels:
+        counts = counts + xp.astype(uniforms >= level, uniforms.dtype)
+    return counts
+
+
+def _poisson_cdf_levels(xp, rate, k_max):
+    """F_λ(0), …, F_λ(k_max − 1) by the recurrence p_k = p_{k−1}·λ/k (floats or arrays like ``rate``)."""
     mass = math.exp(-rate) if isinstance(rate, float) else xp.exp(-rate)
     cdf = mass
-    counts = xp.zeros_like(uniforms)
+    levels = []
     for k in range(1, k_max + 1):
-        counts = counts + xp.astype(uniforms >= cdf, uniforms.dtype)
+        levels.append(cdf)
         mass = mass * rate / k
         cdf = cdf + mass
-    return counts
+    return levels
 
 
 def discrete_parts(x, counts, log_weight, dtype):
