@@ -254,7 +254,7 @@ def _check_poisson_tails():
     α = 0 and any sampler whose quantile function differs at one of these 35 points fails. Both
     paths are checked: one rate (a table searched at once) and a rate per batch row (level by level)."""
     expected = stats.poisson.ppf(np.asarray(QUANTILES)[None, :], np.asarray(RATES)[:, None])
-    for rate, row in zip(RATES, expected):
+    for rate, row in zip(RATES, expected, strict=True):
         np.testing.assert_array_equal(_poisson_counts_at(QUANTILES, rate), row, err_msg=f"rate {rate}")
     uniforms = np.broadcast_to(np.asarray(QUANTILES), expected.shape)
     per_row = discrete_features.poisson_counts(uniforms, np.asarray(RATES)[:, None])
