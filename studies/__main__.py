@@ -67,7 +67,13 @@ class _Parser(argparse.ArgumentParser):
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=BACKENDS, default="numpy", help="array library (default numpy)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda (or gpu) or tpu (default cpu)")
-    parser.add_argument("--dtype", choices=DTYPES, default="float64", help="compute dtype (default float64)")
+    parser.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        default=None,
+        help="compute dtype of every study (default: each study's working precision, float64 unless "
+        "the study shows float32 rounding is negligible against its Monte Carlo error)",
+    )
     parser.add_argument(
         "--rng",
         choices=RNG_PATHS,

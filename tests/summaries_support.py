@@ -64,7 +64,7 @@ TINY = {
         "draws": 2,
         "replicates": 3,
     },
-    "uniform_convergence": {"d": 4, "ms": (4, 8), "Ls": (8, 16), "Rs": (1.0, 2.0), "draws": 60},
+    "uniform_convergence": {"d": 4, "ms": (4, 8), "Ls": (8, 16), "Rs": (1.0, 2.0), "draws": 60, "chunk": 25},
     "causal_stability": {"d": 16, "L": 16, "m": 16, "draws": 3},
     "estimator_shootout": {
         "d": 4,

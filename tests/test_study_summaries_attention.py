@@ -103,14 +103,16 @@ def check_uniform_convergence(run: Run, check: Checker) -> None:
     with P(j ≤ B < k) ≥ 0.99, B ~ Bin(n, 0.9) the count of draws below the true quantile, with at most
     0.5% in each tail, and be the tightest such equal-tailed pair; an end that no order statistic can
     reach is ±inf."""
-    assert len(run.rows) == len(run.records)
+    groups = group_by(run.records, "L", "R", "m")
+    assert len(run.rows) == len(groups)
     level, tail = 0.9, 0.005
-    for row, record in zip(run.rows, run.records, strict=True):
+    for row, group in zip(run.rows, groups.values(), strict=True):
         for name in ("L", "R", "d", "m", "draws"):
-            check.value(row, name, record["params"][name])
-        samples = record["values"]["sup_errors"]
+            check.value(row, name, group[0]["params"][name])
+        chunks = sorted(group, key=lambda record: record["params"].get("chunk", 0))
+        samples = [error for record in chunks for error in record["values"]["sup_errors"]]
         n = len(samples)
-        assert n == record["params"]["draws"]
+        assert n == group[0]["params"]["draws"]
         ordered = sorted(samples)
         assert len(set(ordered)) == n, "continuous errors: no ties, so ranks are unambiguous"
         estimate = interpolated_quantile(ordered, level)

@@ -260,6 +260,7 @@ class StudyFailure(RuntimeError):
 def finish_study(state: _Pending, context: Context, out: Path, plot: bool = True) -> list[dict]:
     """Canonical records, CSV, plot and meta.json for one study; returns the CSV rows."""
     study, cells, run = state.study, state.cells, state.run
+    context = context.for_study(study.dtype)
     folder = study_dir(out, study)
     records_path = folder / "records.jsonl"
     previous_text = text_if_exists(records_path)
