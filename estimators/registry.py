@@ -14,6 +14,9 @@ from . import hybrid_features, kernels, projections
 from .backends import namespace
 from .validation import check_choice
 
+NESTED_PROJECTIONS = ("iid", "orthogonal", "uniform")
+"""Samplers whose rows are drawn independently or in independent blocks (see :attr:`Estimator.nests`)."""
+
 
 @dataclass(frozen=True)
 class Estimator:
@@ -78,6 +81,35 @@ class Estimator:
         phi_x = self.features(x, W, **x_options)
         phi_y = self.features(y, W, **y_options)
         return kernels.estimate(phi_x, phi_y)[..., 0]
+
+    @property
+    def nests(self) -> bool:
+        """Whether the first m' rows of a draw of m rows are a draw of m' rows, so one draw serves every
+        m' ≤ m (:meth:`estimate_prefixes`): iid rows, and Haar blocks (a prefix is ⌈m'/d⌉ independent
+        blocks, the last truncated, as ``draw(m')`` builds it). Not the coupled samplers (simplex,
+        SORF, QMC) nor the hybrid maps."""
+        return self.projection in NESTED_PROJECTIONS and self.feature not in hybrid_features.ORIENTATION
+
+    def estimate_prefixes(self, x, y, W, ms):
+        """K̂(x, y) from the first m' rows of W for each m' in ``ms``: pairs (…, d) → (…, len(ms)).
+
+        Equal to ``estimate(x, y, W[..., :m', :])`` for each m': a map's only dependence on m is its
+        scale (φ(x)ᵀφ(y) = (1/m) Σ_i g_i(x, y), g_i the terms of projection i), so the terms of one
+        feature computation are summed by projection and their prefix sums rescaled by m/m'.
+        """
+        if not self.nests:
+            raise ValueError(f"estimator {self.name!r} does not nest: its W for m' rows is not a prefix")
+        xp = namespace(x)
+        m = W.shape[-2]
+        bad = [size for size in ms if not 1 <= size <= m]
+        if bad:
+            raise ValueError(f"ms must lie in [1, {m}] (the rows of W), got {bad}")
+        x, y = x[..., None, :], y[..., None, :]
+        x_options, y_options = feature_maps.data_options(self.feature, x, y)
+        terms = self.features(x, W, **x_options) * self.features(y, W, **y_options)
+        per_row = xp.sum(xp.reshape(terms[..., 0, :], (*terms.shape[:-2], -1, m)), axis=-2)
+        running = xp.cumulative_sum(per_row, axis=-1)
+        return xp.stack([running[..., size - 1] * (m / size) for size in ms], axis=-1)
 
     def estimate_gram(self, x, y, W):
         """Â (…, L, M) for x (…, L, d), y (…, M, d); data-dependent options by the homogeneity rule.

@@ -5,6 +5,14 @@ where the kernel is small and positive features win), the relative MSE E[(K̂ �
 trig, positive and hyperbolic features, iid and block-orthogonal, is estimated by Monte Carlo
 (99% intervals) and drawn over the closed forms of theory.md §4 (iid: Lemma 2, Eq. 8) and §5.2
 (block-orthogonal: V1/m + (P/m²)·Cov_ort). Both axes are logarithmic; iid curves have slope −1.
+
+One draw of W with the largest m serves every m: its first m rows are a draw of m rows (iid rows,
+and Haar blocks with the last one truncated; :attr:`estimators.registry.Estimator.nests`), so a cell
+draws ``replicates`` W of ``m_max`` rows and records the errors at every power of two from ``m_min``
+(:meth:`estimators.registry.Estimator.estimate_prefixes`). Each m's estimate is unbiased with the
+same variance as from its own draws; estimates at different m of one estimator are positively
+correlated, which no claim here assumes away (each compares one m with its closed form, or two
+estimators, which never share draws).
 """
 
 from __future__ import annotations
@@ -39,47 +47,54 @@ def input_pairs(d: int):
     return x, y
 
 
+def powers_of_two(m_min: int, m_max: int) -> list[int]:
+    """m_min, 2·m_min, …, m_max (both powers of two)."""
+    return [2**k for k in range(int(math.log2(m_min)), int(math.log2(m_max)) + 1)]
+
+
 def cells(preset: str) -> list[dict]:
     config = PRESETS[preset]
+    base = {"d": config["d"], "m_min": min(config["ms"]), "m_max": max(config["ms"])}
+    if powers_of_two(base["m_min"], base["m_max"]) != list(config["ms"]):
+        raise ValueError(f"mse_vs_features: ms must be consecutive powers of two, got {config['ms']}")
     return [
         cell
         for name in ESTIMATORS
-        for m in config["ms"]
-        for cell in chunk_cells(
-            {"estimator": name, "d": config["d"], "m": m}, config["replicates"], config["chunk"]
-        )
+        for cell in chunk_cells({**base, "estimator": name}, config["replicates"], config["chunk"])
     ]
 
 
 def compute(cell) -> dict:
     p = cell.kwargs
     x, y = input_pairs(p["d"])
-    return kernel_errors(
-        cell, registry.get(p["estimator"]), p["m"], x, y, kernels.softmax(x, y), p["replicates"]
-    )
+    ms = powers_of_two(p["m_min"], p["m_max"])
+    row = registry.get(p["estimator"])
+    moments = kernel_errors(cell, row, p["m_max"], x, y, kernels.softmax(x, y), p["replicates"], ms=ms)
+    return {"ms": ms, **moments}
 
 
 def summarize(records, context) -> list[dict]:
     rows = []
-    for (name, m), group in group_records(records, "estimator", "m").items():
+    for (name,), group in group_records(records, "estimator").items():
         d = group[0]["params"]["d"]
         x, y = input_pairs(d)
         summary = moment_summary(merge_moments(r["values"] for r in group))
-        theory = registry.get(name).theory_mse(x, y, m) / kernels.softmax(x, y) ** 2
-        for index, angle in enumerate(ANGLES):
-            rows.append(
-                {
-                    "estimator": name,
-                    "d": d,
-                    "m": m,
-                    "norm": NORM,
-                    "angle": angle,
-                    "replicates": summary["n"],
-                    "relative_mse": float(summary["mse"][index]),
-                    "ci99": float(summary["mse_ci"][index]),
-                    "theory_relative_mse": float(theory[index]),
-                }
-            )
+        for position, m in enumerate(group[0]["values"]["ms"]):
+            theory = registry.get(name).theory_mse(x, y, m) / kernels.softmax(x, y) ** 2
+            for index, angle in enumerate(ANGLES):
+                rows.append(
+                    {
+                        "estimator": name,
+                        "d": d,
+                        "m": m,
+                        "norm": NORM,
+                        "angle": angle,
+                        "replicates": summary["n"],
+                        "relative_mse": float(summary["mse"][position][index]),
+                        "ci99": float(summary["mse_ci"][position][index]),
+                        "theory_relative_mse": float(theory[index]),
+                    }
+                )
     return rows
 
 

@@ -44,7 +44,7 @@ SEED = 11
 
 TINY = {
     "unbiasedness": {"d": 4, "m": 4, "replicates": 300, "chunk": 120},
-    "mse_vs_features": {"d": 4, "ms": (2, 4, 6), "replicates": 300, "chunk": 120},
+    "mse_vs_features": {"d": 4, "ms": (2, 4, 8), "replicates": 300, "chunk": 120},
     "trig_vs_positive": {"d": 4, "m": 4, "replicates": 300, "chunk": 120},
     "orthogonal_gain": {
         "ms": (2, 4, 6, 12),

@@ -29,6 +29,36 @@ def test_rows_estimate_the_same_numbers_on_every_backend(name, backend, to_backe
     assert np.isfinite(to_numpy(row.exact(to_backend(x), to_backend(y))))
 
 
+NESTING = [name for name in registry.names() if registry.get(name).nests]
+
+
+def test_nesting_rows_are_the_independent_row_samplers():
+    assert {registry.get(name).projection for name in NESTING} == set(registry.NESTED_PROJECTIONS)
+    for name in set(registry.names()) - set(NESTING):
+        with pytest.raises(ValueError, match="does not nest"):
+            registry.get(name).estimate_prefixes(np.zeros(4), np.zeros(4), np.zeros((4, 4)), [2])
+
+
+@pytest.mark.parametrize("name", NESTING)
+def test_prefix_estimates_equal_estimates_from_the_first_rows(name, backend, to_backend):
+    """One feature computation gives K̂ for every prefix m' of W; each equals ``estimate`` on W[:m'].
+    Both sum the same m' terms in a different order: |difference| ≤ m·ε·Σ|terms| ≤ m·ε·K̂_abs, with
+    the terms O(1) at these inputs (‖x‖, ‖y‖ ≈ 0.5), so rtol = 8·m·ε in float64. A layout that pairs
+    the wrong features of a projection (trig, hyperbolic) or a wrong rescale m/m' fails."""
+    row = registry.get(name)
+    m, d, ms = 20, 4, [1, 3, 4, 9, 20]
+    rng = np.random.default_rng(7)
+    x, y = rng.standard_normal((2, 3, d)) * 0.25
+    W = row.draw(m, d, batch_shape=(5, 1), seed=2)
+    reference = np.stack([row.estimate(x, y, W[..., :size, :]) for size in ms], axis=-1)
+    prefixes = row.estimate_prefixes(to_backend(x), to_backend(y), to_backend(W), ms)
+    assert backends.backend_of(prefixes) == backend
+    assert prefixes.shape == (5, 3, len(ms))
+    np.testing.assert_allclose(to_numpy(prefixes), reference, rtol=8 * m * np.finfo(np.float64).eps)
+    with pytest.raises(ValueError, match=r"ms must lie in \[1, 20\]"):
+        row.estimate_prefixes(x, y, W, [0, 21])
+
+
 @pytest.mark.parametrize("name", registry.names())
 def test_feature_width_is_r(name):
     row = registry.get(name)

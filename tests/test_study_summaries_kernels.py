@@ -31,6 +31,7 @@ from .summaries_support import (
     exponent_size,
     group_by,
     iid_mse_cf,
+    mean_of,
     mse_closed_or_theory,
     mse_of,
     ratio_of,
@@ -100,26 +101,38 @@ def check_unbiasedness(run: Run, check: Checker) -> None:
 
 
 def check_mse_vs_features(run: Run, check: Checker) -> None:
-    module = run.module
-    for (name, m), group in group_by(run.records, "estimator", "m").items():
+    """Each record holds the moments of every m from m_min to m_max (one draw of W serves them all):
+    row (estimator, m) must be the merged moments at m's position."""
+    for (name,), group in group_by(run.records, "estimator").items():
         params = group[0]["params"]
-        x, y = module.input_pairs(params["d"])
-        rows = [r for r in run.rows if r["estimator"] == name and r["m"] == m]
-        assert len(rows) == len(x)
-        mse = mse_of(group)
-        sm = softmax_cf(x, y)
-        expected = mse_closed_or_theory(name, x, y, m) / sm**2
-        size = exponent_size(x, y)
-        for index, row in enumerate(rows):
-            check_labels(check, row, group[0], ("estimator", "d", "m"))
-            check_replicates(check, row, group)
-            norm = math.sqrt(sq(x[index]))
-            check.value(row, "norm", norm, 4 * EPS * norm)
-            assert math.isclose(math.sqrt(sq(y[index])), norm, rel_tol=4 * EPS)
-            check.value(row, "angle", float(angle_between(x[index], y[index])), 8 * EPS * math.pi)
-            check.value(row, "relative_mse", mse.value[index], mse.value_bound[index])
-            check.value(row, "ci99", mse.half[index], mse.half_bound[index])
-            check.value(row, "theory_relative_mse", expected[index], theory_bound(expected[index], size))
+        ms = [2**k for k in range(int(math.log2(params["m_min"])), int(math.log2(params["m_max"])) + 1)]
+        assert all(record["values"]["ms"] == ms for record in group)
+        for position, m in enumerate(ms):
+            _check_mse_at(run, check, name, m, group, position)
+
+
+def _check_mse_at(run, check, name, m, group, position):
+    """Rows of (name, m) against the moments at ``position`` of each record's ms."""
+    module = run.module
+    x, y = module.input_pairs(group[0]["params"]["d"])
+    rows = [r for r in run.rows if r["estimator"] == name and r["m"] == m]
+    assert len(rows) == len(x)
+    n = sum(record["values"]["n"] for record in group)
+    mse = mean_of(n, *([record["values"][key][position] for record in group] for key in ("s2", "s4")))
+    sm = softmax_cf(x, y)
+    expected = mse_closed_or_theory(name, x, y, m) / sm**2
+    size = exponent_size(x, y)
+    for index, row in enumerate(rows):
+        check_labels(check, row, group[0], ("estimator", "d"))
+        check.value(row, "m", m)
+        check_replicates(check, row, group)
+        norm = math.sqrt(sq(x[index]))
+        check.value(row, "norm", norm, 4 * EPS * norm)
+        assert math.isclose(math.sqrt(sq(y[index])), norm, rel_tol=4 * EPS)
+        check.value(row, "angle", float(angle_between(x[index], y[index])), 8 * EPS * math.pi)
+        check.value(row, "relative_mse", mse.value[index], mse.value_bound[index])
+        check.value(row, "ci99", mse.half[index], mse.half_bound[index])
+        check.value(row, "theory_relative_mse", expected[index], theory_bound(expected[index], size))
 
 
 def check_trig_vs_positive(run: Run, check: Checker) -> None:

@@ -140,25 +140,28 @@ def test_summary_statistics_are_those_of_the_raw_estimates(name, monkeypatch):
             for index, row in enumerate(r for r in rows if r["estimator"] == estimator):
                 check.value(row, "relative_bias", stat.value[index], stat.value_bound[index])
                 check.value(row, "ci99", stat.half[index], stat.half_bound[index])
-    elif name in ("mse_vs_features", "smreg"):
-        keys = ("estimator", "m") if name == "mse_vs_features" else ("estimator",)
-        for key, (params, W) in _replayed_groups(records, draws, keys).items():
-            pairs = module.input_pairs(params["d"]) if name == "mse_vs_features" else None
-            x, y = pairs or module.parallel_pairs(module.T_POINTS, params["d"])
-            estimates, bound = own_estimates(registry.get(key[0]).feature, x, y, W)
-            errors = estimates / softmax_cf(x, y) - 1
-            error_bound = bound / softmax_cf(x, y)
-            chosen = [r for r in rows if tuple(r[k] for k in keys) == key]
-            if name == "smreg":
-                stat = raw_mean(errors, error_bound)
-                for index, row in enumerate(chosen):
-                    check.value(row, "mean_over_sm", 1 + stat.value[index], stat.value_bound[index] + EPS)
-                    check.value(row, "ci99", stat.half[index], stat.half_bound[index])
-            else:
+    elif name == "mse_vs_features":
+        # every m of an estimator comes from the first m rows of the same draws of W (m_max rows)
+        for (estimator,), (params, W) in _replayed_groups(records, draws, ("estimator",)).items():
+            x, y = module.input_pairs(params["d"])
+            assert W.shape[1] == params["m_max"]
+            for m in sorted({r["m"] for r in rows if r["estimator"] == estimator}):
+                estimates, bound = own_estimates(registry.get(estimator).feature, x, y, W[:, :m])
+                errors, error_bound = estimates / softmax_cf(x, y) - 1, bound / softmax_cf(x, y)
                 stat = raw_mean(errors**2, 2 * (np.abs(errors) + error_bound) * error_bound)
+                chosen = [r for r in rows if (r["estimator"], r["m"]) == (estimator, m)]
                 for index, row in enumerate(chosen):
                     check.value(row, "relative_mse", stat.value[index], stat.value_bound[index])
                     check.value(row, "ci99", stat.half[index], stat.half_bound[index])
+    elif name == "smreg":
+        for (estimator,), (params, W) in _replayed_groups(records, draws, ("estimator",)).items():
+            x, y = module.parallel_pairs(module.T_POINTS, params["d"])
+            estimates, bound = own_estimates(registry.get(estimator).feature, x, y, W)
+            errors, error_bound = estimates / softmax_cf(x, y) - 1, bound / softmax_cf(x, y)
+            stat = raw_mean(errors, error_bound)
+            for index, row in enumerate(r for r in rows if r["estimator"] == estimator):
+                check.value(row, "mean_over_sm", 1 + stat.value[index], stat.value_bound[index] + EPS)
+                check.value(row, "ci99", stat.half[index], stat.half_bound[index])
     elif name == "estimator_shootout":
         for (kind, estimator, m), (params, W) in _replayed_groups(
             records, draws, ("kind", "estimator", "m")

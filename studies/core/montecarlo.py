@@ -100,7 +100,7 @@ def moment_summary(moments: dict, z: float = 2.576) -> dict:
 
 
 def kernel_errors(
-    cell: Cell, row, m: int, x, y, reference, replicates: int, *, relative=True, draw=None
+    cell: Cell, row, m: int, x, y, reference, replicates: int, *, relative=True, draw=None, ms=None
 ) -> dict:
     """Moment sums of K̂(x_p, y_p) − reference over ``replicates`` independent draws of W.
 
@@ -110,7 +110,9 @@ def kernel_errors(
     device (``draw(m, d, n, rng, like)`` overrides ``row.draw``); the P pairs of one replicate share
     W and each pair is estimated on its own (``row.estimate(x_p, y_p, W)`` → (n,)), so estimators
     with data-dependent parameters see one pair at a time. Returns :func:`merge_moments` of the
-    (n, P) errors.
+    (n, P) errors. With ``ms`` (m' ≤ m, a row that :attr:`~estimators.registry.Estimator.nests`),
+    each draw of m rows also gives the estimates of its first m' rows
+    (:meth:`~estimators.registry.Estimator.estimate_prefixes`): errors (n, len(ms), P).
     """
     target = cell.context.target
     xs, ys = target.asarray(np.asarray(x)), target.asarray(np.asarray(y))
@@ -123,7 +125,11 @@ def kernel_errors(
             W = row.draw(m, d, batch_shape=(n,), seed=rng, like=xs)
         else:
             W = draw(m, d, n, rng, xs)
-        estimates = np.stack([host(row.estimate(xs[p], ys[p], W)) for p in range(xs.shape[0])], axis=-1)
+        if ms is None:
+            per_pair = [row.estimate(xs[p], ys[p], W) for p in range(xs.shape[0])]
+        else:
+            per_pair = [row.estimate_prefixes(xs[p], ys[p], W, ms) for p in range(xs.shape[0])]
+        estimates = np.stack([host(estimate) for estimate in per_pair], axis=-1)
         errors = estimates / reference - 1 if relative else estimates - reference
         parts.append(error_moments(errors))
     return merge_moments(parts)
