@@ -111,6 +111,32 @@ class Estimator:
         running = xp.cumulative_sum(per_row, axis=-1)
         return xp.stack([running[..., size - 1] * (m / size) for size in ms], axis=-1)
 
+    def gram_prefixes(self, x, y, W, ms):
+        """Yield ``(m', Â)`` for each m' in ``ms`` (ascending), Â (…, L, M) from the first m' rows of W.
+
+        Each Â equals ``estimate_gram(x, y, W[..., :m', :])``; the features are computed once and the
+        Gram accumulated over the projections between consecutive m', so every prefix together costs
+        one Gram of all m rows. Nesting rows only (:attr:`nests`).
+        """
+        if not self.nests:
+            raise ValueError(f"estimator {self.name!r} does not nest: its W for m' rows is not a prefix")
+        xp = namespace(x)
+        m = W.shape[-2]
+        if list(ms) != sorted(ms) or not all(1 <= size <= m for size in ms):
+            raise ValueError(f"ms must be ascending and lie in [1, {m}] (the rows of W), got {list(ms)}")
+        x_options, y_options = feature_maps.data_options(self.feature, x, y)
+        by_projection = []
+        for rows, options in ((x, x_options), (y, y_options)):
+            phi = self.features(rows, W, **options)
+            by_projection.append(xp.reshape(phi, (*phi.shape[:-1], -1, m)))
+        running, done = 0.0, 0
+        for size in ms:
+            blocks = [phi[..., done:size] for phi in by_projection]
+            flat = [xp.reshape(block, (*block.shape[:-2], -1)) for block in blocks]
+            running = running + xp.matmul(flat[0], xp.matrix_transpose(flat[1]))
+            done = size
+            yield size, running * (m / size)
+
     def estimate_gram(self, x, y, W):
         """Â (…, L, M) for x (…, L, d), y (…, M, d); data-dependent options by the homogeneity rule.
 

@@ -25,7 +25,7 @@ import numpy as np
 from estimators import kernels, registry
 
 from .core import captions, plotting
-from .core.cells import Study, chunk_cells, group_records
+from .core.cells import Study, chunk_cells, group_records, nested_m_range, powers_of_two
 from .core.montecarlo import kernel_errors, merge_moments, moment_summary
 
 ESTIMATORS = ("trig-iid", "trig-ort", "positive-iid", "positive-ort", "hyperbolic-iid", "hyperbolic-ort")
@@ -47,16 +47,9 @@ def input_pairs(d: int):
     return x, y
 
 
-def powers_of_two(m_min: int, m_max: int) -> list[int]:
-    """m_min, 2·m_min, …, m_max (both powers of two)."""
-    return [2**k for k in range(int(math.log2(m_min)), int(math.log2(m_max)) + 1)]
-
-
 def cells(preset: str) -> list[dict]:
     config = PRESETS[preset]
-    base = {"d": config["d"], "m_min": min(config["ms"]), "m_max": max(config["ms"])}
-    if powers_of_two(base["m_min"], base["m_max"]) != list(config["ms"]):
-        raise ValueError(f"mse_vs_features: ms must be consecutive powers of two, got {config['ms']}")
+    base = {"d": config["d"], **nested_m_range(config["ms"], "mse_vs_features")}
     return [
         cell
         for name in ESTIMATORS

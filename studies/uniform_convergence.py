@@ -9,9 +9,15 @@ where A = exp(QKᵀ/√d) is *un-normalized*, and m does not depend on L. For ea
 draws W many times and reports the 90th percentile of the sup-norm error max_ij |Â_ij − A_ij| (the
 ε reached with failure probability 0.1) with a distribution-free 99% interval (binomial order
 statistics). Its upper end exists only from n = 51 draws on (0.9ⁿ ≤ 0.005), so the quick preset
-draws W 64 times; with fewer draws the upper end is unbounded and drawn as an open triangle. The
-draws of one (L, R, m) are split into cells of ``chunk`` draws (the paper preset: 8 cells of 25), so
-the L² m-sized points spread over the workers instead of holding one for the whole run.
+draws W 64 times; with fewer draws the upper end is unbounded and drawn as an open triangle.
+
+One draw of W with the largest m serves every m: its first m rows are a draw of m rows (Haar blocks,
+the last truncated), and :meth:`estimators.registry.Estimator.gram_prefixes` accumulates Â over the
+projections between consecutive m, so all m of a draw cost one Gram of m_max rows. The sup errors at
+different m of one (L, R) are therefore correlated; each claim compares curves of different (L, R),
+which never share draws, or fits one curve's slope (descriptive). The draws of one (L, R) are split
+into cells of ``chunk`` draws (the paper preset: 8 cells of 25), so its L²·m_max work spreads over
+the workers.
 
 The theorem states a rate, Θ(·), with no constant, so no line on the figure is "the bound". Each
 curve carries a rate guide ε ∝ m^{-1/2} (the theorem's rate in m without its log factor) anchored at
@@ -38,7 +44,7 @@ from scipy import stats as sps
 from estimators import kernels, registry
 
 from .core import captions, plotting
-from .core.cells import Study, chunk_cells, group_records, stable_rng
+from .core.cells import Study, chunk_cells, group_records, nested_m_range, powers_of_two, stable_rng
 from .core.montecarlo import host, replicate_chunks
 
 ESTIMATOR = "trig-ort"
@@ -82,12 +88,18 @@ def cells(preset: str) -> list[dict]:
     config = PRESETS[preset]
     points = [(length, R_FOR_L) for length in config["Ls"]]
     points += [(256, radius) for radius in config["Rs"] if radius != R_FOR_L]
+    m_range = nested_m_range(config["ms"], "uniform_convergence")
     return [
         cell
         for length, radius in points
-        for m in config["ms"]
         for cell in chunk_cells(
-            {"d": config["d"], "L": length, "R": radius, "m": m, "draws": config["draws"]},
+            {
+                "d": config["d"],
+                "L": length,
+                "R": radius,
+                **m_range,
+                "draws": config["draws"],
+            },
             config["draws"],
             config.get("chunk", config["draws"]),
         )
@@ -95,6 +107,7 @@ def cells(preset: str) -> list[dict]:
 
 
 def compute(cell) -> dict:
+    """Sup errors (one list per m, one entry per draw) of the first m rows of each draw of m_max rows."""
     p = cell.kwargs
     target = cell.context.target
     scaled = [a * p["d"] ** -0.25 for a in inputs(cell.context.seed, p["L"], p["R"], p["d"])]
@@ -102,12 +115,13 @@ def compute(cell) -> dict:
     x, y = (target.asarray(a) for a in scaled)
     row = registry.get(ESTIMATOR)
     rng = cell.rng()
-    errors = []
-    for n in replicate_chunks(p.get("replicates", p["draws"]), p["L"] * (p["L"] + 4 * p["m"])):
-        W = row.draw(p["m"], p["d"], batch_shape=(n,), seed=rng, like=x)
-        estimate = host(row.estimate_gram(x[None], y[None], W))
-        errors.extend(np.max(np.abs(estimate - exact), axis=(-2, -1)).tolist())
-    return {"sup_errors": errors}
+    ms = powers_of_two(p["m_min"], p["m_max"])
+    errors = [[] for _ in ms]
+    for n in replicate_chunks(p["replicates"], p["L"] * (2 * p["L"] + 4 * p["m_max"])):
+        W = row.draw(p["m_max"], p["d"], batch_shape=(n,), seed=rng, like=x)
+        for position, (_, estimate) in enumerate(row.gram_prefixes(x[None], y[None], W, ms)):
+            errors[position].extend(np.max(np.abs(host(estimate) - exact), axis=(-2, -1)).tolist())
+    return {"ms": ms, "sup_errors": errors}
 
 
 def quantile_interval(samples, quantile: float = QUANTILE, confidence: float = 0.99):
@@ -128,36 +142,37 @@ def quantile_interval(samples, quantile: float = QUANTILE, confidence: float = 0
     return estimate, lower, upper
 
 
-def sup_errors(group) -> list[float]:
-    """The sup errors of one (L, R, m), its chunks' draws in chunk order."""
-    ordered = sorted(group, key=lambda record: record["params"].get("chunk", 0))
-    return [error for record in ordered for error in record["values"]["sup_errors"]]
+def sup_errors(group, position: int) -> list[float]:
+    """The sup errors of the m at ``position`` of one (L, R), its chunks' draws in chunk order."""
+    ordered = sorted(group, key=lambda record: record["params"]["chunk"])
+    return [error for record in ordered for error in record["values"]["sup_errors"][position]]
 
 
 def summarize(records, context) -> list[dict]:
     rows = []
-    for group in group_records(records, "L", "R", "m").values():
+    for group in group_records(records, "L", "R").values():
         p = group[0]["params"]
-        errors = sup_errors(group)
-        if len(errors) != p["draws"]:
-            raise ValueError(
-                f"uniform_convergence (L={p['L']}, R={p['R']}, m={p['m']}): "
-                f"{len(errors)} sup errors recorded, {p['draws']} draws expected"
+        for position, m in enumerate(group[0]["values"]["ms"]):
+            errors = sup_errors(group, position)
+            if len(errors) != p["draws"]:
+                raise ValueError(
+                    f"uniform_convergence (L={p['L']}, R={p['R']}, m={m}): "
+                    f"{len(errors)} sup errors recorded, {p['draws']} draws expected"
+                )
+            estimate, low, high = quantile_interval(errors)
+            rows.append(
+                {
+                    "L": p["L"],
+                    "R": p["R"],
+                    "d": p["d"],
+                    "m": m,
+                    "draws": p["draws"],
+                    "sup_error_q90": estimate,
+                    "ci99_low": low,
+                    "ci99_high": high,
+                    "sup_error_median": float(np.median(errors)),
+                }
             )
-        estimate, low, high = quantile_interval(errors)
-        rows.append(
-            {
-                "L": p["L"],
-                "R": p["R"],
-                "d": p["d"],
-                "m": p["m"],
-                "draws": p["draws"],
-                "sup_error_q90": estimate,
-                "ci99_low": low,
-                "ci99_high": high,
-                "sup_error_median": float(np.median(errors)),
-            }
-        )
     return rows
 
 

@@ -39,24 +39,63 @@ def test_nesting_rows_are_the_independent_row_samplers():
             registry.get(name).estimate_prefixes(np.zeros(4), np.zeros(4), np.zeros((4, 4)), [2])
 
 
+def _abs_gram(row, x, y, W):
+    """Σ_f |φ_f(x)||φ_f(y)| (…, L, M): what round-off in any order of the sum scales with."""
+    x_options, y_options = features.data_options(row.feature, x, y)
+    phi_x, phi_y = np.abs(row.features(x, W, **x_options)), np.abs(row.features(y, W, **y_options))
+    return phi_x @ np.swapaxes(phi_y, -1, -2)
+
+
+def _assert_sums_agree(actual, reference, abs_terms, m):
+    """Two orders of the same ≤ 2m-term sum: |difference| ≤ 4·m·ε·Σ|terms|, even under cancellation."""
+    bound = 4 * m * np.finfo(np.float64).eps * abs_terms
+    assert np.all(np.abs(to_numpy(actual) - reference) <= bound)
+
+
+def _dyadic(array, bits):
+    """``array`` rounded down to multiples of 2^-bits: with x and W so rounded, every projection x·w is
+    exact in float64 whatever the order of its terms, so both paths see the same features and differ
+    only in how the feature products are summed (the bound of :func:`_assert_sums_agree`)."""
+    return np.floor(array * 2.0**bits) / 2.0**bits
+
+
 @pytest.mark.parametrize("name", NESTING)
 def test_prefix_estimates_equal_estimates_from_the_first_rows(name, backend, to_backend):
     """One feature computation gives K̂ for every prefix m' of W; each equals ``estimate`` on W[:m'].
-    Both sum the same m' terms in a different order: |difference| ≤ m·ε·Σ|terms| ≤ m·ε·K̂_abs, with
-    the terms O(1) at these inputs (‖x‖, ‖y‖ ≈ 0.5), so rtol = 8·m·ε in float64. A layout that pairs
-    the wrong features of a projection (trig, hyperbolic) or a wrong rescale m/m' fails."""
+    A layout that pairs the wrong features of a projection (trig, hyperbolic) or a wrong rescale fails."""
     row = registry.get(name)
     m, d, ms = 20, 4, [1, 3, 4, 9, 20]
     rng = np.random.default_rng(7)
-    x, y = rng.standard_normal((2, 3, d)) * 0.25
-    W = row.draw(m, d, batch_shape=(5, 1), seed=2)
-    reference = np.stack([row.estimate(x, y, W[..., :size, :]) for size in ms], axis=-1)
+    x, y = _dyadic(rng.standard_normal((2, 3, d)) * 0.25, 6)
+    W = _dyadic(row.draw(m, d, batch_shape=(5, 1), seed=2), 4)
     prefixes = row.estimate_prefixes(to_backend(x), to_backend(y), to_backend(W), ms)
     assert backends.backend_of(prefixes) == backend
     assert prefixes.shape == (5, 3, len(ms))
-    np.testing.assert_allclose(to_numpy(prefixes), reference, rtol=8 * m * np.finfo(np.float64).eps)
+    for position, size in enumerate(ms):
+        truncated = W[..., :size, :]
+        abs_terms = _abs_gram(row, x[..., None, :], y[..., None, :], truncated)[..., 0, 0]
+        _assert_sums_agree(prefixes[..., position], row.estimate(x, y, truncated), abs_terms, m)
     with pytest.raises(ValueError, match=r"ms must lie in \[1, 20\]"):
         row.estimate_prefixes(x, y, W, [0, 21])
+
+
+@pytest.mark.parametrize("name", NESTING)
+def test_gram_prefixes_equal_grams_from_the_first_rows(name, backend, to_backend):
+    """Each yielded Â equals ``estimate_gram`` on W[:m'] (the same terms summed in blocks); a block
+    boundary off by one row or a wrong rescale fails."""
+    row = registry.get(name)
+    m, d, ms = 20, 4, [1, 3, 4, 9, 20]
+    rng = np.random.default_rng(8)
+    x, y = _dyadic(rng.standard_normal((2, 2, 5, d)) * 0.25, 6)
+    W = _dyadic(row.draw(m, d, batch_shape=(3, 1), seed=4), 4)
+    yielded = list(row.gram_prefixes(to_backend(x), to_backend(y), to_backend(W), ms))
+    assert [size for size, _ in yielded] == ms
+    for size, gram in yielded:
+        assert backends.backend_of(gram) == backend
+        truncated = W[..., :size, :]
+        _assert_sums_agree(gram, row.estimate_gram(x, y, truncated), _abs_gram(row, x, y, truncated), m)
+    with pytest.raises(ValueError, match="ascending"):
+        list(row.gram_prefixes(x, y, W, [4, 2]))
 
 
 @pytest.mark.parametrize("name", registry.names())

@@ -8,7 +8,7 @@ precision adds under 1% of the Monte Carlo uncertainty every interval already sh
 * attention_error: the mean output RMS error and the output MSE over a cell's replicates (standard
   errors from the moment sums), at the smallest and largest m, trig and positive features;
 * uniform_convergence: the 90th percentile and the median of the sup-norm errors (standard errors from
-  their distribution-free 99% intervals, half-width / 2.576), at the smallest and largest m.
+  their distribution-free 99% intervals, half-width / 2.576), at every m of the longest L.
 
 A study that declares float32 without a check here fails :func:`test_every_float32_study_is_checked`,
 and a float32 result rounded to 8 significant bits (a bfloat16-like defect) fails the criterion.
@@ -50,54 +50,61 @@ def _attention_error_estimates(values):
 def _uniform_convergence_cells(context):
     cells = uniform_convergence.STUDY.make_cells(context)
     longest = max(cell.kwargs["L"] for cell in cells)
-    ms = {cell.kwargs["m"] for cell in cells}
-    return [c for c in cells if c.kwargs["L"] == longest and c.kwargs["m"] in (min(ms), max(ms))]
+    return [cell for cell in cells if cell.kwargs["L"] == longest]
 
 
 def _uniform_convergence_estimates(values):
-    """(90th percentile, median) of the sup errors and their standard errors from the 99% intervals."""
+    """(90th percentile, median) of the sup errors at every m, and their standard errors from the 99%
+    intervals."""
     estimates, errors = [], []
-    for quantile in (uniform_convergence.QUANTILE, 0.5):
-        estimate, low, high = uniform_convergence.quantile_interval(values["sup_errors"], quantile)
-        estimates.append(estimate)
-        errors.append((high - low) / (2 * Z99))
+    for samples in values["sup_errors"]:
+        for quantile in (uniform_convergence.QUANTILE, 0.5):
+            estimate, low, high = uniform_convergence.quantile_interval(samples, quantile)
+            estimates.append(estimate)
+            errors.append((high - low) / (2 * Z99))
     return np.array(estimates), np.array(errors)
 
 
+def _eight_bit(array):
+    mantissa, exponent = np.frexp(np.asarray(array, dtype=np.float64))
+    return np.ldexp(np.round(mantissa * 256) / 256, exponent)
+
+
+def _plant_in_favor(monkeypatch):
+    favor = attention_error.attention.favor
+    monkeypatch.setattr(attention_error.attention, "favor", lambda *a, **k: _eight_bit(favor(*a, **k)))
+
+
+def _plant_in_gram_prefixes(monkeypatch):
+    prefixes = registry.Estimator.gram_prefixes
+
+    def rounded(self, *args, **kwargs):
+        for size, gram in prefixes(self, *args, **kwargs):
+            yield size, _eight_bit(gram)
+
+    monkeypatch.setattr(registry.Estimator, "gram_prefixes", rounded)
+
+
 CHECKS = {
-    "attention_error": (
-        attention_error,
-        _attention_error_cells,
-        _attention_error_estimates,
-        (attention_error.attention, "favor"),
-    ),
+    "attention_error": (attention_error, _attention_error_cells, _attention_error_estimates, _plant_in_favor),
     "uniform_convergence": (
         uniform_convergence,
         _uniform_convergence_cells,
         _uniform_convergence_estimates,
-        (registry.Estimator, "estimate_gram"),
+        _plant_in_gram_prefixes,
     ),
 }
-
-
-def _eight_bit(function):
-    def rounded(*args, **kwargs):
-        out = np.asarray(function(*args, **kwargs), dtype=np.float64)
-        mantissa, exponent = np.frexp(out)
-        return np.ldexp(np.round(mantissa * 256) / 256, exponent)
-
-    return rounded
 
 
 def largest_share_of_se(name, monkeypatch=None):
     """Largest |float32 − float64| / SE over the chosen cells of study ``name``; with ``monkeypatch``
     the float32 run's result is rounded to 8 significant bits (the planted defect)."""
-    module, select, estimates_of, (owner, attribute) = CHECKS[name]
+    module, select, estimates_of, plant = CHECKS[name]
     wide_cells, narrow_cells = select(Context(dtype="float64")), select(Context(dtype=None))
     assert {cell.context.dtype for cell in narrow_cells} == {module.STUDY.dtype}
     references = [estimates_of(module.compute(cell)) for cell in wide_cells]
     if monkeypatch is not None:
-        monkeypatch.setattr(owner, attribute, _eight_bit(getattr(owner, attribute)))
+        plant(monkeypatch)
     shares = []
     for (reference, standard_error), wide, narrow in zip(references, wide_cells, narrow_cells, strict=True):
         assert wide.kwargs == narrow.kwargs

@@ -103,14 +103,19 @@ def check_uniform_convergence(run: Run, check: Checker) -> None:
     with P(j ≤ B < k) ≥ 0.99, B ~ Bin(n, 0.9) the count of draws below the true quantile, with at most
     0.5% in each tail, and be the tightest such equal-tailed pair; an end that no order statistic can
     reach is ±inf."""
-    groups = group_by(run.records, "L", "R", "m")
-    assert len(run.rows) == len(groups)
+    points = [
+        (group, position, m)
+        for group in group_by(run.records, "L", "R").values()
+        for position, m in enumerate(group[0]["values"]["ms"])
+    ]
+    assert len(run.rows) == len(points)
     level, tail = 0.9, 0.005
-    for row, group in zip(run.rows, groups.values(), strict=True):
-        for name in ("L", "R", "d", "m", "draws"):
+    for row, (group, position, m) in zip(run.rows, points, strict=True):
+        for name in ("L", "R", "d", "draws"):
             check.value(row, name, group[0]["params"][name])
+        check.value(row, "m", m)
         chunks = sorted(group, key=lambda record: record["params"].get("chunk", 0))
-        samples = [error for record in chunks for error in record["values"]["sup_errors"]]
+        samples = [error for record in chunks for error in record["values"]["sup_errors"][position]]
         n = len(samples)
         assert n == group[0]["params"]["draws"]
         ordered = sorted(samples)
@@ -185,7 +190,9 @@ def test_uniform_convergence_interval_covers_99_percent_at_every_draw_count(draw
     ones (n = 2: even the lower end has no order statistic with ≤ 0.5% below it)."""
     module = uniform_convergence
     rng = np.random.default_rng(draws)
-    params = {"d": 4, "L": 8, "R": 1.0, "m": 4, "draws": draws}
-    records = [{"params": params, "values": {"sup_errors": rng.exponential(size=draws).tolist()}}]
+    params = {"d": 4, "L": 8, "R": 1.0, "m_min": 4, "m_max": 4, "draws": draws, "chunk": 0}
+    records = [
+        {"params": params, "values": {"ms": [4], "sup_errors": [rng.exponential(size=draws).tolist()]}}
+    ]
     rows = module.summarize(records, Context())
     check_uniform_convergence(Run(module, Context(), records, rows, list(rows[0]), []), Checker())

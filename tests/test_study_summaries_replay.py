@@ -326,14 +326,17 @@ def test_sup_norm_errors_are_those_of_the_raw_gram_estimates(monkeypatch):
         difference = x[:, None, :] - y[None, :, :]  # (L, L, d)
         scale = np.exp((sq(x)[:, None] + sq(y)[None, :]) / 2)
         exact = np.exp(x @ y.T)
-        sup, largest = [], 0.0
-        for draw in W:  # one draw at a time: (L, L, m) arguments
-            argument = difference @ draw.T
-            sup.append(np.abs(scale * np.cos(argument).mean(axis=-1) - exact).max())
-            largest = max(largest, np.abs(argument).max())
-        bound = (p["d"] + p["m"] + 8) * (1 + largest) * EPS * 2 * scale.max()
-        assert np.all(np.abs(np.asarray(record["values"]["sup_errors"]) - sup) <= bound)
-        points[(p["L"], p["R"], p["m"])].append((p["chunk"], sup, bound))
+        assert W.shape[1] == p["m_max"]
+        for position, m in enumerate(record["values"]["ms"]):
+            sup, largest = [], 0.0
+            for draw in W[:, :m]:  # the first m rows of each draw: (L, L, m) arguments
+                argument = difference @ draw.T
+                sup.append(np.abs(scale * np.cos(argument).mean(axis=-1) - exact).max())
+                largest = max(largest, np.abs(argument).max())
+            bound = (p["d"] + p["m_max"] + 8) * (1 + largest) * EPS * 2 * scale.max()
+            recorded = np.asarray(record["values"]["sup_errors"][position])
+            assert np.all(np.abs(recorded - sup) <= bound)
+            points[(p["L"], p["R"], m)].append((p["chunk"], sup, bound))
     assert max(len(chunks) for chunks in points.values()) > 1, "the tiny run splits a point into chunks"
     for row, chunks in zip(rows, points.values(), strict=True):
         ordered = np.sort([error for _, sup, _ in sorted(chunks, key=lambda c: c[0]) for error in sup])

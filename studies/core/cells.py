@@ -195,6 +195,25 @@ def chunk_cells(base: dict, replicates: int, chunk: int) -> list[dict]:
     ]
 
 
+def powers_of_two(m_min: int, m_max: int) -> list[int]:
+    """m_min, 2·m_min, …, m_max: the m of a cell that computes every m from one draw of m_max rows.
+
+    Raises ``ValueError`` unless both are powers of two with m_min ≤ m_max.
+    """
+    if not all(m >= 1 and m & (m - 1) == 0 for m in (m_min, m_max)) or m_min > m_max:
+        raise ValueError(f"m_min and m_max must be powers of two with m_min <= m_max, got {m_min}, {m_max}")
+    return [2**k for k in range(m_min.bit_length() - 1, m_max.bit_length())]
+
+
+def nested_m_range(ms, study: str) -> dict:
+    """``{"m_min", "m_max"}`` of a preset's ``ms``, which must be consecutive powers of two (a cell then
+    computes every m from one draw of m_max rows; :func:`powers_of_two` gives them back)."""
+    m_min, m_max = min(ms), max(ms)
+    if powers_of_two(m_min, m_max) != list(ms):
+        raise ValueError(f"{study}: ms must be consecutive powers of two, got {tuple(ms)}")
+    return {"m_min": m_min, "m_max": m_max}
+
+
 def group_records(records: Iterable[dict], *names: str) -> dict[tuple, list[dict]]:
     """Records grouped by the values of parameters ``names`` (chunks of one point merge), in order."""
     groups: dict[tuple, list[dict]] = {}

@@ -4,7 +4,8 @@ The estimate is a model, stated as such. A cell's work is taken to be proportion
 
     w(cell) = n · m · d · L,
 
-with n its Monte Carlo replicates (``replicates`` or ``draws``), m features, d dimensions and L keys
+with n its Monte Carlo replicates (``replicates`` or ``draws``), m features (``m_max`` for a cell
+that computes every m from one draw), d dimensions and L keys
 (1 for kernel studies); each cost O(n·m·d) per pair or O(n·L·m·d) per attention call. The time per
 unit of work comes from the run that computed the study's recorded results (``meta.json``'s
 ``computed_by``: its compute time over the work of its cells, when it computed every cell of its
@@ -22,7 +23,7 @@ from .cells import Context, Study
 from .loop import study_dir
 from .records import read_meta
 
-WORK_FACTORS = (("replicates", "draws"), ("m",), ("d",), ("L",))
+WORK_FACTORS = (("replicates", "draws"), ("m", "m_max"), ("d",), ("L",))
 """Parameter names multiplied into a cell's work (the first one present of each group)."""
 
 
