@@ -52,14 +52,13 @@ import warnings
 
 import numpy as np
 
-from . import features as feature_maps
 from . import regime, registry
 from .attention_inputs import check_finite_inputs, check_inputs, check_projection
+from .attention_options import feature_map, side_options
 from .backends import dtype_name, framework, is_tracer, namespace, to_host
 from .favor_algebra import (
     Constants,
     DenominatorError,
-    FeatureMap,
     GivenFeatures,
     allowed_pairs,
     keep_rows,
@@ -195,7 +194,7 @@ def favor(
         )
     if predict_error and any(is_tracer(a) for a in (q, k, v)):
         raise ValueError("predict_error reads q, k and v on the host: call favor outside jax.jit/grad for it")
-    query_options, key_options = _side_options(_default_options(name, feature_options, q, k, causal))
+    query_options, key_options = side_options(name, feature_options, q, k, causal)
     call = (q, k, v, W, name, causal, key_padding_mask)
     kernel = _triton_kernel(impl, call, stabilizer, eps, bool(query_options or key_options))
     if kernel is not None or denominator != "raise":
@@ -203,10 +202,7 @@ def favor(
     if kernel is not None:
         out = kernel.favor_triton(q, k, v, W, feature=name, causal=causal)
     else:
-        query_static, query_arrays = _split_options(query_options)
-        key_static, key_arrays = _split_options(key_options)
-        featurizer = FeatureMap(name, stabilizer, eps, query_static, key_static)
-        constants = Constants(W, query_arrays, key_arrays)
+        featurizer, constants = feature_map(name, stabilizer, eps, query_options, key_options, W)
         out = run(
             featurizer, constants, q, k, v, keep_rows(key_padding_mask), causal, chunk_size, denominator
         )
@@ -265,45 +261,6 @@ def favor_from_features(
         chunk_size,
         denominator,
     )
-
-
-def _default_options(name, feature_options, q, k, causal):
-    """``feature_options``, or for a data-tuned map given None, its attention rules (bidirectional);
-    a hybrid map's two sides always get their ``side`` (their query and key features differ)."""
-    if name in feature_maps.SIDED:
-        query, key = _side_options(feature_options)
-        return {**query, "side": "query"}, {**key, "side": "key"}
-    if feature_options is not None or name not in feature_maps.DATA_TUNED:
-        return feature_options
-    if causal:
-        raise ValueError(
-            f"feature {name!r} has data-tuned parameters and causal=True: pass feature_options "
-            "explicitly (features.data_options on the whole sequence reads later positions; "
-            "{} gives the plain defaults)"
-        )
-    return feature_maps.data_options(name, q, k, scale_inputs=True)
-
-
-def _side_options(feature_options):
-    """(query_options, key_options) from None, one dict for both sides, or a pair of dicts."""
-    if feature_options is None:
-        return {}, {}
-    if isinstance(feature_options, dict):
-        return dict(feature_options), dict(feature_options)
-    if isinstance(feature_options, (tuple, list)) and len(feature_options) == 2:
-        if all(isinstance(options, dict) for options in feature_options):
-            return dict(feature_options[0]), dict(feature_options[1])
-    raise TypeError(
-        "feature_options must be None, a dict, or a (query_options, key_options) pair of dicts, "
-        f"got {type(feature_options).__name__}"
-    )
-
-
-def _split_options(options):
-    """(sorted item tuple of the scalar options, dict of the array-valued ones)."""
-    arrays = {name: value for name, value in options.items() if hasattr(value, "shape")}
-    scalars = tuple(sorted((name, value) for name, value in options.items() if name not in arrays))
-    return scalars, arrays
 
 
 def _triton_kernel(impl, call, stabilizer, eps, has_options):

@@ -96,6 +96,13 @@ def run(featurizer, constants, queries, keys, v, keep, causal, chunk_size, denom
     """
     core = framework(v).compiled(_favor_arrays, (0, 6, 7, 8)) if is_hashable(featurizer) else _favor_arrays
     out, bad = core(featurizer, constants, queries, keys, v, keep, causal, chunk_size, denominator)
+    check_denominators(bad, denominator, queries, keys, v)
+    return out
+
+
+def check_denominators(bad, denominator, queries, keys, v):
+    """Raise :class:`DenominatorError` (or the inputs' own non-finite error) when ``denominator`` is
+    ``"raise"`` and ``bad`` (a count from :func:`normalize`) is positive; nothing under tracing."""
     if denominator == "raise" and not is_tracer(bad) and int(bad) > 0:
         check_finite_inputs(queries, keys, v)
         raise DenominatorError(
@@ -104,7 +111,6 @@ def run(featurizer, constants, queries, keys, v, keep, causal, chunk_size, denom
             "huge-norm inputs can underflow or overflow); use positive features or smaller inputs, "
             "or pass denominator='zero' or 'raw'"
         )
-    return out
 
 
 def _favor_arrays(featurizer, constants, queries, keys, v, keep, causal, chunk_size, denominator):
@@ -124,7 +130,7 @@ def _favor_arrays(featurizer, constants, queries, keys, v, keep, causal, chunk_s
         chunk = BIDIRECTIONAL_CHUNK_SIZE if chunk_size is None else chunk_size
         numerator, total = bidirectional_sums(featurizer, constants, queries, keys, v, keep, chunk_size=chunk)
         visible = None if keep is None else xp.any(keep, axis=-2)
-    out, bad = _normalize(xp, numerator, total, visible, denominator)
+    out, bad = normalize(xp, numerator, total, visible, denominator)
     return restore_dtype(xp, out, dtype), bad
 
 
@@ -162,7 +168,7 @@ def is_hashable(value) -> bool:
     return True
 
 
-def _normalize(xp, numerator, total, visible, denominator):
+def normalize(xp, numerator, total, visible, denominator):
     """``numerator / total`` row by row, zero for rows without a visible key, and the number of
     visible rows whose ``total`` is not a positive finite number or whose ``numerator`` is not finite
     (zero rows unless ``"raw"``)."""
@@ -241,9 +247,11 @@ __all__ = [
     "FeatureMap",
     "GivenFeatures",
     "allowed_pairs",
+    "check_denominators",
     "device_of",
     "is_hashable",
     "keep_rows",
+    "normalize",
     "restore_dtype",
     "run",
     "working_dtype",

@@ -25,6 +25,12 @@ Two input regimes: isotropic (qᵀk ≈ 0, where Lemma 2 favours trigonometric f
 d = 16, 15 input draws) is the ``paper`` preset; ``quick`` uses fewer keys and draws. Query rows
 are a fixed subset of the sequence (all L keys are attended).
 
+One draw of W with the largest m serves every m of an estimator: its first m rows are a draw of m
+rows (iid rows; Haar blocks, the last truncated), and :func:`estimators.favor_prefixes.favor_prefixes`
+gives the FAVOR output of every prefix from one feature computation (equal to ``attention.favor`` on
+the truncated W up to rounding). The MSEs at different m of one estimator are therefore correlated;
+the claims compare estimators (which never share draws) or one m with its prediction.
+
 Precision: the Monte Carlo runs in float32 unless the run names a dtype (``--dtype``); the exact
 output and the delta-method terms are float64. The output errors are at least ~10⁻² here, float32
 rounding moves them by ~10⁻⁷ relative, and tests/test_study_precision.py checks that a cell's float32
@@ -38,8 +44,9 @@ import sys
 import numpy as np
 
 from estimators import attention, registry, theory
+from estimators.favor_prefixes import favor_prefixes
 
-from .core.cells import Study, group_records, stable_rng
+from .core.cells import Study, group_records, nested_m_range, powers_of_two, stable_rng
 from .core.montecarlo import (
     ELEMENT_BUDGET,
     error_moments,
@@ -98,19 +105,17 @@ def cells(preset: str) -> list[dict]:
     config = PRESETS[preset]
     fixed = {key: config[key] for key in ("d", "L", "queries", "replicates")}
     monte_carlo = [
-        {**fixed, "kind": "monte_carlo", "regime": regime, "estimator": name, "m": m, "draw": draw}
+        {
+            **fixed,
+            "kind": "monte_carlo",
+            "regime": regime,
+            "estimator": name,
+            "draw": draw,
+            **m_range(config, name),
+        }
         for regime in REGIMES
         for draw in range(config["draws"])
-        for m in config["ms"]
         for name in ESTIMATORS
-    ]
-    monte_carlo += [
-        {**fixed, "kind": "monte_carlo", "regime": regime, "estimator": name, "m": m, "draw": draw}
-        for regime in REGIMES
-        for draw in range(config["draws"])
-        for m in config.get("delta_ms", ())
-        for name in ESTIMATORS
-        if name in theory.DELTA_ROWS
     ]
     delta_method = [
         {**fixed, "kind": "delta_method", "regime": regime, "estimator": name, "m": 1, "draw": draw}
@@ -122,9 +127,16 @@ def cells(preset: str) -> list[dict]:
     return monte_carlo + delta_method
 
 
+def m_range(config: dict, name: str) -> dict:
+    """``{"m_min", "m_max"}`` of estimator ``name``: ``ms``, and ``delta_ms`` for the iid rows."""
+    ms = [*config["ms"], *(config.get("delta_ms", ()) if name in theory.DELTA_ROWS else ())]
+    return nested_m_range(ms, "attention_error")
+
+
 def compute(cell) -> dict:
-    """Monte Carlo cells: moments of the per-replicate RMS output error; delta-method cells: the
-    m = 1 terms of the prediction for the cell's input draw."""
+    """Monte Carlo cells: per m, moments of the per-replicate RMS output error (the first m rows of
+    each draw of m_max rows); delta-method cells: the m = 1 terms of the prediction for the cell's
+    input draw."""
     p = cell.kwargs
     if p["kind"] == "delta_method":
         q, k, v = inputs(cell.context.seed, p["regime"], p["draw"], p["L"], p["queries"], p["d"])
@@ -136,14 +148,20 @@ def compute(cell) -> dict:
     q, k, v = (target.asarray(a) for a in host_inputs)
     row = registry.get(p["estimator"])
     rng = cell.rng()
-    rms, failed = [], 0
-    for n in replicate_chunks(p["replicates"], 4 * p["m"] * (p["L"] + p["queries"])):
-        W = row.draw(p["m"], p["d"], batch_shape=(n,), seed=rng, like=q)
-        estimate = host(attention.favor(q, k, v, W, feature=row.feature, denominator="zero"))
-        rms.append(np.sqrt(np.mean(np.sum((estimate - exact) ** 2, axis=-1), axis=-1)))
-        failed += int(np.sum(np.all(estimate == 0, axis=-1)))
+    ms = powers_of_two(p["m_min"], p["m_max"])
+    rms, failed = [[] for _ in ms], [0 for _ in ms]
+    for n in replicate_chunks(p["replicates"], 4 * p["m_max"] * (p["L"] + p["queries"])):
+        W = row.draw(p["m_max"], p["d"], batch_shape=(n,), seed=rng, like=q)
+        outputs = favor_prefixes(q, k, v, W, ms, row.feature, denominator="zero")
+        for position, (_, output) in enumerate(outputs):
+            estimate = host(output)
+            rms[position].append(np.sqrt(np.mean(np.sum((estimate - exact) ** 2, axis=-1), axis=-1)))
+            failed[position] += int(np.sum(np.all(estimate == 0, axis=-1)))
+    moments = [error_moments(np.concatenate(errors)) for errors in rms]
     return {
-        **error_moments(np.concatenate(rms)),
+        "ms": ms,
+        "n": p["replicates"],
+        **{key: [m[key] for m in moments] for key in ("s1", "s2", "s4")},
         "failed_rows": failed,
         "rows": p["replicates"] * p["queries"],
     }
@@ -170,17 +188,19 @@ def summarize(records, context) -> list[dict]:
         if r["params"]["kind"] == "delta_method"
     }
     monte_carlo = [r for r in records if r["params"]["kind"] == "monte_carlo"]
-    rows = []
-    for (regime, name, m), group in group_records(monte_carlo, "regime", "estimator", "m").items():
-        summary = moment_summary(merge_moments(r["values"] for r in group))
-        failed = sum(r["values"]["failed_rows"] for r in group) / sum(r["values"]["rows"] for r in group)
+    rows = {}
+    for (regime, name), group in group_records(monte_carlo, "regime", "estimator").items():
+        merged = merge_moments(r["values"] for r in group)
         p = group[0]["params"]
-        terms = [delta.get((regime, name, r["params"]["draw"])) for r in group]
-        predicted = np.nan
-        if all(terms):
-            predicted = float(np.mean([t["bias_sq"] / m**2 + t["trace"] / m for t in terms]))
-        rows.append(
-            {
+        for position, m in enumerate(group[0]["values"]["ms"]):
+            at_m = {"n": merged["n"], **{key: merged[key][position] for key in ("s1", "s2", "s4")}}
+            summary = moment_summary(at_m)
+            failed = sum(r["values"]["failed_rows"][position] for r in group)
+            terms = [delta.get((regime, name, r["params"]["draw"])) for r in group]
+            predicted = np.nan
+            if all(terms):
+                predicted = float(np.mean([t["bias_sq"] / m**2 + t["trace"] / m for t in terms]))
+            rows[(regime, m, name)] = {
                 "regime": regime,
                 "estimator": name,
                 "m": m,
@@ -194,10 +214,11 @@ def summarize(records, context) -> list[dict]:
                 "delta_method_mse": predicted,
                 "mc_over_delta": float(summary["mse"]) / predicted,
                 "mc_over_delta_ci99": float(summary["mse_ci"]) / predicted,
-                "nonpositive_denominator_rate": failed,
+                "nonpositive_denominator_rate": failed / sum(r["values"]["rows"] for r in group),
             }
-        )
-    return rows
+    order = {name: index for index, name in enumerate(ESTIMATORS)}
+    keys = sorted(rows, key=lambda key: (REGIMES.index(key[0]), key[1], order[key[2]]))
+    return [rows[key] for key in keys]
 
 
 def plot(rows, context, stem) -> None:

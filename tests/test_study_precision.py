@@ -6,7 +6,7 @@ cell differs between them by under :data:`SHARE_OF_SE` of its float64 standard e
 precision adds under 1% of the Monte Carlo uncertainty every interval already shows.
 
 * attention_error: the mean output RMS error and the output MSE over a cell's replicates (standard
-  errors from the moment sums), at the smallest and largest m, trig and positive features;
+  errors from the moment sums), at every m, trig and positive features (iid);
 * uniform_convergence: the 90th percentile and the median of the sup-norm errors (standard errors from
   their distribution-free 99% intervals, half-width / 2.576), at every m of the longest L.
 
@@ -28,23 +28,22 @@ Z99 = 2.576
 
 
 def _attention_error_cells(context):
-    cells = [c for c in attention_error.STUDY.make_cells(context) if c.kwargs["kind"] == "monte_carlo"]
-    ms = {cell.kwargs["m"] for cell in cells}
     return [
         cell
-        for cell in cells
-        if cell.kwargs["draw"] == 0
-        and cell.kwargs["m"] in (min(ms), max(ms))
+        for cell in attention_error.STUDY.make_cells(context)
+        if cell.kwargs["kind"] == "monte_carlo"
+        and cell.kwargs["draw"] == 0
         and cell.kwargs["estimator"] in ("trig-iid", "positive-iid")
     ]
 
 
 def _attention_error_estimates(values):
-    """(mean RMS error, MSE) and their standard errors from a cell's moment sums."""
+    """(mean RMS error, MSE) at every m and their standard errors from a cell's moment sums."""
     n = values["n"]
-    mean, mse = values["s1"] / n, values["s2"] / n
-    spread = np.array([mse - mean**2, values["s4"] / n - mse**2])
-    return np.array([mean, mse]), np.sqrt(spread / (n - 1))
+    s1, s2, s4 = (np.asarray(values[key]) for key in ("s1", "s2", "s4"))
+    mean, mse = s1 / n, s2 / n
+    spread = np.concatenate([mse - mean**2, s4 / n - mse**2])
+    return np.concatenate([mean, mse]), np.sqrt(spread / (n - 1))
 
 
 def _uniform_convergence_cells(context):
@@ -70,9 +69,14 @@ def _eight_bit(array):
     return np.ldexp(np.round(mantissa * 256) / 256, exponent)
 
 
-def _plant_in_favor(monkeypatch):
-    favor = attention_error.attention.favor
-    monkeypatch.setattr(attention_error.attention, "favor", lambda *a, **k: _eight_bit(favor(*a, **k)))
+def _plant_in_favor_prefixes(monkeypatch):
+    prefixes = attention_error.favor_prefixes
+
+    def rounded(*args, **kwargs):
+        for size, output in prefixes(*args, **kwargs):
+            yield size, _eight_bit(output)
+
+    monkeypatch.setattr(attention_error, "favor_prefixes", rounded)
 
 
 def _plant_in_gram_prefixes(monkeypatch):
@@ -86,7 +90,12 @@ def _plant_in_gram_prefixes(monkeypatch):
 
 
 CHECKS = {
-    "attention_error": (attention_error, _attention_error_cells, _attention_error_estimates, _plant_in_favor),
+    "attention_error": (
+        attention_error,
+        _attention_error_cells,
+        _attention_error_estimates,
+        _plant_in_favor_prefixes,
+    ),
     "uniform_convergence": (
         uniform_convergence,
         _uniform_convergence_cells,

@@ -288,16 +288,18 @@ def test_attention_output_mse_is_that_of_the_raw_favor_outputs(monkeypatch):
         exact = weights @ v / weights.sum(axis=-1, keepdims=True)
         exact_bound = (p["L"] + p["d"] + 8) * (1 + np.abs(logits).max()) * EPS * np.abs(v).max()
         feature = registry.get(p["estimator"]).feature
-        output, total, output_bound, total_bound = own_attention(feature, x, y, v, W)
-        assert np.all(np.abs(total) > total_bound), "no denominator within round-off of 0"
-        failed = int(np.sum(total <= 0))
-        assert record["values"]["failed_rows"] == failed
-        # ‖ô_i − o_i‖² moves by at most 2‖ô_i − o_i‖·√d_v·δ + d_v·δ², δ the bound on one entry
-        distance = np.sqrt(np.sum((output - exact) ** 2, axis=-1))
-        entry = output_bound + exact_bound
-        squared = np.mean(distance**2, axis=-1)
-        error = np.mean(2 * distance * math.sqrt(v.shape[1]) * entry + v.shape[1] * entry**2, axis=-1)
-        samples[(p["regime"], p["estimator"], p["m"])].append((squared, error, failed, output.shape[1]))
+        assert W.shape[1] == p["m_max"]
+        for position, m in enumerate(record["values"]["ms"]):  # the first m rows of each draw
+            output, total, output_bound, total_bound = own_attention(feature, x, y, v, W[:, :m])
+            assert np.all(np.abs(total) > total_bound), "no denominator within round-off of 0"
+            failed = int(np.sum(total <= 0))
+            assert record["values"]["failed_rows"][position] == failed
+            # ‖ô_i − o_i‖² moves by at most 2‖ô_i − o_i‖·√d_v·δ + d_v·δ², δ the bound on one entry
+            distance = np.sqrt(np.sum((output - exact) ** 2, axis=-1))
+            entry = output_bound + exact_bound
+            squared = np.mean(distance**2, axis=-1)
+            error = np.mean(2 * distance * math.sqrt(v.shape[1]) * entry + v.shape[1] * entry**2, axis=-1)
+            samples[(p["regime"], p["estimator"], m)].append((squared, error, failed, output.shape[1]))
     for key, parts in samples.items():
         squared = np.concatenate([s for s, *_ in parts])[:, None]
         error = np.concatenate([e for _, e, *_ in parts])[:, None]
