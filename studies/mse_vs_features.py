@@ -10,9 +10,10 @@ One draw of W with the largest m serves every m: its first m rows are a draw of 
 and Haar blocks with the last one truncated; :attr:`estimators.registry.Estimator.nests`), so a cell
 draws ``replicates`` W of ``m_max`` rows and records the errors at every power of two from ``m_min``
 (:meth:`estimators.registry.Estimator.estimate_prefixes`). Each m's estimate is unbiased with the
-same variance as from its own draws; estimates at different m of one estimator are positively
-correlated, which no claim here assumes away (each compares one m with its closed form, or two
-estimators, which never share draws).
+same variance as from its own draws; estimates at different m (and the two angles) of one estimator
+are positively correlated, so the closed-form agreement is judged by a Bonferroni verdict valid under
+any dependence (:func:`studies.core.captions.agreement` with ``shared_draws``), and the positive-vs-trig
+comparisons pit estimators that never share draws.
 """
 
 from __future__ import annotations
@@ -132,6 +133,7 @@ def claims(rows) -> list[captions.Claim]:
             "theory_relative_mse",
             "relative MSE",
             lambda r: f"{r['estimator']} m = {r['m']} at {r['angle'] / math.pi:.2f}π",
+            shared_draws=True,
         ),
         winner_claim(rows),
     ]

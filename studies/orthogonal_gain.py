@@ -207,6 +207,7 @@ def claims(rows) -> list[captions.Claim]:
             "theory_ratio",
             "ratio MSE_ort/MSE_iid",
             lambda r: f"{r['feature']} d = {r['d']}, m = {r['m']}",
+            shared_draws=True,
         ),
         bound_claim(rows),
         trig_loss_claim(rows),

@@ -122,6 +122,7 @@ def claims(rows) -> list[captions.Claim]:
             "theory_mean_over_sm",
             "E[K̂]/SM",
             lambda r: f"{r['estimator']} d = {r['d']} at t = {r['sq_sum_norm']:g}",
+            shared_draws=True,
         ),
         smreg_claim(rows),
     ]

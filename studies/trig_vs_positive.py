@@ -134,7 +134,13 @@ def winner_claim(rows) -> captions.Claim:
 def claims(rows) -> list[captions.Claim]:
     return [
         captions.agreement(
-            rows, "ratio", "ratio_ci99", "theory_ratio", "ratio r", lambda r: f"φ = {r['angle']:g}"
+            rows,
+            "ratio",
+            "ratio_ci99",
+            "theory_ratio",
+            "ratio r",
+            lambda r: f"φ = {r['angle']:g}",
+            shared_draws=True,
         ),
         winner_claim(rows),
     ]

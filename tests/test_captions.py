@@ -84,6 +84,48 @@ def test_agreement_detects_a_closed_form_off_by_two_standard_errors():
     assert failed >= 396
 
 
+def _clustered_rows(rng, blocks, size, shift):
+    """``blocks`` groups of ``size`` points that share one draw each (perfectly correlated errors), the
+    closed forms ``shift`` standard errors off at the first point only."""
+    se = 0.1
+    rows = []
+    for block in range(blocks):
+        common = rng.standard_normal()
+        for index in range(size):
+            off = shift if block == index == 0 else 0.0
+            rows.append({"v": 1.0 + se * (common + off), "ci": Z99 * se, "t": 1.0})
+    return rows
+
+
+def test_shared_draws_need_the_bonferroni_verdict():
+    """Null, 6 blocks of 10 points sharing one draw each (4000 families, seed 2): the count test calls
+    about 1 − 0.99⁶ ≈ 5.9% of families wrong (misses come 10 at a time), the Bonferroni verdict at most
+    1% plus 3 binomial standard errors."""
+    rng = np.random.default_rng(2)
+    families = [_clustered_rows(rng, 6, 10, 0.0) for _ in range(4000)]
+    counted = sum(not captions.agreement(rows, "v", "ci", "t", "x", str).holds for rows in families)
+    adjusted = sum(
+        not captions.agreement(rows, "v", "ci", "t", "x", str, shared_draws=True).holds for rows in families
+    )
+    assert counted / len(families) > 0.03
+    assert adjusted / len(families) <= 0.01 + 3 * math.sqrt(0.01 * 0.99 / len(families))
+
+
+def test_shared_draws_verdict_detects_one_closed_form_far_off():
+    """Power: with 60 points the Bonferroni |z| is 3.76, so a closed form 6.2 standard errors off is
+    outside its interval with probability ≥ P(Z > 2.43) = 0.992; at least 390 of 400 families (seed 3)
+    must fail (the expected count is 397, its SD 1.8)."""
+    rng = np.random.default_rng(3)
+    assert captions.bonferroni_z(60) + 2.43 < 6.2
+    failed = sum(
+        not captions.agreement(
+            _clustered_rows(rng, 6, 10, 6.2), "v", "ci", "t", "x", str, shared_draws=True
+        ).holds
+        for _ in range(400)
+    )
+    assert failed >= 390
+
+
 def test_agreement_sentence_names_the_missed_points():
     rows = [{"v": 1.0, "ci": 0.1, "t": 1.0, "name": f"p{i}"} for i in range(20)]
     good = captions.agreement(rows, "v", "ci", "t", "mean", lambda r: r["name"])
@@ -92,6 +134,13 @@ def test_agreement_sentence_names_the_missed_points():
     bad = captions.agreement(rows, "v", "ci", "t", "mean", lambda r: r["name"])
     assert "17 of 20 points" in bad.sentence and "outside: p3, p7, p9" in bad.sentence
     assert not bad.holds and "more than the 2 that chance allows" in bad.sentence
+    shared = captions.agreement(rows, "v", "ci", "t", "mean", lambda r: r["name"], shared_draws=True)
+    assert (
+        not shared.holds and "3 of 20 closed forms lie outside their Bonferroni-adjusted" in shared.sentence
+    )
+    rows[3]["t"] = rows[7]["t"] = rows[9]["t"] = 1.12  # outside ± 0.1, inside ± 0.1·3.48/2.576
+    shared = captions.agreement(rows, "v", "ci", "t", "mean", lambda r: r["name"], shared_draws=True)
+    assert shared.holds and "every closed form lies inside its Bonferroni-adjusted" in shared.sentence
 
 
 # ---------------------------------------------------------------- attention_error
