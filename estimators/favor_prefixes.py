@@ -21,7 +21,7 @@ from .backends import dtype_name, namespace
 from .chunks import numerators_and_denominators, with_ones
 from .favor_algebra import check_denominators, normalize, restore_dtype, working_dtype
 from .features import assemble
-from .validation import check_choice
+from .validation import check_choice, check_prefix_sizes
 
 STABILIZERS = ("auto", "none")
 DENOMINATORS = ("raise", "zero", "raw")
@@ -45,8 +45,7 @@ def favor_prefixes(
     check_inputs(q, k, v, None, False, finite=False)
     check_projection(W, q, k)
     m = W.shape[-2]
-    if list(ms) != sorted(ms) or not all(1 <= size <= m for size in ms):
-        raise ValueError(f"ms must be ascending and lie in [1, {m}] (the rows of W), got {list(ms)}")
+    ms = check_prefix_sizes(ms, m)
     query_options, key_options = side_options(name, feature_options, q, k, False)
     featurizer, constants = feature_map(name, stabilizer, 0.0, query_options, key_options, W)
     xp = namespace(v)

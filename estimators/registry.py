@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from . import features as feature_maps
 from . import hybrid_features, kernels, projections
 from .backends import namespace
-from .validation import check_choice
+from .validation import check_choice, check_prefix_sizes
 
 NESTED_PROJECTIONS = ("iid", "orthogonal", "uniform")
 """Samplers whose rows are drawn independently or in independent blocks (see :attr:`Estimator.nests`)."""
@@ -101,9 +101,7 @@ class Estimator:
             raise ValueError(f"estimator {self.name!r} does not nest: its W for m' rows is not a prefix")
         xp = namespace(x)
         m = W.shape[-2]
-        bad = [size for size in ms if not 1 <= size <= m]
-        if bad:
-            raise ValueError(f"ms must lie in [1, {m}] (the rows of W), got {bad}")
+        ms = check_prefix_sizes(ms, m)
         x, y = x[..., None, :], y[..., None, :]
         x_options, y_options = feature_maps.data_options(self.feature, x, y)
         terms = self.features(x, W, **x_options) * self.features(y, W, **y_options)
@@ -122,8 +120,7 @@ class Estimator:
             raise ValueError(f"estimator {self.name!r} does not nest: its W for m' rows is not a prefix")
         xp = namespace(x)
         m = W.shape[-2]
-        if list(ms) != sorted(ms) or not all(1 <= size <= m for size in ms):
-            raise ValueError(f"ms must be ascending and lie in [1, {m}] (the rows of W), got {list(ms)}")
+        ms = check_prefix_sizes(ms, m)
         x_options, y_options = feature_maps.data_options(self.feature, x, y)
         by_projection = []
         for rows, options in ((x, x_options), (y, y_options)):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 from .backends import backend_of, dtype_name, is_tracer, namespace
 
@@ -61,6 +62,15 @@ def check_choice(value, name: str, choices) -> str:
     if value not in choices:
         raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
     return value
+
+
+def check_prefix_sizes(ms, m: int) -> list[int]:
+    """``ms`` as a list of ints, ascending and in [1, m]: the prefixes W[..., :m', :] of a W of m rows."""
+    sizes = list(ms)
+    whole = all(isinstance(size, numbers.Integral) and 1 <= size <= m for size in sizes)
+    if sizes != sorted(sizes) or not whole:
+        raise ValueError(f"ms must be ascending integers in [1, {m}] (the rows of W), got {sizes}")
+    return sizes
 
 
 def check_same_d(x, W, x_name: str = "x", w_name: str = "W") -> int:

@@ -75,7 +75,7 @@ def test_prefix_estimates_equal_estimates_from_the_first_rows(name, backend, to_
         truncated = W[..., :size, :]
         abs_terms = _abs_gram(row, x[..., None, :], y[..., None, :], truncated)[..., 0, 0]
         _assert_sums_agree(prefixes[..., position], row.estimate(x, y, truncated), abs_terms, m)
-    with pytest.raises(ValueError, match=r"ms must lie in \[1, 20\]"):
+    with pytest.raises(ValueError, match=r"ascending integers in \[1, 20\]"):
         row.estimate_prefixes(x, y, W, [0, 21])
 
 
