@@ -30,7 +30,7 @@ from pathlib import Path
 from estimators.backends import BACKENDS, DTYPES
 
 from . import discover
-from .core import interrupts, sizing
+from .core import interrupts, provenance, sizing
 from .core.cells import PRESETS, RNG_PATHS, Context
 from .core.executors import check_executor_spec, make_executor, worker_count
 from .core.loop import DEFAULT_OUT, StudyFailure, run_studies
@@ -185,7 +185,7 @@ def _run(args, studies) -> int:
         )
         return EXIT_INTERRUPTED
     for name, (_, run) in results.items():
-        print(_report_line(name, run, args.out))
+        print(_report_line(name, run, args.out, studies[name].module_name))
     for name, errors in failures.items():
         print(f"python -m studies: {name} failed ({len(errors)} batch(es)): {errors[0]}", file=sys.stderr)
     wall = time.perf_counter() - started
@@ -215,8 +215,9 @@ def _execute(args, chosen, context):
     return results, {}
 
 
-def _report_line(name: str, run, out) -> str:
-    """One line per study: cells computed and reused, its own time, stale records, comparison."""
+def _report_line(name: str, run, out, module_name: str | None = None) -> str:
+    """One line per study: cells computed and reused, its own time, stale records, comparison, and a
+    warning when the study's source files changed while it computed."""
     parts = [f"{name}: {run.computed} cells computed, {run.total - run.computed} reused"]
     if run.computed:
         parts.append(f"in {run.wall_time:.1f} s")
@@ -224,6 +225,8 @@ def _report_line(name: str, run, out) -> str:
         parts.append(f"{run.discarded} records of other code dropped")
     if run.comparison:
         parts.append(f"records {run.comparison}")
+    if run.computed and module_name and provenance.source_changed(module_name):
+        parts.append(f"WARNING: {provenance.CHANGED_DURING_RUN}")
     return ", ".join(parts) + f" -> {out}/{name}/"
 
 

@@ -86,6 +86,36 @@ def test_changed_code_recomputes_every_cell_and_drops_the_old_records(tmp_path, 
     assert _meta(tmp_path)["computed_by"]["fingerprint"] == "0" * 64
 
 
+def test_meta_names_the_commit_the_run_started_from(tmp_path, monkeypatch):
+    """A commit made while cells compute must not be named as their author: HEAD is read when the run
+    starts (planted: reading it when the meta is written names the later commit)."""
+    heads = iter(["a" * 40, "b" * 40])
+
+    def git(root, *args):
+        return next(heads) + "\n" if args[0] == "rev-parse" else ""
+
+    monkeypatch.setattr(provenance, "_git", git)
+    provenance.git_state.cache_clear()
+    try:
+        _run(tmp_path)
+        assert provenance.git_state(TINY.module_name)["commit"] == "a" * 40
+    finally:
+        provenance.git_state.cache_clear()
+    assert _meta(tmp_path)["computed_by"]["commit"] == "a" * 40
+
+
+def test_a_source_change_during_the_run_is_flagged(tmp_path, monkeypatch):
+    """Spawned workers import study code when they first need it, so a file edited mid-run can mix
+    code: the meta says so, and the command line warns."""
+    _run(tmp_path)
+    assert "note" not in _meta(tmp_path)["computed_by"]
+    monkeypatch.setattr(provenance, "code_fingerprint", lambda module_name: "0" * 64)
+    _, run = _run(tmp_path)[TINY.name]
+    entry = _meta(tmp_path)["computed_by"]
+    assert entry["dirty"] is True and entry["note"] == provenance.CHANGED_DURING_RUN
+    assert "WARNING: source files changed" in cli._report_line(TINY.name, run, tmp_path, TINY.module_name)
+
+
 def test_recompute_says_byte_identical_and_catches_a_stale_record(tmp_path):
     _run(tmp_path)
     path = _folder(tmp_path) / "records.jsonl"

@@ -184,6 +184,7 @@ def run_studies(
             folder = study_dir(out, study)
             log = RecordLog(folder / (RECOMPUTE_LOG if recompute else "records.jsonl"))
             fingerprint = provenance.code_fingerprint(study.module_name)
+            provenance.git_state(study.module_name)
             done = {record["key"] for record in read_records(log.path) if record.get("code") == fingerprint}
             run = StudyRun(executor_name, total=len(cells))
             pending[study.name] = _Pending(study, cells, log, fingerprint, done, run)

@@ -69,11 +69,13 @@ def _git(root: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout
 
 
+@functools.cache
 def git_state(module_name: str) -> dict:
     """``{"commit", "dirty"}``: HEAD, and whether any fingerprinted file differs from it.
 
     ``dirty`` counts modified and untracked files among the fingerprint's sources; both are ``None``
-    outside a git checkout.
+    outside a git checkout. Read once per process, like :func:`code_fingerprint` (the runner reads
+    both when a run starts), so a commit made while a run computes is not named as its author.
     """
     return git_state_of(source_files(module_name), _package_dir("estimators").parent)
 
@@ -105,6 +107,19 @@ def package_versions(backend: str) -> dict:
     return versions
 
 
+def source_changed(module_name: str) -> bool:
+    """Whether the study's source files on disk differ from :func:`code_fingerprint` (read when the
+    run started): workers import modules when they first need them, so such a run may mix code."""
+    return fingerprint_of(source_files(module_name), _package_dir("estimators").parent) != code_fingerprint(
+        module_name
+    )
+
+
+CHANGED_DURING_RUN = (
+    "source files changed while this run computed: the records may mix code; rerun with --recompute"
+)
+
+
 def computed_by(module_name: str, computed: int, compute_time: float, previous: dict | None) -> dict:
     """Who computed a study's records, for ``meta.json``.
 
@@ -115,12 +130,16 @@ def computed_by(module_name: str, computed: int, compute_time: float, previous: 
     """
     fingerprint = code_fingerprint(module_name)
     if computed:
-        return {
+        entry = {
             "fingerprint": fingerprint,
             **git_state(module_name),
             "cells": computed,
             "compute_time_s": round(compute_time, 3),
         }
+        if source_changed(module_name):
+            entry["dirty"] = True
+            entry["note"] = CHANGED_DURING_RUN
+        return entry
     if previous and previous.get("computed_by", {}).get("fingerprint") == fingerprint:
         return previous["computed_by"]
     return {
