@@ -19,7 +19,6 @@ import pytest
 from scipy import optimize, stats
 
 from estimators import (
-    attention,
     discrete_features,
     favor_algebra,
     feature_options,
@@ -115,7 +114,7 @@ def test_planted_eps_moves_are_caught(causal, monkeypatch):
     """Planted: eps dropped from the query features (still unbiased at eps = 0, biased differently
     at eps > 0), and in causal mode eps added at the whole-sequence key shift (``"global"``)."""
     with monkeypatch.context() as patch:
-        patch.setattr(attention.FeatureMap, "queries", _queries_without_eps)
+        patch.setattr(favor_algebra.FeatureMap, "queries", _queries_without_eps)
         with pytest.raises(AssertionError, match="max deviation"):
             _check_eps_against_reference("positive", causal, 13, 4)
     if causal:
