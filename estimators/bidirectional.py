@@ -52,7 +52,7 @@ def bidirectional_sums(featurizer, constants, queries, keys, v, keep=None, *, ch
             _bidirectional_jax(featurizer, constants, queries, keys, values, keep, chunk)
         )
     step = _KeySumStep(featurizer, constants, xp)
-    sums = _initial_key_sums(step, keys, values, keep)
+    sums = None
     key_bounds = chunk_bounds(length, chunk)
     for piece in zip(*(pieces(a, key_bounds) for a in (keys, keep, values)), strict=True):
         sums, _ = step(sums, piece)
@@ -66,7 +66,8 @@ def bidirectional_sums(featurizer, constants, queries, keys, v, keep=None, *, ch
 
 class _KeySumStep:
     """One key chunk: ``(S, M, E) -> (S', M', E')`` with S = Σ φ(k_j) e^{−M} [v_j | 1]ᵀ (exponential
-    part only) and E = Σ_kept [v_j | 1] (its last entry counts the kept keys)."""
+    part only) and E = Σ_kept [v_j | 1] (its last entry counts the kept keys; None without eps).
+    ``None`` sums stand for none yet (the first chunk starts them)."""
 
     def __init__(self, featurizer, constants, xp):
         self.featurizer, self.constants, self.xp = featurizer, constants, xp
@@ -74,22 +75,26 @@ class _KeySumStep:
 
     def __call__(self, sums, chunk):
         xp = self.xp
-        state, shift, value_sum = sums
         keys, keep, values = chunk
         parts, log_scale = self.featurizer.keys(self.constants, keys)
         self.scale = parts.scale
         if keep is not None:
             log_scale = xp.where(keep, log_scale, -math.inf)
-        new_shift = xp.maximum(xp.max(log_scale, axis=-2, keepdims=True), shift)
+        new_shift = xp.max(log_scale, axis=-2, keepdims=True)
+        if sums is not None:
+            new_shift = xp.maximum(new_shift, sums[1])
         key_shift = new_shift if keep is None else xp.where(keep, new_shift, math.inf)
         phi_k = assemble(parts, key_shift, 0.0, keep_float32=True, overwrite=True)
         if keep is not None:
             phi_k = xp.where(keep, phi_k, 0.0)
             values = xp.where(keep, values, 0.0)
-        rescale = xp.exp(xp.minimum(finite_or_zero(xp, shift) - finite_or_zero(xp, new_shift), 0.0))
-        state = state * rescale + xp.matmul(xp.matrix_transpose(phi_k), values)
-        if self.featurizer.eps:
-            value_sum = value_sum + xp.sum(values, axis=-2, keepdims=True)
+        state = xp.matmul(xp.matrix_transpose(phi_k), values)
+        value_sum = xp.sum(values, axis=-2, keepdims=True) if self.featurizer.eps else None
+        if sums is not None:
+            old_state, shift, old_value_sum = sums
+            rescale = xp.exp(xp.minimum(finite_or_zero(xp, shift) - finite_or_zero(xp, new_shift), 0.0))
+            state = old_state * rescale + state
+            value_sum = None if value_sum is None else old_value_sum + value_sum
         return (state, new_shift, value_sum), None
 
     def totals(self, sums):
@@ -100,7 +105,8 @@ class _KeySumStep:
 
 
 def _initial_key_sums(step, keys, values, keep):
-    """Zero sums shaped from one key row's features (broadcast leading dims), M = −∞."""
+    """Zero sums shaped from one key row's features (broadcast leading dims), M = −∞ (the carry
+    ``lax.scan`` needs from the start)."""
     xp = step.xp
     parts, _ = step.featurizer.keys(step.constants, keys[..., :1, :])
     step.scale = parts.scale
@@ -109,10 +115,11 @@ def _initial_key_sums(step, keys, values, keep):
     batch = np.broadcast_shapes(*shapes)
     dtype, dev = phi_k.dtype, device_of(phi_k)
     rank, width = phi_k.shape[-1], values.shape[-1]
+    value_sum = xp.zeros((*batch, 1, width), dtype=dtype, device=dev) if step.featurizer.eps else None
     return (
         xp.zeros((*batch, rank, width), dtype=dtype, device=dev),
         xp.full((*batch, 1, 1), -math.inf, dtype=dtype, device=dev),
-        xp.zeros((*batch, 1, width), dtype=dtype, device=dev),
+        value_sum,
     )
 
 

@@ -91,7 +91,7 @@ class _BlockStep:
     A block is ``k`` chunks of ``C`` positions. The values carry a column of ones, ``[v | 1]``, so one
     product gives numerators and denominators together. ``S`` (…, r, d_v + 1) holds
     ``Σ φ(k_j) e^{−M} [v_j | 1]ᵀ`` over the previous blocks, ``M`` (…, 1, 1) is the key shift at the
-    last of them (−∞ before any kept key).
+    last of them (−∞ before any kept key); a ``None`` carry stands for zero S before the first block.
 
     The quadratic parts inside the chunks are batched over the block's chunks. A loop over the k
     chunks then carries the state: chunk t reads ``P_t`` at shift ``F_t`` (``P_0 = S``, ``F_0 = M``)
@@ -124,9 +124,9 @@ class _BlockStep:
 
     def __call__(self, carry, block):
         xp = self.xp
-        state, shift = carry
         queries, keys, keep, values = block
-        phi_q, phi_k, key_shift = self.features(queries, keys, keep, shift)
+        phi_q, phi_k, key_shift = self.features(queries, keys, keep, None if carry is None else carry[1])
+        state, shift = self.empty_carry(phi_q, phi_k, keep, values) if carry is None else carry
         size = self.chunk if phi_q.shape[-2] % self.chunk == 0 else phi_q.shape[-2]
         phi_q, phi_k, key_shift, values = (_split(xp, a, size) for a in (phi_q, phi_k, key_shift, values))
         current = finite_or_zero(xp, key_shift)
@@ -134,8 +134,12 @@ class _BlockStep:
         visible = _lower_triangle(xp, size, self.device)
         if keep is not None:
             visible = visible & xp.matrix_transpose(_split(xp, keep, size))
-        decay = xp.exp(xp.where(visible, xp.matrix_transpose(current) - current, -math.inf))
-        within = xp.matmul(xp.matmul(phi_q, xp.matrix_transpose(phi_k)) * decay, values)
+        decay = framework(values).exp_of_temporary(
+            xp.where(visible, xp.matrix_transpose(current) - current, -math.inf)
+        )
+        scores = xp.matmul(phi_q, xp.matrix_transpose(phi_k))
+        scores *= decay
+        within = xp.matmul(scores, values)
 
         ends = key_shift[..., -1:, :]
         end_shifts = finite_or_zero(xp, ends)
@@ -155,6 +159,17 @@ class _BlockStep:
         shift = ends[..., -1, :, :]
         return (state, shift), _merge(xp, out)
 
+    def empty_carry(self, phi_q, phi_k, keep, values):
+        """Zero S (…, r, d_v + 1) and M = −∞ (…, 1, 1), the leading dims broadcast from the features,
+        the values and the mask of a block."""
+        xp = self.xp
+        shapes = [tuple(a.shape[:-2]) for a in (phi_q, phi_k, values) + (() if keep is None else (keep,))]
+        batch = np.broadcast_shapes(*shapes)
+        dtype, dev = phi_q.dtype, device_of(phi_q)
+        state = xp.zeros((*batch, phi_q.shape[-1], values.shape[-1]), dtype=dtype, device=dev)
+        shift = xp.full((*batch, 1, 1), -math.inf, dtype=dtype, device=dev)
+        return state, shift
+
 
 def _split(xp, a, size):
     """(…, k·C, w) -> (…, k, C, w)."""
@@ -173,16 +188,11 @@ def _lower_triangle(xp, size, dev):
 
 
 def _initial_state(step, sequences):
-    """Zero S and M = −∞, shaped from the first row's features (broadcast leading dims)."""
-    xp = step.xp
+    """Zero S and M = −∞ before the first block (the carry ``lax.scan`` needs from the start),
+    shaped from the first row's features."""
     queries, keys, keep, values = (None if a is None else a[..., :1, :] for a in sequences)
     phi_q, phi_k, _ = step.features(queries, keys, keep, None)
-    shapes = [tuple(a.shape[:-2]) for a in (phi_q, phi_k, values) + (() if keep is None else (keep,))]
-    batch = np.broadcast_shapes(*shapes)
-    dtype, dev = phi_q.dtype, device_of(phi_q)
-    state = xp.zeros((*batch, phi_q.shape[-1], values.shape[-1]), dtype=dtype, device=dev)
-    shift = xp.full((*batch, 1, 1), -math.inf, dtype=dtype, device=dev)
-    return state, shift
+    return step.empty_carry(phi_q, phi_k, keep, values)
 
 
 def _block_bounds(length, chunk, block):
@@ -207,7 +217,7 @@ def _block_rows(chunk):
 def _loop(featurizer, constants, sequences, chunk, length):
     xp = namespace(sequences[-1])
     step = _BlockStep(featurizer, constants, xp, chunk, device_of(sequences[-1]))
-    carry = _initial_state(step, sequences)
+    carry = None
     outputs = []
     bounds = _block_bounds(length, chunk, _block_rows(chunk))
     for block in zip(*(pieces(a, bounds) for a in sequences), strict=True):

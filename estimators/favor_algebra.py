@@ -18,7 +18,7 @@ from .attention_inputs import check_finite_inputs
 from .backends import dtype_name, framework, is_tracer, namespace
 from .bidirectional import bidirectional_sums
 from .causal import prefix_sums
-from .features import FeatureParts, assemble, feature_parts, row_shift
+from .features import FeatureParts, assemble, feature_parts, row_shift, row_stabilized
 from .validation import LOW_PRECISION
 
 DEFAULT_CHUNK_SIZE = 64
@@ -44,7 +44,13 @@ class Constants(NamedTuple):
 @dataclass(frozen=True)
 class FeatureMap:
     """Stabilized FAVOR features of raw rows. Hashable (the scalar options are sorted item tuples;
-    array options travel in :class:`Constants`), so a jitted JAX graph is reused across calls."""
+    array options travel in :class:`Constants`), so a jitted JAX graph is reused across calls.
+
+    The features of each side are φ/s, without the map's constant scale s (m^{-1/2} for the positive
+    map): normalized attention cancels it, as it cancels the shifts, and the exponent then costs one
+    subtraction per entry. ``eps`` is added to φ/s after the shift, so the features are
+    ``(φ·e^{−shift} + eps·s)/s``, the public code's ``φ·e^{−shift} + eps·s`` up to the constant.
+    """
 
     name: str
     stabilizer: str = "auto"
@@ -53,9 +59,11 @@ class FeatureMap:
     key_options: tuple = ()
 
     def queries(self, constants, rows):
-        """φ(q d^{-1/4}) (…, L, r), each row shifted by its largest log-amplitude (unless "none")."""
+        """φ(q d^{-1/4})/s (…, L, r), each row shifted by its largest log-amplitude (unless "none")."""
         parts = self._parts(constants.W, rows, self.query_options, constants.query_options)
-        shift = None if self.stabilizer == "none" else _query_shift(parts)
+        shift = None
+        if self.stabilizer != "none" and parts.log_amplitude is not None:
+            parts, shift = row_stabilized(parts)
         return assemble(parts, shift, self.eps, keep_float32=True, overwrite=True)
 
     def keys(self, constants, rows):
@@ -68,7 +76,10 @@ class FeatureMap:
 
     def _parts(self, W, rows, static, arrays):
         options = {**dict(static), **(arrays or {})}
-        return feature_parts(self.name, rows, W, scale_inputs=True, validate=False, **options)
+        parts = feature_parts(
+            self.name, rows, W, scale_inputs=True, validate=False, defer_row_offset=True, **options
+        )
+        return parts._replace(scale=1.0)
 
 
 @dataclass(frozen=True)
@@ -141,13 +152,6 @@ def _global_log_scale(featurizer, constants, k, keep):
     if keep is not None:
         log_scale = xp.where(keep, log_scale, -math.inf)
     return xp.max(log_scale, axis=-2, keepdims=True)
-
-
-def _query_shift(parts):
-    if parts.log_amplitude is None:
-        return None
-    shift = row_shift(parts)
-    return framework(shift).stop_gradient(shift)
 
 
 def _key_log_scale(parts, stabilizer):

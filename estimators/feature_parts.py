@@ -13,16 +13,20 @@ from .backends import is_tracer, namespace
 
 
 class FeatureParts(NamedTuple):
-    """A feature map before assembly: ``φ = scale · factor · exp(log_amplitude − shift)``.
+    """A feature map before assembly: ``φ = scale · factor · exp(log_amplitude − row_offset − shift)``.
 
     ``log_amplitude`` is (…, L, r) or (…, L, 1) (``None`` when the map has no exponential part);
-    ``factor`` is (…, L, r) or ``None`` (meaning 1); ``dtype`` is the caller's dtype name.
+    ``factor`` is (…, L, r) or ``None`` (meaning 1); ``dtype`` is the caller's dtype name;
+    ``row_offset`` is (…, L, 1) or ``None`` (meaning 0): a per-row term of the log-amplitude kept
+    apart (``‖x‖²/2`` of the positive and hyperbolic maps when asked to defer it), so that it joins
+    the shift in one subtraction, or cancels against a per-row shift without being applied.
     """
 
     log_amplitude: object
     factor: object
     scale: float
     dtype: str
+    row_offset: object = None
 
 
 PARAMETER_FLOOR = 1e-12

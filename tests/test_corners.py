@@ -105,8 +105,10 @@ def test_eps_with_a_key_mask_matches_the_float64_reference(name, causal, length,
 
 
 def _queries_without_eps(self, constants, rows):
-    parts = self._parts(constants.W, rows, self.query_options, constants.query_options)
-    return features.assemble(parts, favor_algebra._query_shift(parts), 0.0, keep_float32=True)
+    parts, shift = features.row_stabilized(
+        self._parts(constants.W, rows, self.query_options, constants.query_options)
+    )
+    return features.assemble(parts, shift, 0.0, keep_float32=True)
 
 
 @pytest.mark.parametrize("causal", [False, True])
