@@ -7,10 +7,13 @@ it lives in this module so that worker processes can import it by name.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import importlib
 import json
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -146,6 +149,42 @@ def test_interrupted_run_keeps_finished_cells_and_recomputes_none(tmp_path, monk
     meta = json.loads((tmp_path / "resumed" / "tiny_smreg" / "meta.json").read_text())
     assert meta["cells"]["computed"] == 1
     assert _files(tmp_path / "resumed") == fresh
+
+
+class _HeldExecutor(concurrent.futures.Executor):
+    """Runs the batches of ``held`` study only once ``release()`` is true (or after 20 s), in a
+    thread; every other batch at submit time. ``seen`` records ``release()`` at each held batch."""
+
+    def __init__(self, held, release):
+        self.held, self.release, self.seen, self.threads = held, release, [], []
+
+    def submit(self, fn, batch):
+        future = concurrent.futures.Future()
+        if batch[0].study != self.held:
+            future.set_result(fn(batch))
+            return future
+
+        def later():
+            deadline = time.monotonic() + 20
+            while not self.release() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            self.seen.append(self.release())
+            future.set_result(fn(batch))
+
+        self.threads.append(threading.Thread(target=later, daemon=True))
+        self.threads[-1].start()
+        return future
+
+
+def test_a_study_is_finished_while_the_others_still_compute(tmp_path):
+    """The first study's files are written before the second study's cells return (planted: finishing
+    only after every batch would leave the held batches waiting out their deadline, ``seen`` False)."""
+    second = dataclasses.replace(STUDY, name="tiny_smreg_second")
+    executor = _HeldExecutor(second.name, (tmp_path / STUDY.name / "meta.json").exists)
+    results = run_studies([STUDY, second], Context(seed=5), out=tmp_path, executor=executor, progress=False)
+    assert executor.seen and all(executor.seen)
+    assert list(results) == [STUDY.name, second.name]
+    assert (tmp_path / second.name / "meta.json").exists()
 
 
 def test_a_second_run_into_the_same_folder_is_refused(tmp_path):

@@ -173,11 +173,19 @@ def run_studies(
     ``.recompute.jsonl`` (which an interrupted recompute run resumes), the result replaces
     ``records.jsonl`` and ``StudyRun.comparison`` says whether it is byte-identical to the old file.
 
-    All studies' batches are in flight together. Returns ``{study name: (CSV rows, StudyRun)}``;
-    raises :class:`StudyFailure` (after finishing the other studies) if cells of some study raised.
+    All studies' batches are in flight together, and each study is finished (records, CSV, plot,
+    meta) as soon as its last batch lands, while the workers compute the others. Returns
+    ``{study name: (CSV rows, StudyRun)}`` in the order of ``studies``; raises :class:`StudyFailure`
+    (after finishing the other studies) if cells of some study raised.
     """
     executor = executor or SerialExecutor()
-    pending = {}
+    pending, finished = {}, {}
+
+    def finish(name: str) -> None:
+        state = pending[name]
+        state.log.close()
+        finished[name] = (finish_study(state, context, Path(out), plot), state.run)
+
     try:
         for study in studies:
             cells = study.make_cells(context)
@@ -188,12 +196,8 @@ def run_studies(
             done = {record["key"] for record in read_records(log.path) if record.get("code") == fingerprint}
             run = StudyRun(executor_name, total=len(cells))
             pending[study.name] = _Pending(study, cells, log, fingerprint, done, run)
-        _compute(pending, executor, progress)
-        results = {
-            name: (finish_study(state, context, Path(out), plot), state.run)
-            for name, state in pending.items()
-            if not state.errors
-        }
+        _compute(pending, executor, progress, finish)
+        results = {name: finished[name] for name in pending if name in finished}
     finally:
         for state in pending.values():
             state.log.unlock()
@@ -203,8 +207,9 @@ def run_studies(
     return results
 
 
-def _compute(pending: dict, executor, progress: bool) -> None:
-    """Submit every missing cell in batches; append records as batches finish; note failures."""
+def _compute(pending: dict, executor, progress: bool, finish) -> None:
+    """Submit every missing cell in batches; append records as batches finish; note failures;
+    ``finish(name)`` each study whose cells are all recorded without a failure, as soon as they are."""
     from tqdm import tqdm
 
     todo = {
@@ -219,13 +224,17 @@ def _compute(pending: dict, executor, progress: bool) -> None:
         file=sys.stderr,
         disable=not progress or None,
     )
-    futures = {}
+    futures, unfinished = {}, {name: len(cells) for name, cells in todo.items()}
     try:
         for name, cells in todo.items():
             for batch in _batches(cells, pending[name].study.batch_size):
-                futures[executor.submit(timed_batch, batch)] = name
+                futures[executor.submit(timed_batch, batch)] = (name, len(batch))
+        for name in [name for name, count in unfinished.items() if not count]:
+            finish(name)
         for future in interrupts.finished(futures):
-            state = pending[futures[future]]
+            name, count = futures[future]
+            state = pending[name]
+            unfinished[name] -= count
             try:
                 records, started, finished = future.result()
             except Exception as error:
@@ -235,6 +244,8 @@ def _compute(pending: dict, executor, progress: bool) -> None:
                 state.log.append({**record, "code": state.fingerprint})
                 bar.update(1)
             state.run.add_batch(len(records), started, finished)
+            if not unfinished[name] and not state.errors:
+                finish(name)
     finally:
         for future in futures:
             future.cancel()
