@@ -186,6 +186,11 @@ class Study:
         return cells
 
 
+def study_dir(out: Path | str, study: Study) -> Path:
+    """The folder of ``study``'s records, CSV, plot and meta under the output root ``out``."""
+    return Path(out) / study.name
+
+
 def chunk_cells(base: dict, replicates: int, chunk: int) -> list[dict]:
     """Split ``replicates`` of one point into cells of at most ``chunk`` replicates (key ``chunk``)."""
     count = math.ceil(replicates / chunk)

@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import interrupts, provenance
-from .cells import Cell, Context, Study, canonical_json
+from . import interrupts, provenance, sizing
+from .cells import Cell, Context, Study, canonical_json, study_dir
 from .executors import SerialExecutor
 from .montecarlo import jsonable
 from .records import (
@@ -80,7 +80,9 @@ def meta_for(study: Study, context: Context, cells: Sequence[Cell], run: StudyRu
         "study": study.name,
         "title": study.title,
         "claim": study.claim,
-        "computed_by": provenance.computed_by(study.module_name, run.computed, run.compute_time, previous),
+        "computed_by": provenance.computed_by(
+            study.module_name, run.computed, run.compute_time, previous, sizing.fit_cost(run.batches)
+        ),
         "versions": provenance.package_versions(context.backend),
         **asdict(context),
         "executor": run.executor,
@@ -103,7 +105,8 @@ class StudyRun:
 
     ``total`` is the study's number of cells, ``computed`` how many this run computed;
     ``started``/``finished`` are epoch seconds of its first batch's start and last batch's end in
-    the workers, ``compute_time`` the sum of its batches' times there; ``comparison`` (recompute runs)
+    the workers, ``compute_time`` the sum of its batches' times there (``batches``: each batch's
+    cells, work and seconds); ``comparison`` (recompute runs)
     says how the new records compare with the previous ``records.jsonl``; ``discarded`` counts records
     of other code that were dropped.
     """
@@ -116,14 +119,17 @@ class StudyRun:
     compute_time: float = 0.0
     comparison: str | None = None
     discarded: int = 0
+    batches: list = field(default_factory=list)
 
     @property
     def wall_time(self) -> float:
         return 0.0 if self.started is None else self.finished - self.started
 
-    def add_batch(self, count: int, started: float, finished: float) -> None:
+    def add_batch(self, count: int, work: float, started: float, finished: float) -> None:
+        """Count a finished batch of ``count`` cells and ``work`` units (:func:`sizing.work`)."""
         self.computed += count
         self.compute_time += finished - started
+        self.batches.append((count, work, finished - started))
         self.started = started if self.started is None else min(self.started, started)
         self.finished = finished if self.finished is None else max(self.finished, finished)
 
@@ -148,10 +154,6 @@ def timed_batch(cells: Sequence[Cell]) -> tuple[list[dict], float, float]:
 
 def _batches(cells: Sequence[Cell], size: int) -> list[list[Cell]]:
     return [list(cells[i : i + size]) for i in range(0, len(cells), size)]
-
-
-def study_dir(out: Path, study: Study) -> Path:
-    return Path(out) / study.name
 
 
 def run_studies(
@@ -228,11 +230,12 @@ def _compute(pending: dict, executor, progress: bool, finish) -> None:
     try:
         for name, cells in todo.items():
             for batch in _batches(cells, pending[name].study.batch_size):
-                futures[executor.submit(timed_batch, batch)] = (name, len(batch))
+                work = sum(sizing.work(cell.kwargs) for cell in batch)
+                futures[executor.submit(timed_batch, batch)] = (name, len(batch), work)
         for name in [name for name, count in unfinished.items() if not count]:
             finish(name)
         for future in interrupts.finished(futures):
-            name, count = futures[future]
+            name, count, work = futures[future]
             state = pending[name]
             unfinished[name] -= count
             try:
@@ -243,7 +246,7 @@ def _compute(pending: dict, executor, progress: bool, finish) -> None:
             for record in records:
                 state.log.append({**record, "code": state.fingerprint})
                 bar.update(1)
-            state.run.add_batch(len(records), started, finished)
+            state.run.add_batch(len(records), work, started, finished)
             if not unfinished[name] and not state.errors:
                 finish(name)
     finally:

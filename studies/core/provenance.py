@@ -120,11 +120,18 @@ CHANGED_DURING_RUN = (
 )
 
 
-def computed_by(module_name: str, computed: int, compute_time: float, previous: dict | None) -> dict:
+def computed_by(
+    module_name: str,
+    computed: int,
+    compute_time: float,
+    previous: dict | None,
+    cost_model: dict | None = None,
+) -> dict:
     """Who computed a study's records, for ``meta.json``.
 
-    When this run computed cells, its own commit and dirty state, with the number of cells it computed
-    and their summed compute time (seconds in the workers). When it reused every record,
+    When this run computed cells, its own commit and dirty state, with the number of cells it computed,
+    their summed compute time (seconds in the workers) and the ``cost_model`` fitted to its batches
+    (:func:`studies.core.sizing.fit_cost`; omitted when None). When it reused every record,
     the previous ``meta.json``'s entry if that meta was written for the same fingerprint, else
     an entry that says the commit is unknown (records left by an interrupted run of the same code).
     """
@@ -136,6 +143,8 @@ def computed_by(module_name: str, computed: int, compute_time: float, previous: 
             "cells": computed,
             "compute_time_s": round(compute_time, 3),
         }
+        if cost_model is not None:
+            entry["cost_model"] = cost_model
         if source_changed(module_name):
             entry["dirty"] = True
             entry["note"] = CHANGED_DURING_RUN

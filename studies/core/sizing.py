@@ -1,17 +1,24 @@
 """Size before work: how many cells a run has and about how long it will take.
 
-The estimate is a model, stated as such. A cell's work is taken to be proportional to
+The estimate is a model, stated as such. A cell's work is taken to be
 
     w(cell) = n · m · d · L,
 
 with n its Monte Carlo replicates (``replicates`` or ``draws``), m features (``m_max`` for a cell
-that computes every m from one draw), d dimensions and L keys
-(1 for kernel studies); each cost O(n·m·d) per pair or O(n·L·m·d) per attention call. The time per
-unit of work comes from the run that computed the study's recorded results (``meta.json``'s
-``computed_by``: its compute time over the work of its cells, when it computed every cell of its
-preset on the same backend), so
+that computes every m from one draw), d dimensions and L keys (1 for kernel studies); each cost
+O(n·m·d) per pair or O(n·L·m·d) per attention call. A cell also costs a fixed amount (draws of W,
+feature set-up, the record), which dominates the small cells of a quick preset. The time of a
+batch of cells is therefore modelled as
 
-    T̂(preset) = Σ_cells w(cell) · compute_time_s / Σ_computed w,   wall ≈ T̂ / workers.
+    t(batch) = a · cells + b · Σ w,
+
+with a, b ≥ 0 fitted by non-negative least squares to the timed batches of the run that computed
+the study's recorded results (``meta.json``'s ``computed_by.cost_model``), so
+
+    T̂(preset) = a · #cells + b · Σ_cells w(cell),   wall ≈ T̂ / workers.
+
+A rate b alone, fitted to small cells, charges their fixed cost to their work and overestimates a
+large preset many times over.
 """
 
 from __future__ import annotations
@@ -19,8 +26,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .cells import Context, Study
-from .loop import study_dir
+import numpy as np
+from scipy.optimize import nnls
+
+from .cells import Context, Study, study_dir
 from .records import read_meta
 
 WORK_FACTORS = (("replicates", "draws"), ("m", "m_max"), ("d",), ("L",))
@@ -36,27 +45,35 @@ def work(params: dict) -> float:
     return total
 
 
-def seconds_per_work(meta: dict | None, study: Study, backend: str) -> float | None:
-    """Seconds per unit of work measured by the run that computed ``meta``'s records, or None.
+def fit_cost(batches) -> dict | None:
+    """``{"s_per_cell": a, "s_per_work": b}`` minimizing Σ (t − a·cells − b·w)² with a, b ≥ 0 over
+    ``batches`` of (cells, work, seconds); None without a batch. Columns are scaled to unit maximum
+    before the fit (work spans many orders of magnitude)."""
+    if not batches:
+        return None
+    design = np.array([(cells, total_work) for cells, total_work, _ in batches], dtype=float)
+    seconds = np.array([t for _, _, t in batches], dtype=float)
+    scale = design.max(axis=0)
+    scale[scale == 0] = 1.0
+    coefficients, _ = nnls(design / scale, seconds)
+    per_cell, per_work = coefficients / scale
+    return {"s_per_cell": float(per_cell), "s_per_work": float(per_work)}
 
-    None unless that run computed every cell of its preset on ``backend`` in a measurable time.
-    """
-    if not meta:
+
+def cost_model(meta: dict | None, backend: str) -> dict | None:
+    """The fitted cost model of the run that computed ``meta``'s records on ``backend``, or None."""
+    if not meta or meta.get("backend") != backend:
         return None
-    measured = meta.get("computed_by") or {}
-    if meta.get("backend") != backend or not measured.get("compute_time_s"):
-        return None
-    cells = study.cells(meta.get("preset", "quick"))
-    if measured.get("cells") != len(cells):
-        return None
-    return measured["compute_time_s"] / sum(work(cell) for cell in cells)
+    return (meta.get("computed_by") or {}).get("cost_model")
 
 
 def estimate(study: Study, context: Context, out: Path | str) -> tuple[int, float | None]:
     """``(cells, estimated compute seconds or None)`` of ``study`` at ``context``'s preset."""
     cells = study.cells(context.preset)
-    rate = seconds_per_work(read_meta(study_dir(out, study) / "meta.json"), study, context.backend)
-    return len(cells), None if rate is None else rate * sum(work(cell) for cell in cells)
+    model = cost_model(read_meta(study_dir(out, study) / "meta.json"), context.backend)
+    if model is None:
+        return len(cells), None
+    return len(cells), model["s_per_cell"] * len(cells) + model["s_per_work"] * sum(work(c) for c in cells)
 
 
 def describe(seconds: float | None) -> str:
@@ -87,7 +104,8 @@ def plan(studies: list[Study], context: Context, out: Path | str, workers: int) 
     wall = describe(total_seconds / workers) if known else "unknown for some studies"
     lines.append(
         f"{total_cells} cells ({context.preset} preset); estimated wall time {wall} on {workers} "
-        f"worker(s) (model: time per unit of replicates·m·d·L from each study's last run)"
+        f"worker(s) (model: a fixed time per cell plus one per unit of replicates·m·d·L, fitted to "
+        f"each study's last run)"
     )
     if known and total_seconds / workers <= LONG_RUN_S:
         return lines[-1:]
