@@ -8,7 +8,8 @@ results file that holds them and writes to ``results/peers/``:
   time and time(favor-bench) / floor;
 * ``claims.csv``: the CPU-speed targets, each measured (met, not met, or not attainable where the
   peer itself runs within the target of the floor, with the number);
-* ``peers.png`` / ``.svg``: the ratios against L per mode, and favor-bench's distance to the floor;
+* ``peers.png`` / ``.svg``: the ratios against L per mode, and favor-bench's and performer-pytorch's
+  distance to the floor (a peer within a target of the floor cannot be beaten by that target);
 * ``meta.json``: the results file, its commit, machine, environment and date
   (the committed figure's asv results file is kept beside it, ``asv_results.json``).
 
@@ -242,9 +243,11 @@ def plot(rows: list[dict], stem: Path, title: str) -> None:
             ax.axhline(target, color=PEER_STYLE["performer-pytorch"], linestyle=":", linewidth=1.0)
             ax.annotate(
                 f"target vs performer: {target:g}x",
-                (peers.LENGTHS[0], target),
-                xytext=(2, 3),
+                (0.98, target),
+                xycoords=ax.get_yaxis_transform(),
+                xytext=(-2, -9),
                 textcoords="offset points",
+                ha="right",
                 fontsize=7,
                 color=PEER_STYLE["performer-pytorch"],
             )
@@ -255,15 +258,19 @@ def plot(rows: list[dict], stem: Path, title: str) -> None:
         ax.set_title(f"{mode}")
         ax.legend(fontsize=7, loc="best")
     ax = axes[2]
-    for mode, color in zip(peers.MODES, ("tab:blue", "tab:purple"), strict=True):
-        points = [
-            (r["L"], r["favor_over_floor"])
-            for r in rows
-            if (r["mode"], r["pass"]) == (mode, "forward") and r["favor_over_floor"] is not None
-        ]
-        if points:
-            x, y = zip(*points, strict=True)
-            ax.plot(x, y, marker="o", color=color, label=f"favor-bench {mode} forward")
+    for mode, line, marker in zip(peers.MODES, ("-", "--"), ("o", "s"), strict=True):
+        for name, column, color in (
+            ("favor-bench", "favor_over_floor", "tab:blue"),
+            ("performer-pytorch", "performer-pytorch_over_floor", PEER_STYLE["performer-pytorch"]),
+        ):
+            points = [
+                (r["L"], r[column])
+                for r in rows
+                if (r["mode"], r["pass"]) == (mode, "forward") and r[column] is not None
+            ]
+            if points:
+                x, y = zip(*points, strict=True)
+                ax.plot(x, y, line, marker=marker, color=color, label=f"{name} {mode} forward")
     ax.axhline(
         FLOOR_TARGET, color="gray", linestyle=":", linewidth=1.0, label=f"target: {FLOOR_TARGET:g}x floor"
     )
