@@ -26,7 +26,7 @@ from .chunks import (
     to_chunks,
     with_ones,
 )
-from .features import assemble
+from .feature_parts import assemble
 
 
 def bidirectional_sums(featurizer, constants, queries, keys, v, keep=None, *, chunk_size=1024):

@@ -46,7 +46,7 @@ from .chunks import (
     to_chunks,
     with_ones,
 )
-from .features import assemble
+from .feature_parts import assemble
 
 BLOCK_ROWS = 512
 
@@ -60,7 +60,7 @@ def prefix_sums(featurizer, constants, queries, keys, v, keep=None, *, chunk_siz
         Hashable; ``featurizer.queries(constants, rows)`` gives stabilized query features (…, C, r),
         ``featurizer.keys(constants, rows)`` key :class:`~estimators.features.FeatureParts` and
         per-key log scales ρ (…, C, 1) (not differentiated: the shifts cancel), ``featurizer.eps``
-        the constant added to each shifted key feature (see :func:`estimators.features.assemble`).
+        the constant added to each shifted key feature (see :func:`estimators.feature_parts.assemble`).
     constants : pytree of arrays
         Passed through to ``featurizer`` (the projection W, …).
     queries, keys : arrays (…, L, ·)

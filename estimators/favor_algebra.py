@@ -18,7 +18,8 @@ from .attention_inputs import check_finite_inputs
 from .backends import dtype_name, framework, is_tracer, namespace
 from .bidirectional import bidirectional_sums
 from .causal import prefix_sums
-from .features import FeatureParts, assemble, feature_parts, row_shift, row_stabilized
+from .feature_parts import FeatureParts, assemble, row_shift, row_stabilized
+from .features import feature_parts
 from .validation import LOW_PRECISION
 
 DEFAULT_CHUNK_SIZE = 64

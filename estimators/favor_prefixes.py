@@ -20,7 +20,7 @@ from .attention_options import feature_map, side_options
 from .backends import dtype_name, namespace
 from .chunks import numerators_and_denominators, with_ones
 from .favor_algebra import check_denominators, normalize, restore_dtype, working_dtype
-from .features import assemble
+from .feature_parts import assemble
 from .validation import check_choice, check_prefix_sizes
 
 STABILIZERS = ("auto", "none")
