@@ -22,6 +22,7 @@ from estimators import (
     discrete_features,
     favor_algebra,
     feature_options,
+    feature_parts,
     features,
     projections,
     theory,
@@ -105,7 +106,7 @@ def test_eps_with_a_key_mask_matches_the_float64_reference(name, causal, length,
 
 
 def _queries_without_eps(self, constants, rows):
-    parts, shift = features.row_stabilized(
+    parts, shift = feature_parts.row_stabilized(
         self._parts(constants.W, rows, self.query_options, constants.query_options)
     )
     return features.assemble(parts, shift, 0.0, keep_float32=True)
