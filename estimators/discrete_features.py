@@ -47,11 +47,30 @@ def geometric_parts(x, W, dtype, *, p=0.5):
     log_q = math.log1p(-p) if isinstance(p, float) else xp.log1p(-p)
     counts = xp.floor(xp.log1p(-W) / log_q)
     per_projection = (
-        log_q * xp.sum(counts, axis=-1)[..., None, :]
-        + xp.sum(framework(counts).log_gamma(counts + 1), axis=-1)[..., None, :]
+        log_q * xp.sum(counts, axis=-1)[..., None, :] + xp.sum(log_factorial(counts), axis=-1)[..., None, :]
     )
     log_weight = -x.shape[-1] * log_p / 2 - per_projection / 2
     return discrete_parts(x, counts, log_weight, dtype)
+
+
+def log_factorial(counts):
+    """log(ω!) = log Γ(ω + 1) for integer-valued counts ω ≥ 0 (…).
+
+    Looked up in the table of log Γ(k + 1), k = 0 … max ω (the values ``log_gamma`` gives element by
+    element) when that table is smaller than ``counts``; ``log_gamma`` of every count otherwise, and
+    inside ``jax.jit``, where the largest count cannot be read.
+    """
+    operations = framework(counts)
+    size = math.prod(counts.shape)
+    if is_tracer(counts) or size == 0:
+        return operations.log_gamma(counts + 1)
+    xp = namespace(counts)
+    largest = int(xp.max(counts))
+    if largest + 1 >= size:
+        return operations.log_gamma(counts + 1)
+    table = operations.log_gamma(xp.arange(largest + 1, dtype=counts.dtype) + 1)
+    index = xp.reshape(xp.astype(counts, xp.int32), (-1,))
+    return xp.reshape(xp.take(table, index, axis=0), counts.shape)
 
 
 def check_uniforms(W, name):
@@ -128,6 +147,7 @@ __all__ = [
     "discrete_parts",
     "geometric_p",
     "geometric_parts",
+    "log_factorial",
     "poisson_counts",
     "poisson_parts",
     "poisson_rate",

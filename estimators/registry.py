@@ -77,10 +77,25 @@ class Estimator:
     def estimate(self, x, y, W):
         """K̂(x, y) for pairs x, y (…, d) → (…); W (m, d) or (…, m, d) broadcasting."""
         x, y = x[..., None, :], y[..., None, :]
-        x_options, y_options = feature_maps.data_options(self.feature, x, y)
-        phi_x = self.features(x, W, **x_options)
-        phi_y = self.features(y, W, **y_options)
+        phi_x, phi_y = self._pair_features(x, y, W)
         return kernels.estimate(phi_x, phi_y)[..., 0]
+
+    def _pair_features(self, x, y, W):
+        """φ(x), φ(y) (…, 1, r) for x, y (…, 1, d) and W (…, m, d).
+
+        Where both sides take the same options, one call on x and y stacked along a new batch axis
+        (…, 2, 1, d), with W and the options given a unit axis there, computes what depends on W
+        alone (its checks, the discrete maps' counts) once; each side's values are those of its own
+        call bit for bit (every operation acts on each batch index alone).
+        """
+        x_options, y_options = feature_maps.data_options(self.feature, x, y)
+        if not (x_options is y_options or not (x_options or y_options)):
+            return self.features(x, W, **x_options), self.features(y, W, **y_options)
+        xp = namespace(x)
+        sides = xp.stack(xp.broadcast_arrays(x, y), axis=-3)
+        options = {key: _side_axis(value) for key, value in x_options.items()}
+        both = self.features(sides, W[..., None, :, :], **options)
+        return both[..., 0, :, :], both[..., 1, :, :]
 
     @property
     def nests(self) -> bool:
@@ -159,6 +174,11 @@ class Estimator:
         from . import theory
 
         return theory.mse(self.name, x, y, m)
+
+
+def _side_axis(option):
+    """A per-pair option (…, 1, 1) with a unit axis before its last two (…, 1, 1, 1); floats as given."""
+    return option[..., None, :, :] if hasattr(option, "shape") else option
 
 
 FAMILIES = {

@@ -48,7 +48,6 @@ from estimators.favor_prefixes import favor_prefixes
 
 from .core.cells import Study, group_records, nested_m_range, powers_of_two, stable_rng
 from .core.montecarlo import (
-    ELEMENT_BUDGET,
     error_moments,
     host,
     merge_moments,
@@ -168,17 +167,13 @@ def compute(cell) -> dict:
 
 
 def delta_method_terms(name: str, q, k, v) -> tuple[float, float]:
-    """Mean over query rows of ‖bias_i‖² and tr Cov(ô_i) at m = 1 (theory.md §7.1).
+    """Mean over query rows of ‖bias_i‖² and tr Cov(ô_i) at m = 1 (theory.md §7.1,
+    :func:`estimators.theory.attention_delta_trace`).
 
     With m projections the delta-method MSE is ``bias_sq / m² + trace / m``.
     """
-    bias_sq = trace = 0.0
-    rows = max(1, ELEMENT_BUDGET // (k.shape[0] * v.shape[1]))
-    for start in range(0, q.shape[0], rows):
-        delta = theory.attention_delta(name, q[start : start + rows], k, v, 1, scale_inputs=True)
-        bias_sq += float(np.sum(delta.bias**2))
-        trace += float(np.sum(np.trace(delta.covariance, axis1=-2, axis2=-1)))
-    return bias_sq / q.shape[0], trace / q.shape[0]
+    delta = theory.attention_delta_trace(name, q, k, v, 1, scale_inputs=True)
+    return float(np.mean(delta.bias_sq)), float(np.mean(delta.trace))
 
 
 def summarize(records, context) -> list[dict]:

@@ -14,6 +14,9 @@ import pytest
 from scipy import optimize
 
 from estimators import features, projections, registry, theory
+from estimators.backends import framework
+from estimators.discrete_features import log_factorial
+from tests.conftest import to_numpy
 from tests.parameterized_support import DISCRETE_MAPS, MAP_OPTIONS, reference_features
 
 
@@ -60,3 +63,14 @@ def test_discrete_rows_broadcast_per_pair_parameters_over_batched_W(name):
         for pair in range(5):
             single = row.estimate(x[pair], y[pair], W[draw, 0])
             np.testing.assert_allclose(batched[draw, pair], single, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_log_factorial_looks_up_the_values_log_gamma_gives(backend, to_backend, dtype):
+    """The table lookup equals log Γ(ω + 1) element by element, also where the largest count makes the
+    table larger than the counts (log Γ itself then)."""
+    rng = np.random.default_rng(4)
+    for counts in (np.floor(rng.exponential(3.0, size=(7, 5, 3))), np.array([[0.0, 40.0]])):
+        on_backend = to_backend(counts, dtype=dtype)
+        expected = to_numpy(framework(on_backend).log_gamma(on_backend + 1))
+        np.testing.assert_array_equal(to_numpy(log_factorial(on_backend)), expected)

@@ -21,7 +21,7 @@ import pytest
 
 import studies
 from studies import __main__ as cli
-from studies import smreg
+from studies import smreg, uniform_convergence
 from studies.core import montecarlo, records
 from studies.core.cells import Cell, Context, Study
 from studies.core.executors import make_executor
@@ -304,3 +304,13 @@ def test_every_study_runs_end_to_end_at_a_tiny_size(name, tmp_path, monkeypatch)
     for suffix in (".csv", ".png", ".svg"):
         assert (folder / f"{name}{suffix}").stat().st_size > 0
     assert json.loads((folder / "meta.json").read_text())["study"] == name
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_uniform_convergence_sup_errors_are_those_of_the_float64_difference(dtype):
+    """max |Â − A| per draw, computed in a reused buffer, equals it from Â converted to float64 first."""
+    rng = np.random.default_rng(6)
+    estimate, exact = rng.standard_normal((3, 4, 5)).astype(dtype), rng.standard_normal((4, 5))
+    buffer = np.empty((3, 4, 5))
+    expected = np.max(np.abs(estimate.astype(np.float64) - exact), axis=(-2, -1))
+    np.testing.assert_array_equal(uniform_convergence.sup_errors_of(estimate, exact, buffer), expected)

@@ -133,3 +133,40 @@ def test_kernel_errors_are_the_moments_of_the_estimates_a_direct_computation_giv
             terms = np.abs(estimates / reference if relative else estimates) ** power
             bound = (n + power * size) * EPS * terms.sum(axis=0) * 2**power
             assert np.all(np.abs(np.asarray(moments[key]) - direct) <= bound), (relative, key)
+
+
+@pytest.mark.parametrize(("pairs", "per_group"), [(16, 5), (3, 0), (1, 4), (7, 7)])
+def test_pair_groups_cover_every_pair_once_in_groups_of_at_most_per_group(pairs, per_group):
+    groups = montecarlo.pair_groups(pairs, per_group)
+    assert [p for g in groups for p in range(pairs)[g]] == list(range(pairs))
+    assert all(len(range(pairs)[g]) <= max(1, per_group) for g in groups)
+
+
+@pytest.mark.parametrize(
+    ("name", "ms"),
+    [("trig-ort", None), ("saderf-iid", None), ("poisson-iid", None), ("positive-iid", [2, 6])],
+)
+def test_kernel_errors_on_groups_of_pairs_equal_one_pair_at_a_time(monkeypatch, name, ms):
+    """The moments from pairs estimated in groups equal, bit for bit, those of one pair per call."""
+    rng = np.random.default_rng(9)
+    x, y = 0.4 * rng.standard_normal((2, 5, 4))
+    row = registry.get(name)
+    cell = Cell.build(__name__, "kernel_errors", {}, Context(seed=SEED))
+    reference = softmax_cf(x, y)
+
+    def moments():
+        return montecarlo.kernel_errors(cell, row, 6, x, y, reference, 30, ms=ms)
+
+    monkeypatch.setattr(montecarlo, "pairs_per_group", lambda row, n, m: 2)
+    grouped = moments()
+    monkeypatch.setattr(montecarlo, "pairs_per_group", lambda row, n, m: 1)
+    single = moments()
+    for key in ("s1", "s2", "s4"):
+        np.testing.assert_array_equal(grouped[key], single[key])
+    assert np.shape(grouped["s1"]) == ((5,) if ms is None else (len(ms), 5))
+
+
+def test_pairs_per_group_keeps_both_sides_features_within_the_budget():
+    trig, poisson = registry.get("trig-iid"), registry.get("poisson-iid")
+    assert montecarlo.pairs_per_group(trig, 100, 8, budget=100 * 2 * 16 * 3) == 3
+    assert montecarlo.pairs_per_group(poisson, 1, 8) == 1

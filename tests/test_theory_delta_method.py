@@ -143,3 +143,17 @@ def test_pair_moments_that_overflow_are_an_error_not_a_number():
     x, y, v = np.full((1, 4), 20.0), np.full((3, 4), 20.0), np.ones((3, 2))
     with pytest.raises(OverflowError, match="too large for the delta method"):
         theory.attention_delta("positive-iid", x, y, v, 4)
+
+
+@pytest.mark.parametrize("name", theory.DELTA_ROWS)
+def test_delta_trace_is_the_trace_and_squared_bias_of_the_full_terms(name):
+    """attention_delta_trace (products with K and K ∘ VVᵀ) against the trace of attention_delta's
+    covariance and the squared norm of its bias, per query row, with a batch axis."""
+    rng = np.random.default_rng(17)
+    x, y, v = rng.normal(size=(2, 5, 4)) * 0.4, rng.normal(size=(2, 9, 4)) * 0.4, rng.normal(size=(2, 9, 3))
+    full = theory.attention_delta(name, x, y, v, 7)
+    reduced = theory.attention_delta_trace(name, x, y, v, 7)
+    np.testing.assert_allclose(reduced.bias_sq, np.sum(full.bias**2, axis=-1), rtol=1e-12)
+    np.testing.assert_allclose(reduced.trace, np.trace(full.covariance, axis1=-2, axis2=-1), rtol=1e-12)
+    with pytest.raises(ValueError, match="name must be one of"):
+        theory.attention_delta_trace("trig-ort", x, y, v, 7)

@@ -24,7 +24,7 @@ Modules, one family of formulas each:
 from . import fourth_moments
 from .bounds import BOUND_KERNELS, theorem2_bound, theorem2_gap, theorem2_openreview_bound, theorem4_features
 from .coupled import coupled_pair_moment, simplex_cosine
-from .delta_method import DELTA_ROWS, DeltaMethod, attention_delta
+from .delta_method import DELTA_ROWS, DeltaMethod, DeltaTrace, attention_delta, attention_delta_trace
 from .exponential import cos_pair_gap, cos_pair_moment, exp_pair_moment, log_exp_pair_gap, utility_ratio
 from .parameterized import (
     expplus_A,
@@ -62,12 +62,14 @@ __all__ = [
     "DELTA_ROWS",
     "ROW_THEORY",
     "DeltaMethod",
+    "DeltaTrace",
     "ReluMoments",
     "RowTheory",
     "arccos",
     "arccos_j1",
     "arccos_j2",
     "attention_delta",
+    "attention_delta_trace",
     "block_pairs",
     "cos_pair_gap",
     "cos_pair_moment",

@@ -40,6 +40,13 @@ from .pairs import host_float64
 DELTA_ROWS = ("positive-iid", "hyperbolic-iid", "trig-iid")
 
 
+class DeltaTrace(NamedTuple):
+    """‖bias_i‖² (…, Lq) and tr Cov(ô_i) (…, Lq) of the delta method."""
+
+    bias_sq: np.ndarray
+    trace: np.ndarray
+
+
 class DeltaMethod(NamedTuple):
     """Exact output o (…, Lq, dv), delta-method bias (…, Lq, dv) and covariance (…, Lq, dv, dv)."""
 
@@ -67,6 +74,54 @@ def attention_delta(name, x, y, v, m, *, scale_inputs=False) -> DeltaMethod:
     are never formed). ``OverflowError`` when a factor a_j or b_j overflows float64 (‖x_i ± y_j‖² of
     several hundred, far outside the delta method's regime).
     """
+    x, y, v, log_w, output = _weights(name, x, y, v, m, scale_inputs)
+    centred = v[..., None, :, :] - output[..., :, None, :]
+    bias = np.zeros_like(output)
+    covariance = np.zeros((*output.shape, output.shape[-1]))
+    for coefficient, log_scale, kernel in _pair_terms(name, x, y, log_w):
+        scale = _scale(log_scale)
+        scaled = scale[..., None] * centred
+        row_sums = scale * np.swapaxes(kernel @ np.swapaxes(scale, -1, -2), -1, -2)
+        bias -= coefficient * (row_sums[..., None, :] @ centred)[..., 0, :]
+        covariance += coefficient * (np.swapaxes(scaled, -1, -2) @ _apply_kernel(kernel, scaled))
+    return DeltaMethod(output=output, bias=bias / m, covariance=covariance / m)
+
+
+def attention_delta_trace(name, x, y, v, m, *, scale_inputs=False) -> DeltaTrace:
+    """‖bias_i‖² and tr Cov(ô_i) (…, Lq) of :func:`attention_delta`, without its covariance matrices.
+
+    Arguments as in :func:`attention_delta`. With s_j = a_j (or b_j) and K the key kernel of each pair
+    term (module docstring), the centred sums expand into products with K and with K ∘ VVᵀ (Lk × Lk,
+    shared by every query):
+
+        Σ_{j,j′} s_j K_jj′ s_j′ (v_j − o_i)ᵀ(v_j′ − o_i) = sᵀ(K ∘ VVᵀ)s − 2 (s ∘ V o_i)ᵀ K s + ‖o_i‖² sᵀ K s,
+        Σ_{j,j′} s_j K_jj′ s_j′ (v_j − o_i) = Vᵀ(s ∘ K s) − o_i sᵀ K s,
+
+    so the cost is O(Lq Lk²) flops and O(Lk² + Lq Lk) memory, not O(Lq Lk² dv) and O(Lq Lk dv). Equal
+    to the trace and squared norm of ``attention_delta``'s terms up to float64 rounding.
+    """
+    x, y, v, log_w, output = _weights(name, x, y, v, m, scale_inputs)
+    bias = np.zeros_like(output)
+    trace = np.zeros(output.shape[:-1])
+    values_gram = v @ np.swapaxes(v, -1, -2)
+    along_output = output @ np.swapaxes(v, -1, -2)
+    for coefficient, log_scale, kernel in _pair_terms(name, x, y, log_w):
+        scale = _scale(log_scale)
+        spread = np.swapaxes(kernel @ np.swapaxes(scale, -1, -2), -1, -2)
+        spread_values = np.swapaxes((kernel * values_gram) @ np.swapaxes(scale, -1, -2), -1, -2)
+        weighted = scale * spread
+        total = np.sum(weighted, axis=-1)
+        bias -= coefficient * (weighted @ v - output * total[..., None])
+        trace += coefficient * (
+            np.sum(scale * spread_values, axis=-1)
+            - 2 * np.sum(weighted * along_output, axis=-1)
+            + np.sum(output * output, axis=-1) * total
+        )
+    return DeltaTrace(bias_sq=np.sum(bias * bias, axis=-1) / m**2, trace=trace / m)
+
+
+def _weights(name, x, y, v, m, scale_inputs):
+    """Checked float64 x, y, v (scaled when ``scale_inputs``), log w (…, Lq, Lk) and o (…, Lq, dv)."""
     if name not in DELTA_ROWS:
         raise ValueError(f"name must be one of {DELTA_ROWS} (iid rows with a delta method), got {name!r}")
     if isinstance(m, bool) or not hasattr(m, "__index__") or int(m) < 1:
@@ -77,23 +132,19 @@ def attention_delta(name, x, y, v, m, *, scale_inputs=False) -> DeltaMethod:
         x, y = x * x.shape[-1] ** -0.25, y * y.shape[-1] ** -0.25
     logits = x @ np.swapaxes(y, -1, -2)
     log_w = logits - special.logsumexp(logits, axis=-1, keepdims=True)
-    output = np.exp(log_w) @ v
-    centred = v[..., None, :, :] - output[..., :, None, :]
-    bias = np.zeros_like(output)
-    covariance = np.zeros((*output.shape, output.shape[-1]))
-    for coefficient, log_scale, kernel in _pair_terms(name, x, y, log_w):
-        with np.errstate(over="ignore"):
-            scale = np.exp(log_scale)
-        if not np.all(np.isfinite(scale)):
-            raise OverflowError(
-                "x and y are too large for the delta method: ‖x_i ± y_j‖²/2 reaches "
-                f"{np.max(log_scale):.0f}, and the pair moments overflow float64"
-            )
-        scaled = scale[..., None] * centred
-        row_sums = scale * np.swapaxes(kernel @ np.swapaxes(scale, -1, -2), -1, -2)
-        bias -= coefficient * (row_sums[..., None, :] @ centred)[..., 0, :]
-        covariance += coefficient * (np.swapaxes(scaled, -1, -2) @ _apply_kernel(kernel, scaled))
-    return DeltaMethod(output=output, bias=bias / m, covariance=covariance / m)
+    return x, y, v, log_w, np.exp(log_w) @ v
+
+
+def _scale(log_scale):
+    """a = exp(log a) (…, Lq, Lk); ``OverflowError`` where it overflows float64."""
+    with np.errstate(over="ignore"):
+        scale = np.exp(log_scale)
+    if not np.all(np.isfinite(scale)):
+        raise OverflowError(
+            "x and y are too large for the delta method: ‖x_i ± y_j‖²/2 reaches "
+            f"{np.max(log_scale):.0f}, and the pair moments overflow float64"
+        )
+    return scale
 
 
 def _pair_terms(name, x, y, log_w):

@@ -52,6 +52,25 @@ def replicate_chunks(total: int, per_replicate: int, budget: int = ELEMENT_BUDGE
     return [min(size, total - start) for start in range(0, total, size)]
 
 
+def pair_groups(pairs: int, per_group: int) -> list[slice]:
+    """Consecutive slices of ``pairs`` with at most ``per_group`` pairs each (at least one).
+
+    Unlike :func:`replicate_chunks` the grouping draws nothing: it only bounds memory.
+    """
+    size = max(1, per_group)
+    return [slice(start, min(start + size, pairs)) for start in range(0, pairs, size)]
+
+
+def pairs_per_group(row, n: int, m: int, budget: int = ELEMENT_BUDGET) -> int:
+    """How many pairs one batched estimate of ``n`` replicates takes: as many as keep the features of
+    both sides, n·2r elements per pair, within ``budget``; one for rows on uniform variates (the
+    discrete maps), whose counts follow each pair's own parameter (one table search per pair, where
+    several parameters at once would take a pass per count level)."""
+    if row.projection == "uniform":
+        return 1
+    return budget // (n * 2 * row.feature_width(m))
+
+
 def error_moments(errors) -> dict:
     """Sums over replicates (axis 0) of e, e², e⁴ and their count, as float64 host lists.
 
@@ -108,10 +127,12 @@ def kernel_errors(
     and ``reference`` (P,) the value each estimate is compared with (errors are K̂/reference − 1
     when ``relative``). W (n, m, d) is drawn ``n`` replicates at a time on the run's backend and
     device (``draw(m, d, n, rng, like)`` overrides ``row.draw``); the P pairs of one replicate share
-    W and each pair is estimated on its own (``row.estimate(x_p, y_p, W)`` → (n,)), so estimators
-    with data-dependent parameters see one pair at a time. Returns :func:`merge_moments` of the
-    (n, P) errors. With ``ms`` (m' ≤ m, a row that :attr:`~estimators.registry.Estimator.nests`),
-    each draw of m rows also gives the estimates of its first m' rows
+    W and each pair is estimated on its own: a group of pairs (:func:`pairs_per_group`, within the
+    element budget) goes through one ``row.estimate(x_g, y_g, W[:, None])`` → (n, G), in which
+    data-dependent parameters are per pair and every operation acts on each pair alone, so the values
+    equal those of one call per pair bit for bit. Returns :func:`merge_moments` of the (n, P) errors.
+    With ``ms`` (m' ≤ m, a row that :attr:`~estimators.registry.Estimator.nests`), each draw of m
+    rows also gives the estimates of its first m' rows
     (:meth:`~estimators.registry.Estimator.estimate_prefixes`): errors (n, len(ms), P).
     """
     target = cell.context.target
@@ -125,11 +146,15 @@ def kernel_errors(
             W = row.draw(m, d, batch_shape=(n,), seed=rng, like=xs)
         else:
             W = draw(m, d, n, rng, xs)
+        shared = W[:, None, ...]
+        groups = pair_groups(xs.shape[0], pairs_per_group(row, n, m))
         if ms is None:
-            per_pair = [row.estimate(xs[p], ys[p], W) for p in range(xs.shape[0])]
+            per_group = [row.estimate(xs[g], ys[g], shared) for g in groups]
         else:
-            per_pair = [row.estimate_prefixes(xs[p], ys[p], W, ms) for p in range(xs.shape[0])]
-        estimates = np.stack([host(estimate) for estimate in per_pair], axis=-1)
+            per_group = [row.estimate_prefixes(xs[g], ys[g], shared, ms) for g in groups]
+        estimates = np.concatenate([host(estimate) for estimate in per_group], axis=1)
+        if ms is not None:
+            estimates = np.moveaxis(estimates, 1, -1)
         errors = estimates / reference - 1 if relative else estimates - reference
         parts.append(error_moments(errors))
     return merge_moments(parts)
