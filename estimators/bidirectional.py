@@ -26,7 +26,7 @@ from .chunks import (
     to_chunks,
     with_ones,
 )
-from .feature_parts import assemble
+from .feature_parts import assemble, is_row_constant
 
 
 def bidirectional_sums(featurizer, constants, queries, keys, v, keep=None, *, chunk_size=1024):
@@ -51,17 +51,24 @@ def bidirectional_sums(featurizer, constants, queries, keys, v, keep=None, *, ch
         return numerators_and_denominators(
             _bidirectional_jax(featurizer, constants, queries, keys, values, keep, chunk)
         )
-    step = _KeySumStep(featurizer, constants, xp)
-    sums = None
-    key_bounds = chunk_bounds(length, chunk)
-    for piece in zip(*(pieces(a, key_bounds) for a in (keys, keep, values)), strict=True):
-        sums, _ = step(sums, piece)
-    key_sums = step.totals(sums)
+    totals = key_sums(featurizer, constants, keys, values, keep, chunk_size=chunk)
     outputs = [
-        xp.matmul(featurizer.queries(constants, piece), key_sums)
+        xp.matmul(featurizer.queries(constants, piece), totals)
         for piece in pieces(queries, chunk_bounds(queries.shape[-2], chunk))
     ]
     return numerators_and_denominators(concat_rows(xp, outputs))
+
+
+def key_sums(featurizer, constants, keys, values, keep=None, *, chunk_size):
+    """``(K')ᵀ[V | 1]`` (…, r, d_v + 1) of keys (…, M, ·) and ``values`` [V | 1] (…, M, d_v + 1)
+    (``keep`` (…, M, 1) or None), at the whole-sequence key maximum, the eps part included: one pass
+    over chunks of ``chunk_size`` keys (no (M, r) feature matrix; a Python loop, not ``lax.scan``)."""
+    step = _KeySumStep(featurizer, constants, namespace(values))
+    sums = None
+    bounds = chunk_bounds(keys.shape[-2], chunk_size)
+    for piece in zip(*(pieces(a, bounds) for a in (keys, keep, values)), strict=True):
+        sums, _ = step(sums, piece)
+    return step.totals(sums)
 
 
 class _KeySumStep:
@@ -84,7 +91,7 @@ class _KeySumStep:
         if sums is not None:
             new_shift = xp.maximum(new_shift, sums[1])
         key_shift = new_shift if keep is None else xp.where(keep, new_shift, math.inf)
-        phi_k = assemble(parts, key_shift, 0.0, keep_float32=True, overwrite=True)
+        phi_k, values = _weighted_keys(parts, key_shift, values)
         if keep is not None:
             phi_k = xp.where(keep, phi_k, 0.0)
             values = xp.where(keep, values, 0.0)
@@ -102,6 +109,16 @@ class _KeySumStep:
         state, _, value_sum = sums
         eps = self.featurizer.eps * self.scale
         return state + eps * value_sum if eps else state
+
+
+def _weighted_keys(parts, key_shift, values):
+    """(φ̃ (…, C, r), values (…, C, w)) whose product φ̃ᵀ values is Σ_j φ(k_j) e^{−shift_j} [v_j | 1]ᵀ.
+    Features that are one exponential per key times a factor (the trigonometric map) put that
+    exponential on the w values of each key instead of its r features."""
+    if is_row_constant(parts):
+        weights = assemble(parts._replace(factor=None), key_shift, 0.0, keep_float32=True)
+        return parts.factor, values * weights
+    return assemble(parts, key_shift, 0.0, keep_float32=True, overwrite=True), values
 
 
 def _initial_key_sums(step, keys, values, keep):
@@ -146,4 +163,4 @@ def _bidirectional_jax(featurizer, constants, queries, keys, values, keep, chunk
     return from_chunks(jnp, outputs, queries.shape[-2])
 
 
-__all__ = ["bidirectional_sums"]
+__all__ = ["bidirectional_sums", "key_sums"]

@@ -18,9 +18,9 @@ from . import registry
 from .attention_inputs import check_inputs, check_projection
 from .attention_options import feature_map, side_options
 from .backends import dtype_name, namespace
+from .bidirectional import key_sums
 from .chunks import numerators_and_denominators, with_ones
 from .favor_algebra import check_denominators, normalize, restore_dtype, working_dtype
-from .feature_parts import assemble
 from .validation import check_choice, check_prefix_sizes
 
 STABILIZERS = ("auto", "none")
@@ -51,12 +51,10 @@ def favor_prefixes(
     xp = namespace(v)
     dtype = dtype_name(v)
     values = with_ones(xp, working_dtype(xp, v))
-    parts, log_scale = featurizer.keys(constants, k)
-    phi_k = assemble(parts, xp.max(log_scale, axis=-2, keepdims=True), keep_float32=True, overwrite=True)
-    key_sums = xp.matmul(xp.matrix_transpose(phi_k), values)
+    totals = key_sums(featurizer, constants, k, values, chunk_size=k.shape[-2])
     phi_q = featurizer.queries(constants, q)
     by_query = xp.reshape(phi_q, (*phi_q.shape[:-1], -1, m))
-    by_key = xp.reshape(key_sums, (*key_sums.shape[:-2], -1, m, key_sums.shape[-1]))
+    by_key = xp.reshape(totals, (*totals.shape[:-2], -1, m, totals.shape[-1]))
     running, done = 0.0, 0
     for size in ms:
         block_q = by_query[..., done:size]

@@ -62,11 +62,20 @@ def row_shift(parts: FeatureParts):
 
 def row_stabilized(parts: FeatureParts):
     """(parts, shift): ``parts`` at the shift of their row maxima (…, L, 1), the shift not
-    differentiated. A deferred row offset cancels against a per-row shift, so it is dropped rather
-    than applied: the shift is the largest projection itself."""
+    differentiated (None where nothing is left to shift). A deferred row offset cancels against a
+    per-row shift, so it is dropped rather than applied: the shift is the largest projection itself.
+    A log-amplitude of one value per row (…, L, 1) (the trigonometric map's ‖x‖²/2) is its own row
+    maximum, so it cancels whole: the stabilized features are ``scale · factor``."""
     bare = parts._replace(row_offset=None)
+    if is_row_constant(bare):
+        return bare._replace(log_amplitude=None), None
     shift = row_shift(bare)
     return bare, framework(shift).stop_gradient(shift)
+
+
+def is_row_constant(parts: FeatureParts) -> bool:
+    """Whether ``parts`` are ``factor`` times one exponential per row (log-amplitude (…, L, 1))."""
+    return parts.factor is not None and parts.log_amplitude is not None and parts.log_amplitude.shape[-1] == 1
 
 
 def global_shift(parts: FeatureParts):
@@ -89,7 +98,8 @@ def assemble(parts: FeatureParts, shift=None, eps=0.0, *, keep_float32=False, ov
         xp = namespace(values)
         if shift is not None:
             values = values * xp.exp(-shift)
-        values = values * parts.scale
+        if parts.scale != 1.0:
+            values = values * parts.scale
     else:
         xp = namespace(parts.log_amplitude)
         if parts.row_offset is not None:
@@ -128,6 +138,7 @@ __all__ = [
     "as_parameter",
     "assemble",
     "global_shift",
+    "is_row_constant",
     "row_shift",
     "row_stabilized",
 ]

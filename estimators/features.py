@@ -46,7 +46,7 @@ from __future__ import annotations
 from functools import partial
 
 from . import discrete_features, gerf, hybrid_features
-from .backends import dtype_name, namespace
+from .backends import dtype_name, framework, namespace
 from .feature_options import DATA_TUNED, SIDED, side_options
 from .feature_parts import FeatureParts, assemble, global_shift, row_shift
 from .feature_range import RANGE_CHECKS, FeatureRangeError, FeatureRangeWarning, check_range
@@ -141,7 +141,7 @@ def feature_parts(
         both -= half_sq_norm
         return FeatureParts(both, None, (2 * m) ** -0.5, dtype)
     if name == "trig":
-        trig = xp.concat([xp.cos(projected), xp.sin(projected)], axis=-1)
+        trig = framework(projected).cos_and_sin(projected)
         return FeatureParts(half_sq_norm, trig, m**-0.5, dtype)
     return FeatureParts(None, f(projected), m**-0.5, dtype)
 

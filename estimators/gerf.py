@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-from .backends import namespace
+from .backends import framework, namespace
 from .feature_parts import PARAMETER_FLOOR, FeatureParts, as_parameter
 
 GERF_TRIG_A = 0.05
@@ -47,7 +47,7 @@ def gerf_trig_parts(x, W, dtype, *, A=GERF_TRIG_A):
     projected = B * xp.matmul(x, xp.matrix_transpose(W))
     sq_w = xp.sum(W * W, axis=-1)[..., None, :]
     log_amplitude = A * sq_w + xp.sum(x * x, axis=-1, keepdims=True) / 2 + log_d
-    trig = xp.concat([xp.cos(projected), xp.sin(projected)], axis=-1)
+    trig = framework(projected).cos_and_sin(projected)
     return FeatureParts(xp.concat([log_amplitude, log_amplitude], axis=-1), trig, m**-0.5, dtype)
 
 

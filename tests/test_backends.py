@@ -97,3 +97,17 @@ def test_exp_of_temporary_writes_over_its_input_where_the_framework_can(backend,
     np.testing.assert_allclose(to_numpy(out), expected, rtol=1e-15)
     if backend in ("numpy", "torch"):
         np.testing.assert_allclose(to_numpy(x), expected, rtol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_cos_and_sin_is_the_concatenation_bit_for_bit(backend, to_backend, dtype):
+    """[cos x, sin x] along the last axis, equal to the framework's own cos and sin of each entry
+    (numpy writes both halves into one array; the others concatenate)."""
+    host = np.linspace(-40.0, 40.0, 2 * 3 * 5).reshape(2, 3, 5).astype(dtype)
+    x = to_backend(host, dtype)
+    xp = backends.namespace(x)
+    joined = backends.framework(x).cos_and_sin(x)
+    assert tuple(joined.shape) == (2, 3, 10) and backends.dtype_name(joined) == dtype
+    out = to_numpy(joined)
+    np.testing.assert_array_equal(out[..., :5], to_numpy(xp.cos(x)))
+    np.testing.assert_array_equal(out[..., 5:], to_numpy(xp.sin(x)))

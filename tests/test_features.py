@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from estimators import backends, features, kernels, projections
+from estimators import backends, feature_parts, features, kernels, projections
 from tests.conftest import to_numpy
 
 EXPONENTIAL = ("trig", "positive", "hyperbolic")
@@ -192,3 +192,16 @@ def test_eps_must_be_a_finite_non_negative_number(name, eps, inputs):
     x, W = inputs
     with pytest.raises(ValueError, match="eps must be a finite number >= 0"):
         features.feature_map(name)(x, W, eps=eps)
+
+
+def test_row_stabilized_trig_features_are_the_factor_exactly():
+    """The trigonometric map's log-amplitude is one value per row, its own row maximum: stabilized
+    query features are scale · [cos, sin] with no exponential left (exp(a − a) = 1 exactly)."""
+    rng = np.random.default_rng(3)
+    x, W = rng.standard_normal((5, 4)), rng.standard_normal((6, 4))
+    parts = features.feature_parts("trig", x, W)
+    stabilized, shift = feature_parts.row_stabilized(parts)
+    assert shift is None and stabilized.log_amplitude is None
+    np.testing.assert_array_equal(features.assemble(stabilized), parts.scale * parts.factor)
+    row_shift = features.row_shift(parts)
+    np.testing.assert_array_equal(features.assemble(stabilized), features.assemble(parts, row_shift))

@@ -49,6 +49,14 @@ class _ArrayApiOps:
         return namespace(x).exp(x)
 
     @staticmethod
+    def cos_and_sin(x):
+        """``[cos(x), sin(x)]`` (…, 2n) for ``x`` (…, n): written into one new array where the framework
+        can (numpy; torch keeps the concatenation, since its ``out=`` refuses autograd), which spares
+        two n-wide temporaries and their copy."""
+        xp = namespace(x)
+        return xp.concat([xp.cos(x), xp.sin(x)], axis=-1)
+
+    @staticmethod
     def compiled(function, static_argnums: tuple[int, ...]):
         """``function`` compiled for this framework where that pays (identity here)."""
         return function
@@ -63,6 +71,14 @@ class _NumpyOps(_ArrayApiOps):
     @staticmethod
     def exp_of_temporary(x):
         return np.exp(x, out=x)
+
+    @staticmethod
+    def cos_and_sin(x):
+        width = x.shape[-1]
+        out = np.empty((*x.shape[:-1], 2 * width), dtype=x.dtype)
+        np.cos(x, out=out[..., :width])
+        np.sin(x, out=out[..., width:])
+        return out
 
 
 class _TorchOps(_ArrayApiOps):
