@@ -75,12 +75,24 @@ class Estimator:
         return feature_maps.feature_map(self.feature)(x, W, **kwargs)
 
     def estimate(self, x, y, W):
-        """K̂(x, y) for pairs x, y (…, d) → (…); W (m, d) or (…, m, d) broadcasting."""
+        """K̂(x, y) for pairs x, y (…, d) → (…); W (m, d) or (…, m, d) broadcasting.
+
+        Hybrid rows use their direct form (:func:`estimators.hybrid_features.gram` of the pair, O(m)
+        per pair instead of the 4k(n + 1)-wide features)."""
         x, y = x[..., None, :], y[..., None, :]
+        if self.feature in hybrid_features.ORIENTATION:
+            return hybrid_features.gram(self.feature, x, y, W)[..., 0, 0]
         x_options, y_options = feature_maps.data_options(self.feature, x, y)
         phi_x = self.features(x, W, **x_options)
         phi_y = self.features(y, W, **y_options)
         return kernels.estimate(phi_x, phi_y)[..., 0]
+
+    @property
+    def counts(self) -> bool:
+        """Whether φ reads W through integer counts (the discretely-induced maps' inverse CDFs): a step
+        function of W, so rounding W to a narrower dtype can move a count, and the estimate by far
+        more than the rounding (studies that compute in float32 keep these rows in float64)."""
+        return self.projection == "uniform"
 
     @property
     def nests(self) -> bool:

@@ -31,6 +31,13 @@ intervals overlap, "contradicted" otherwise; :mod:`studies.figures.estimator_sho
 read a contradicted verdict). The ReLU rows are left out: they estimate the
 arc-cosine kernel, not softmax. QMC points are drawn by scipy on the host (with ``--rng native``
 from the cell's host stream).
+
+Precision: the kernel-MSE points (t and m) are checked against closed forms and compute in float64
+whatever the run's dtype, and so do the discretely-induced rows (:attr:`estimators.registry.Estimator.counts`:
+rounding U can move a count). The other attention-output errors compute in float32 unless the run
+names a dtype (``--dtype``): they are ≳ 10⁻² here and float32 rounding moves them by ~10⁻⁶ relative;
+tests/test_study_precision.py checks that a cell's float32 and float64 mean errors differ by under
+1% of their standard error.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ import sys
 import numpy as np
 
 from estimators import attention, attention_metrics, features, kernels, projections, registry, theory
+from estimators.backends import namespace
 
 from .core.cells import Study, chunk_cells, group_records, stable_rng
 from .core.montecarlo import (
@@ -144,10 +152,15 @@ def cells(preset: str) -> list[dict]:
     return base
 
 
+THEORY_DTYPE = "float64"
+"""Precision of the kernel-MSE points (kinds t and m): theory checks, whatever the run's dtype."""
+
+
 def compute(cell) -> dict:
     p = cell.kwargs
     if p["kind"] == "attention":
         return attention_errors(cell)
+    cell = cell.in_dtype(THEORY_DTYPE)
     x, y = pairs(T_GRID if p["kind"] == "t" else (T_FOR_M,), p["d"])
     row = registry.get(p["estimator"])
     draw = None
@@ -173,10 +186,12 @@ def attention_errors(cell) -> dict:
     exceed the budget (the hybrid maps: 4k(n + 1) wide) estimates Â (L, L) directly and normalizes it.
     """
     p = cell.kwargs
+    row = registry.get(p["estimator"])
+    if row.counts:
+        cell = cell.in_dtype(THEORY_DTYPE)
     target = cell.context.target
     q, k, v = (target.asarray(a) for a in attention_inputs(cell.context.seed, p["draw"], p["L"], p["d"]))
     exact = host(attention.exact(q, k, v))
-    row = registry.get(p["estimator"])
     scale = p["d"] ** -0.25
     q_options, k_options = features.data_options(row.feature, q * scale, k * scale)
     seed = cell.host_rng(1) if _needs_host_draws(cell, row) else cell.rng()
@@ -184,6 +199,7 @@ def attention_errors(cell) -> dict:
     feature_elements = (q.shape[-2] + k.shape[-2]) * row.feature_width(p["m"])
     direct = feature_elements > ELEMENT_BUDGET
     per_replicate = q.shape[-2] * k.shape[-2] if direct else feature_elements
+    xp = namespace(q)
     errors, start = [], 0
     for n in replicate_chunks(p["replicates"], per_replicate):
         chunk = W[start : start + n]
@@ -191,7 +207,7 @@ def attention_errors(cell) -> dict:
         if direct:
             gram = row.estimate_gram(q * scale, k * scale, chunk)
             with np.errstate(divide="ignore", invalid="ignore"):
-                estimate = host(gram @ v) / host(gram).sum(axis=-1, keepdims=True)
+                estimate = host(xp.matmul(gram, v) / xp.sum(gram, axis=-1, keepdims=True))
         else:
             phi_q = row.features(q * scale, chunk, **q_options)
             phi_k = row.features(k * scale, chunk, **k_options)
@@ -390,6 +406,7 @@ STUDY = Study(
     compute=compute,
     summarize=summarize,
     plot=plot,
+    dtype="float32",
 )
 
 if __name__ == "__main__":
