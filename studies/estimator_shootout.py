@@ -8,7 +8,12 @@ Three questions, four figures (``estimator_shootout`` MSE vs t, ``_m`` MSE vs m,
    rotation invariant). Monte Carlo E[(K̂ − SM)²]/SM² with 99% intervals over the closed forms of
    :mod:`estimators.theory` (the bias² of the fixed-norm rows included; SORF and QMC have none).
 2. **Relative MSE vs m** at t = 1, same conventions (m counts projections; trig, hyperbolic and
-   gerf-trig have 2m features).
+   gerf-trig have 2m features). A row that nests (:attr:`estimators.registry.Estimator.nests`: iid
+   rows, Haar blocks, uniforms) draws W of ``m_max`` rows once per cell and records every power of
+   two from ``m_min`` from its first m rows (:meth:`~estimators.registry.Estimator.estimate_prefixes`):
+   each m's estimate has the distribution of its own draw; the points of one row at different m are
+   positively correlated, which leaves each point's interval, and so each closed-form check, as it
+   is. The coupled samplers and the hybrid maps draw each m on its own.
 3. **Attention-output error at fixed m** on realistic inputs: q, k, v are linear images of shared
    "hidden states" h ~ N(μ, I) (a common mean direction, as the token embeddings of trained models
    have), q = h W_q, k = h W_k, v = h W_v with random W_q, W_k, and q, k rescaled so that the mean over
@@ -50,7 +55,7 @@ import numpy as np
 from estimators import attention, attention_metrics, features, kernels, projections, registry, theory
 from estimators.backends import namespace
 
-from .core.cells import Study, chunk_cells, group_records, stable_rng
+from .core.cells import Study, chunk_cells, group_records, nested_m_range, powers_of_two, stable_rng
 from .core.montecarlo import (
     ELEMENT_BUDGET,
     host,
@@ -133,9 +138,9 @@ def cells(preset: str) -> list[dict]:
     base += [
         cell
         for name in estimators()
-        for m in config["ms"]
+        for sweep in m_sweeps(name, config["ms"])
         for cell in chunk_cells(
-            {"kind": "m", "estimator": name, "d": d, "m": m}, config["replicates"], config["chunk"]
+            {"kind": "m", "estimator": name, "d": d, **sweep}, config["replicates"], config["chunk"]
         )
     ]
     att = config["attention"]
@@ -152,6 +157,30 @@ def cells(preset: str) -> list[dict]:
     return base
 
 
+def m_sweeps(name, ms) -> list[dict]:
+    """The m parameters of the cells of one estimator's m sweep: one ``{"m_min", "m_max"}`` for a row
+    that nests (every m from one draw), else one ``{"m"}`` per m."""
+    if registry.get(name).nests:
+        return [nested_m_range(ms, "estimator_shootout")]
+    return [{"m": m} for m in ms]
+
+
+def point_records(records) -> list[dict]:
+    """The records with one m each: a nested m-sweep record (values ``ms`` and moment sums (len(ms), 1))
+    becomes one record per m holding its moment sums; the others pass unchanged."""
+    points = []
+    for record in records:
+        values = record["values"]
+        if "ms" not in values:
+            points.append(record)
+            continue
+        params = {key: value for key, value in record["params"].items() if key not in ("m_min", "m_max")}
+        for position, m in enumerate(values["ms"]):
+            moments = {"n": values["n"], **{key: values[key][position] for key in ("s1", "s2", "s4")}}
+            points.append({**record, "params": {**params, "m": m}, "values": moments})
+    return points
+
+
 THEORY_DTYPE = "float64"
 """Precision of the kernel-MSE points (kinds t and m): theory checks, whatever the run's dtype."""
 
@@ -163,6 +192,10 @@ def compute(cell) -> dict:
     cell = cell.in_dtype(THEORY_DTYPE)
     x, y = pairs(T_GRID if p["kind"] == "t" else (T_FOR_M,), p["d"])
     row = registry.get(p["estimator"])
+    if "m_max" in p:
+        ms = powers_of_two(p["m_min"], p["m_max"])
+        reference = kernels.softmax(x, y)
+        return {"ms": ms, **kernel_errors(cell, row, p["m_max"], x, y, reference, p["replicates"], ms=ms)}
     draw = None
     if _needs_host_draws(cell, row):
         seed = cell.host_rng(1)
@@ -254,7 +287,7 @@ def _row(kind, name, **values) -> dict:
 
 def summarize(records, context) -> list[dict]:
     rows = []
-    for (kind, name, m), group in group_records(records, "kind", "estimator", "m").items():
+    for (kind, name, m), group in group_records(point_records(records), "kind", "estimator", "m").items():
         d = group[0]["params"]["d"]
         if kind == "attention":
             n = sum(r["values"]["n"] for r in group)
