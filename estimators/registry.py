@@ -14,7 +14,7 @@ from . import hybrid_features, kernels, projections
 from .backends import namespace
 from .validation import check_choice, check_prefix_sizes
 
-NESTED_PROJECTIONS = ("iid", "orthogonal", "uniform")
+NESTED_PROJECTIONS = ("iid", "orthogonal", "simplex", "sorf", "uniform")
 """Samplers whose rows are drawn independently or in independent blocks (see :attr:`Estimator.nests`)."""
 
 
@@ -97,9 +97,10 @@ class Estimator:
     @property
     def nests(self) -> bool:
         """Whether the first m' rows of a draw of m rows are a draw of m' rows, so one draw serves every
-        m' ≤ m (:meth:`estimate_prefixes`): iid rows, and Haar blocks (a prefix is ⌈m'/d⌉ independent
-        blocks, the last truncated, as ``draw(m')`` builds it). Not the coupled samplers (simplex,
-        SORF, QMC) nor the hybrid maps."""
+        m' ≤ m (:meth:`estimate_prefixes`): iid rows, and independent blocks whose law does not depend
+        on m (Haar, simplex: blocks of d rows; SORF: blocks of 2^⌈log₂ d⌉ rows), where a prefix is its
+        first blocks with the last truncated, as ``draw(m')`` builds it. Not QMC (a point set's
+        randomization depends on its size) nor the hybrid maps (their ω/ξ split depends on m)."""
         return self.projection in NESTED_PROJECTIONS and self.feature not in hybrid_features.ORIENTATION
 
     def estimate_prefixes(self, x, y, W, ms):
