@@ -235,15 +235,13 @@ def fwht(x):
     if n & (n - 1):
         raise ValueError(f"x must have a power-of-two last dimension (Walsh–Hadamard), got {n}")
     lead = x.shape[:-1]
-    rows = math.prod(lead)
-    columns = xp.reshape(xp.moveaxis(x, -1, 0), (n, rows))  # (n, rows): a butterfly adds long rows
     h = 1
     while h < n:
-        pairs = xp.reshape(columns, (n // (2 * h), 2, h, rows))
-        first, second = pairs[:, 0, ...], pairs[:, 1, ...]
-        columns = xp.reshape(xp.stack([first + second, first - second], axis=1), (n, rows))
+        pairs = xp.reshape(x, (*lead, n // (2 * h), 2, h))
+        first, second = pairs[..., 0, :], pairs[..., 1, :]
+        x = xp.reshape(xp.stack([first + second, first - second], axis=-2), (*lead, n))
         h *= 2
-    return xp.moveaxis(xp.reshape(columns, (n, *lead)), 0, -1) * n**-0.5
+    return x * n**-0.5
 
 
 def sorf_project(x, signs):
