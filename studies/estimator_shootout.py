@@ -27,22 +27,21 @@ Three questions, four figures (``estimator_shootout`` MSE vs t, ``_m`` MSE vs m,
 The SORF panel shows the relative bias E[K̂]/SM − 1 of SORF with fixed √d norms (as published) and
 with re-randomized χ(d) norms, next to block-orthogonal √d rows, whose mean is SMREG (closed form).
 
-Claims the papers make are scored in the CSV (``kind = claim``) and the computed caption
-(``estimator_shootout_claims.md``); contradicted ones are also printed on the figure they concern:
-the theory verdict
-from closed forms, the Monte Carlo verdict from the 99% intervals ("holds" when the intervals
-separate in the claimed direction, "consistent" when the point estimates are ordered but the
-intervals overlap, "contradicted" otherwise; :mod:`studies.figures.estimator_shootout` says how to
-read a contradicted verdict). The ReLU rows are left out: they estimate the
-arc-cosine kernel, not softmax. QMC points are drawn by scipy on the host (with ``--rng native``
-from the cell's host stream).
+Claims the papers make are scored in the CSV (``kind = claim``; :mod:`studies.core.shootout_claims`)
+and the computed caption (``estimator_shootout_claims.md``); contradicted ones are also printed on the
+figure they concern: the theory verdict from closed forms, the Monte Carlo verdict from the 99%
+intervals ("holds" when the intervals separate in the claimed direction, "consistent" when the point
+estimates are ordered but the intervals overlap, "contradicted" otherwise;
+:mod:`studies.figures.estimator_shootout` says how to read a contradicted verdict). The ReLU rows are
+left out: they estimate the arc-cosine kernel, not softmax. QMC points are drawn by scipy on the host
+(with ``--rng native`` from the cell's host stream).
 
 Precision: the kernel-MSE points (t and m) are checked against closed forms and compute in float64
-whatever the run's dtype, and so do the discretely-induced rows (:attr:`estimators.registry.Estimator.counts`:
-rounding U can move a count). The other attention-output errors compute in float32 unless the run
-names a dtype (``--dtype``): they are ≳ 10⁻² here and float32 rounding moves them by ~10⁻⁶ relative;
-tests/test_study_precision.py checks that a cell's float32 and float64 mean errors differ by under
-1% of their standard error.
+whatever the run's dtype, and so do the discretely-induced rows
+(:attr:`estimators.registry.Estimator.counts`: rounding U can move a count). The other
+attention-output errors compute in float32 unless the run names a dtype (``--dtype``): they are
+≳ 10⁻² here and float32 rounding moves them by ~10⁻⁶ relative; tests/test_study_precision.py checks
+that a cell's float32 and float64 mean errors differ by under 1% of their standard error.
 """
 
 from __future__ import annotations
@@ -55,6 +54,7 @@ import numpy as np
 from estimators import attention, attention_metrics, features, kernels, projections, registry, theory
 from estimators.backends import namespace
 
+from .core import shootout_claims
 from .core.cells import Study, chunk_cells, group_records, nested_m_range, powers_of_two, stable_rng
 from .core.montecarlo import (
     ELEMENT_BUDGET,
@@ -275,16 +275,6 @@ def _theory_bias(name, x, y):
         return np.full(x.shape[0], np.nan)
 
 
-COLUMNS = (
-    "kind", "estimator", "d", "m", "t", "value", "ci99", "theory", "bias", "bias_ci99", "theory_bias",
-    "replicates", "claim", "source", "theory_verdict", "empirical_verdict",
-)  # fmt: skip
-
-
-def _row(kind, name, **values) -> dict:
-    return {**dict.fromkeys(COLUMNS, ""), "kind": kind, "estimator": name, **values}
-
-
 def summarize(records, context) -> list[dict]:
     rows = []
     for (kind, name, m), group in group_records(point_records(records), "kind", "estimator", "m").items():
@@ -297,7 +287,9 @@ def summarize(records, context) -> list[dict]:
             half = 2.576 * math.sqrt(max(s2 / n - mean**2, 0.0) / max(n - 1, 1))
             failed = sum(r["values"]["failed"] for r in group)
             rows.append(
-                _row(kind, name, d=d, m=m, value=mean, ci99=half, replicates=n, claim=f"failed={failed}")
+                shootout_claims.row(
+                    kind, name, d=d, m=m, value=mean, ci99=half, replicates=n, claim=f"failed={failed}"
+                )
             )
             continue
         ts = T_GRID if kind == "t" else (T_FOR_M,)
@@ -307,7 +299,7 @@ def summarize(records, context) -> list[dict]:
         theory_bias = _theory_bias(name, x, y)
         for index, t in enumerate(ts):
             rows.append(
-                _row(
+                shootout_claims.row(
                     kind,
                     name,
                     d=d,
@@ -322,107 +314,7 @@ def summarize(records, context) -> list[dict]:
                     replicates=summary["n"],
                 )
             )
-    return rows + claims(rows)
-
-
-def _points(rows, kind, name, t=None):
-    return [r for r in rows if r["kind"] == kind and r["estimator"] == name and (t is None or r["t"] == t)]
-
-
-def _verdict_ordered(better, worse):
-    """Monte Carlo verdict that ``better`` < ``worse`` (lists of rows with value and ci99), per point.
-
-    "holds" where the 99% intervals separate in the claimed direction, "consistent" where only the
-    point estimates are ordered, "contradicted" where they are reversed; mixed results list the t's.
-    """
-    if not better or not worse:
-        return "not run"
-    statuses = {}
-    for b, w in zip(better, worse, strict=True):
-        if b["value"] + b["ci99"] < w["value"] - w["ci99"]:
-            status = "holds"
-        elif b["value"] < w["value"]:
-            status = "consistent"
-        else:
-            status = "contradicted"
-        statuses.setdefault(status, []).append(b["t"])
-    if len(statuses) == 1:
-        return next(iter(statuses))
-    return "; ".join(f"{status} at t = {', '.join(str(t) for t in ts)}" for status, ts in statuses.items())
-
-
-def _theory_ordered(better, worse):
-    values = [(b["theory"], w["theory"]) for b, w in zip(better, worse, strict=True)]
-    if any(not isinstance(v, float) or math.isnan(v) for pair in values for v in pair):
-        return "no closed form"
-    return "holds" if all(b < w for b, w in values) else "fails"
-
-
-ORDER_CLAIMS = (
-    ("hyperbolic-iid", "positive-iid", "t", "Performers Lemma 2: hyp+ beats PRF with the same projections"),
-    ("positive-iid", "trig-iid", "t-low", "Performers Lemma 2: PRF beats trig where SM is small (t = 0.25)"),
-    ("positive-ort", "positive-iid", "t", "Performers Thm 2: ORF lowers the PRF MSE (m = d)"),
-    ("oprf-iid", "positive-iid", "t", "CRT: OPRF (A*) beats PRF for every t > 0"),
-    ("oprf-ort", "positive-ort", "t", "CRT: FAVOR++ (OPRF + ORF) beats FAVOR+ (PRF + ORF)"),
-    ("oprf-ort", "oprf-iid", "t", "CRT: ORF lowers the OPRF MSE for any d"),
-    ("saderf-iid", "oprf-iid", "t", "FAVOR#: SADERF (Ψ*) beats OPRF"),
-    ("positive-simplex", "positive-ort", "t", "SimRF: simplex coupling beats ORF (m = d)"),
-    ("positive-qmc", "positive-iid", "t", "QMC (Yang et al. 2014, for RFFs): RQMC beats iid MC"),
-    ("positive-sorf-chi", "positive-ort", "t", "SORF (Yu et al. 2016): 'almost no compromise' vs ORF"),
-)
-
-
-def claims(rows) -> list[dict]:
-    """Score the orderings the papers report, on the t-grid at m = d and on attention output."""
-    scored = []
-    for better, worse, where, text in ORDER_CLAIMS:
-        t = T_GRID[0] if where == "t-low" else None
-        first, second = _points(rows, "t", better, t), _points(rows, "t", worse, t)
-        source = "t-grid, m = d" if t is None else f"t = {t}, m = d"
-        verdict = _verdict_ordered(first, second)
-        scored.append(
-            _row(
-                "claim",
-                f"{better} < {worse}",
-                claim=text,
-                source=source,
-                theory_verdict=_theory_ordered(first, second),
-                empirical_verdict=verdict,
-            )
-        )
-    bias = _points(rows, "t", "positive-sorf-fixed")
-    biased = bool(bias) and all(abs(r["bias"]) > r["bias_ci99"] for r in bias if r["t"] >= 1.0)
-    scored.append(
-        _row(
-            "claim",
-            "positive-sorf-fixed",
-            claim="SORF with fixed √d norms is biased for softmax (t ≥ 1)",
-            source="t-grid, m = d",
-            theory_verdict="SMREG-like shortfall (no exact closed form)",
-            empirical_verdict="holds" if biased else "not resolved at this sample size",
-        )
-    )
-    attention_rows = {r["estimator"]: r for r in rows if r["kind"] == "attention"}
-    for better, worse, text in (
-        ("positive-ort", "trig-ort", "Performers Fig. 4: positive beats trig in attention output"),
-        ("oprf-ort", "positive-ort", "CRT: FAVOR++ beats FAVOR+ in attention output"),
-        ("saderf-ort", "oprf-ort", "FAVOR#: SADERF beats FAVOR++ in attention output"),
-    ):
-        if better in attention_rows and worse in attention_rows:
-            verdict = _verdict_ordered([attention_rows[better]], [attention_rows[worse]])
-        else:
-            verdict = "not run"
-        scored.append(
-            _row(
-                "claim",
-                f"{better} < {worse}",
-                claim=text,
-                source="attention output, fixed m",
-                theory_verdict="no closed form",
-                empirical_verdict=verdict,
-            )
-        )
-    return scored
+    return rows + shootout_claims.claims(rows, T_GRID[0])
 
 
 def plot(rows, context, stem) -> None:
