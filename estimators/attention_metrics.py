@@ -64,13 +64,54 @@ def normalized_rows(weights):
     return weights / xp.sum(weights, axis=-1, keepdims=True)
 
 
-def _plogp_ratio(p, q):
-    """p log(p / q) elementwise with 0 log 0 = 0 (and +∞ where q = 0 < p)."""
+def _log_or_zero(p):
+    """log p where p > 0, else 0 (the log that the 0 log 0 = 0 convention never uses)."""
+    xp = namespace(p)
+    return xp.log(xp.where(p > 0, p, 1.0))
+
+
+def _plogp_ratio(p, q, log_p, log_q):
+    """p log(p / q) elementwise with 0 log 0 = 0 (and +∞ where q = 0 < p); ``log_p``, ``log_q`` are
+    :func:`_log_or_zero` of p and q."""
     xp = namespace(p, q)
-    safe_p = xp.where(p > 0, p, 1.0)
-    safe_q = xp.where(q > 0, q, 1.0)
-    ratio = xp.where(q > 0, p * (xp.log(safe_p) - xp.log(safe_q)), xp.inf)
+    ratio = xp.where(q > 0, p * (log_p - log_q), xp.inf)
     return xp.where(p > 0, ratio, 0.0)
+
+
+def _entropy(p, log_p):
+    """−Σ_j p_j log p_j per row (0 log 0 = 0) from p (…, L, M) and its :func:`_log_or_zero`."""
+    xp = namespace(p)
+    return -xp.sum(xp.where(p > 0, p * log_p, 0.0), axis=-1)
+
+
+class _Rows:
+    """Â's rows as distributions: ``bad`` (…, L) :func:`invalid_rows`, ``rows`` P̂ (…, L, M) (rows of
+    ones normalized where bad, so that every value below is finite there before it is masked) and
+    ``log_rows`` their :func:`_log_or_zero`; computed once for all the divergences."""
+
+    def __init__(self, weights):
+        xp = namespace(weights)
+        self.bad = invalid_rows(weights)
+        self.rows = normalized_rows(xp.where(self.bad[..., None], 1.0, weights))
+        self.log_rows = _log_or_zero(self.rows)
+
+
+def _kl(exact, log_exact, estimated):
+    xp = namespace(exact, estimated.rows)
+    kl = xp.sum(_plogp_ratio(exact, estimated.rows, log_exact, estimated.log_rows), axis=-1)
+    return xp.where(estimated.bad, xp.nan, kl)
+
+
+def _total_variation(exact, estimated):
+    xp = namespace(exact, estimated.rows)
+    return xp.where(estimated.bad, xp.nan, 0.5 * xp.sum(xp.abs(exact - estimated.rows), axis=-1))
+
+
+def _entropy_error(exact, log_exact, estimated):
+    xp = namespace(exact, estimated.rows)
+    return xp.where(
+        estimated.bad, xp.nan, _entropy(estimated.rows, estimated.log_rows) - _entropy(exact, log_exact)
+    )
 
 
 def row_kl(exact, weights):
@@ -81,11 +122,7 @@ def row_kl(exact, weights):
     ≥ 0, and 0 exactly when P̂_i = P_i.
     """
     _check_pair(exact, weights)
-    xp = namespace(exact, weights)
-    bad = invalid_rows(weights)
-    rows = normalized_rows(xp.where(bad[..., None], 1.0, weights))
-    kl = xp.sum(_plogp_ratio(exact, rows), axis=-1)
-    return xp.where(bad, xp.nan, kl)
+    return _kl(exact, _log_or_zero(exact), _Rows(weights))
 
 
 def row_total_variation(exact, weights):
@@ -95,17 +132,13 @@ def row_total_variation(exact, weights):
     the largest difference in the attention mass the two rows give any set of keys.
     """
     _check_pair(exact, weights)
-    xp = namespace(exact, weights)
-    bad = invalid_rows(weights)
-    rows = normalized_rows(xp.where(bad[..., None], 1.0, weights))
-    return xp.where(bad, xp.nan, 0.5 * xp.sum(xp.abs(exact - rows), axis=-1))
+    return _total_variation(exact, _Rows(weights))
 
 
 def row_entropy(rows):
     """Shannon entropy H(p) = −Σ_j p_j log p_j (nats) of distributions ``rows`` (…, L, M) → (…, L)."""
     check_array(rows, "rows", min_ndim=2)
-    xp = namespace(rows)
-    return -xp.sum(_plogp_ratio(rows, xp.ones_like(rows)), axis=-1)
+    return _entropy(rows, _log_or_zero(rows))
 
 
 def entropy_error(exact, weights):
@@ -116,10 +149,24 @@ def entropy_error(exact, weights):
     spreads attention more than softmax does. In [−log M, log M].
     """
     _check_pair(exact, weights)
-    xp = namespace(exact, weights)
-    bad = invalid_rows(weights)
-    rows = normalized_rows(xp.where(bad[..., None], 1.0, weights))
-    return xp.where(bad, xp.nan, row_entropy(rows) - row_entropy(exact))
+    return _entropy_error(exact, _log_or_zero(exact), _Rows(weights))
+
+
+def row_metrics(exact, weights, k):
+    """Every per-row metric of Â at once, each as its own function computes it → dict of (…, L):
+    ``invalid`` (:func:`invalid_rows`, bool), ``kl``, ``total_variation``, ``entropy_error`` and
+    ``top_k_miss`` (with ``k``). The validity mask, P̂ and log P̂ are computed once for all of them.
+    """
+    _check_pair(exact, weights)
+    estimated = _Rows(weights)
+    log_exact = _log_or_zero(exact)
+    return {
+        "invalid": estimated.bad,
+        "kl": _kl(exact, log_exact, estimated),
+        "total_variation": _total_variation(exact, estimated),
+        "entropy_error": _entropy_error(exact, log_exact, estimated),
+        "top_k_miss": top_k_miss(exact, weights, k),
+    }
 
 
 def top_k_miss(exact, weights, k):
@@ -171,6 +218,7 @@ __all__ = [
     "relative_output_error",
     "row_entropy",
     "row_kl",
+    "row_metrics",
     "row_total_variation",
     "top_k_miss",
 ]

@@ -79,19 +79,33 @@ def parts(x, W, dtype, *, side, orientation):
 
 def gram(name, x, y, W):
     """K̂(x_i, y_j) (…, L, M) for x (…, L, d), y (…, M, d), W (…, m, d): w∘T + (1 − w)∘H computed
-    directly (equal to the features' inner products; module docstring)."""
+    directly (equal to the features' inner products; module docstring).
+
+    Three Gram products: T = e^{‖x‖²/2}[cos Ωx, sin Ωx] · e^{‖y‖²/2}[cos Ωy, sin Ωy]ᵀ / k,
+    H = [e^{Ωx − ‖x‖²/2}, e^{−Ωx − ‖x‖²/2}] · [e^{Ωy − ‖y‖²/2}, e^{−Ωy − ‖y‖²/2}]ᵀ / 2k and
+    S = sgn(Ξx) sgn(Ξy)ᵀ / 2n = 1/2 − λ̂; then K̂ = H + w∘(T − H) with w = 1/2 ± S.
+    """
     xp = namespace(x, y)
     k, n = split(W.shape[-2])
     px, half_x, sx = _pieces(x, W)
     py, half_y, sy = _pieces(y, W)
-    lam = 0.5 - xp.matmul(sx, xp.matrix_transpose(sy)) / (2 * n)
-    weight = 1 - lam if ORIENTATION[name] == "exact-ends" else lam
-    cos_x, sin_x, cos_y, sin_y = xp.cos(px), xp.sin(px), xp.cos(py), xp.sin(py)
-    trig_sum = xp.matmul(cos_x, xp.matrix_transpose(cos_y)) + xp.matmul(sin_x, xp.matrix_transpose(sin_y))
-    trig = xp.exp(half_x + xp.matrix_transpose(half_y)) * trig_sum / k
-    up = xp.matmul(xp.exp(px - half_x), xp.matrix_transpose(xp.exp(py - half_y)))
-    down = xp.matmul(xp.exp(-px - half_x), xp.matrix_transpose(xp.exp(-py - half_y)))
-    return weight * trig + (1 - weight) * (up + down) / (2 * k)
+    half_minus_lam = xp.matmul(sx, xp.matrix_transpose(sy)) / (2 * n)
+    weight = 0.5 + half_minus_lam if ORIENTATION[name] == "exact-ends" else 0.5 - half_minus_lam
+    trig = xp.matmul(_trig_rows(px, half_x), xp.matrix_transpose(_trig_rows(py, half_y))) / k
+    hyper = xp.matmul(_hyper_rows(px, half_x), xp.matrix_transpose(_hyper_rows(py, half_y))) / (2 * k)
+    return hyper + weight * (trig - hyper)
+
+
+def _trig_rows(projected, half_sq_norm):
+    """e^{‖x‖²/2}[cos Ωx, sin Ωx] (…, L, 2k), whose inner products are k·T."""
+    xp = namespace(projected)
+    return xp.concat([xp.cos(projected), xp.sin(projected)], axis=-1) * xp.exp(half_sq_norm)
+
+
+def _hyper_rows(projected, half_sq_norm):
+    """[e^{Ωx − ‖x‖²/2}, e^{−Ωx − ‖x‖²/2}] (…, L, 2k), whose inner products are 2k·H."""
+    xp = namespace(projected)
+    return xp.exp(xp.concat([projected, -projected], axis=-1) - half_sq_norm)
 
 
 __all__ = ["ORIENTATION", "SIDES", "gram", "parts", "width"]

@@ -304,12 +304,20 @@ def uniform(
 
     The Poisson and geometric feature maps turn U into counts ω_il = F⁻¹(U_il) for their current
     rate (inverse-CDF sampling), so the rate can depend on the data (theory.md §10.2, CRT DIRFs).
-    ``norms`` is accepted for the registry's uniform call signature and must be ``"chi"``.
+    ``norms`` is accepted for the registry's uniform call signature and must be ``"chi"``. A host
+    draw rounded to a narrower dtype can round up to 1; such a variate becomes the largest value
+    below 1 of that dtype (1 − ε/2), so U stays in [0, 1).
     """
     m, d, batch_shape = _check_sizes(m, d, batch_shape)
     check_choice(norms, "norms", ("chi",))
     rng, target = _rng_and_target(seed, like, backend, device, dtype)
-    return _place(rng.uniform((*batch_shape, m, d)), rng, target)
+    return below_one(_place(rng.uniform((*batch_shape, m, d)), rng, target))
+
+
+def below_one(U):
+    """U with every value ≥ 1 replaced by the largest value below 1 of its dtype, 1 − ε/2."""
+    xp = namespace(U)
+    return xp.where(U < 1, U, 1 - xp.finfo(U.dtype).eps / 2)
 
 
 QMC_SEQUENCES = ("sobol", "halton")

@@ -14,7 +14,7 @@ from . import hybrid_features, kernels, projections
 from .backends import namespace
 from .validation import check_choice, check_prefix_sizes
 
-NESTED_PROJECTIONS = ("iid", "orthogonal", "uniform")
+NESTED_PROJECTIONS = ("iid", "orthogonal", "simplex", "sorf", "uniform")
 """Samplers whose rows are drawn independently or in independent blocks (see :attr:`Estimator.nests`)."""
 
 
@@ -75,8 +75,13 @@ class Estimator:
         return feature_maps.feature_map(self.feature)(x, W, **kwargs)
 
     def estimate(self, x, y, W):
-        """K̂(x, y) for pairs x, y (…, d) → (…); W (m, d) or (…, m, d) broadcasting."""
+        """K̂(x, y) for pairs x, y (…, d) → (…); W (m, d) or (…, m, d) broadcasting.
+
+        Hybrid rows use their direct form (:func:`estimators.hybrid_features.gram` of the pair, O(m)
+        per pair instead of the 4k(n + 1)-wide features)."""
         x, y = x[..., None, :], y[..., None, :]
+        if self.feature in hybrid_features.ORIENTATION:
+            return hybrid_features.gram(self.feature, x, y, W)[..., 0, 0]
         phi_x, phi_y = self._pair_features(x, y, W)
         return kernels.estimate(phi_x, phi_y)[..., 0]
 
@@ -98,11 +103,19 @@ class Estimator:
         return both[..., 0, :, :], both[..., 1, :, :]
 
     @property
+    def counts(self) -> bool:
+        """Whether φ reads W through integer counts (the discretely-induced maps' inverse CDFs): a step
+        function of W, so rounding W to a narrower dtype can move a count, and the estimate by far
+        more than the rounding (studies that compute in float32 keep these rows in float64)."""
+        return self.projection == "uniform"
+
+    @property
     def nests(self) -> bool:
         """Whether the first m' rows of a draw of m rows are a draw of m' rows, so one draw serves every
-        m' ≤ m (:meth:`estimate_prefixes`): iid rows, and Haar blocks (a prefix is ⌈m'/d⌉ independent
-        blocks, the last truncated, as ``draw(m')`` builds it). Not the coupled samplers (simplex,
-        SORF, QMC) nor the hybrid maps."""
+        m' ≤ m (:meth:`estimate_prefixes`): iid rows, and independent blocks whose law does not depend
+        on m (Haar, simplex: blocks of d rows; SORF: blocks of 2^⌈log₂ d⌉ rows), where a prefix is its
+        first blocks with the last truncated, as ``draw(m')`` builds it. Not QMC (a point set's
+        randomization depends on its size) nor the hybrid maps (their ω/ξ split depends on m)."""
         return self.projection in NESTED_PROJECTIONS and self.feature not in hybrid_features.ORIENTATION
 
     def estimate_prefixes(self, x, y, W, ms):

@@ -8,7 +8,12 @@ Three questions, four figures (``estimator_shootout`` MSE vs t, ``_m`` MSE vs m,
    rotation invariant). Monte Carlo E[(K̂ − SM)²]/SM² with 99% intervals over the closed forms of
    :mod:`estimators.theory` (the bias² of the fixed-norm rows included; SORF and QMC have none).
 2. **Relative MSE vs m** at t = 1, same conventions (m counts projections; trig, hyperbolic and
-   gerf-trig have 2m features).
+   gerf-trig have 2m features). A row that nests (:attr:`estimators.registry.Estimator.nests`: iid
+   rows, Haar blocks, uniforms) draws W of ``m_max`` rows once per cell and records every power of
+   two from ``m_min`` from its first m rows (:meth:`~estimators.registry.Estimator.estimate_prefixes`):
+   each m's estimate has the distribution of its own draw; the points of one row at different m are
+   positively correlated, which leaves each point's interval, and so each closed-form check, as it
+   is. The coupled samplers and the hybrid maps draw each m on its own.
 3. **Attention-output error at fixed m** on realistic inputs: q, k, v are linear images of shared
    "hidden states" h ~ N(μ, I) (a common mean direction, as the token embeddings of trained models
    have), q = h W_q, k = h W_k, v = h W_v with random W_q, W_k, and q, k rescaled so that the mean over
@@ -22,15 +27,21 @@ Three questions, four figures (``estimator_shootout`` MSE vs t, ``_m`` MSE vs m,
 The SORF panel shows the relative bias E[K̂]/SM − 1 of SORF with fixed √d norms (as published) and
 with re-randomized χ(d) norms, next to block-orthogonal √d rows, whose mean is SMREG (closed form).
 
-Claims the papers make are scored in the CSV (``kind = claim``) and the computed caption
-(``estimator_shootout_claims.md``); contradicted ones are also printed on the figure they concern:
-the theory verdict
-from closed forms, the Monte Carlo verdict from the 99% intervals ("holds" when the intervals
-separate in the claimed direction, "consistent" when the point estimates are ordered but the
-intervals overlap, "contradicted" otherwise; :mod:`studies.figures.estimator_shootout` says how to
-read a contradicted verdict). The ReLU rows are left out: they estimate the
-arc-cosine kernel, not softmax. QMC points are drawn by scipy on the host (with ``--rng native``
-from the cell's host stream).
+Claims the papers make are scored in the CSV (``kind = claim``; :mod:`studies.core.shootout_claims`)
+and the computed caption (``estimator_shootout_claims.md``); contradicted ones are also printed on the
+figure they concern: the theory verdict from closed forms, the Monte Carlo verdict from the 99%
+intervals ("holds" when the intervals separate in the claimed direction, "consistent" when the point
+estimates are ordered but the intervals overlap, "contradicted" otherwise;
+:mod:`studies.figures.estimator_shootout` says how to read a contradicted verdict). The ReLU rows are
+left out: they estimate the arc-cosine kernel, not softmax. QMC points are drawn by scipy on the host
+(with ``--rng native`` from the cell's host stream).
+
+Precision: the kernel-MSE points (t and m) are checked against closed forms and compute in float64
+whatever the run's dtype, and so do the discretely-induced rows
+(:attr:`estimators.registry.Estimator.counts`: rounding U can move a count). The other
+attention-output errors compute in float32 unless the run names a dtype (``--dtype``): they are
+≳ 10⁻² here and float32 rounding moves them by ~10⁻⁶ relative; tests/test_study_precision.py checks
+that a cell's float32 and float64 mean errors differ by under 1% of their standard error.
 """
 
 from __future__ import annotations
@@ -41,8 +52,10 @@ import sys
 import numpy as np
 
 from estimators import attention, attention_metrics, features, kernels, projections, registry, theory
+from estimators.backends import namespace
 
-from .core.cells import Study, chunk_cells, group_records, stable_rng
+from .core import shootout_claims
+from .core.cells import Study, chunk_cells, group_records, nested_m_range, powers_of_two, stable_rng
 from .core.montecarlo import (
     ELEMENT_BUDGET,
     host,
@@ -125,9 +138,9 @@ def cells(preset: str) -> list[dict]:
     base += [
         cell
         for name in estimators()
-        for m in config["ms"]
+        for sweep in m_sweeps(name, config["ms"])
         for cell in chunk_cells(
-            {"kind": "m", "estimator": name, "d": d, "m": m}, config["replicates"], config["chunk"]
+            {"kind": "m", "estimator": name, "d": d, **sweep}, config["replicates"], config["chunk"]
         )
     ]
     att = config["attention"]
@@ -144,12 +157,45 @@ def cells(preset: str) -> list[dict]:
     return base
 
 
+def m_sweeps(name, ms) -> list[dict]:
+    """The m parameters of the cells of one estimator's m sweep: one ``{"m_min", "m_max"}`` for a row
+    that nests (every m from one draw), else one ``{"m"}`` per m."""
+    if registry.get(name).nests:
+        return [nested_m_range(ms, "estimator_shootout")]
+    return [{"m": m} for m in ms]
+
+
+def point_records(records) -> list[dict]:
+    """The records with one m each: a nested m-sweep record (values ``ms`` and moment sums (len(ms), 1))
+    becomes one record per m holding its moment sums; the others pass unchanged."""
+    points = []
+    for record in records:
+        values = record["values"]
+        if "ms" not in values:
+            points.append(record)
+            continue
+        params = {key: value for key, value in record["params"].items() if key not in ("m_min", "m_max")}
+        for position, m in enumerate(values["ms"]):
+            moments = {"n": values["n"], **{key: values[key][position] for key in ("s1", "s2", "s4")}}
+            points.append({**record, "params": {**params, "m": m}, "values": moments})
+    return points
+
+
+THEORY_DTYPE = "float64"
+"""Precision of the kernel-MSE points (kinds t and m): theory checks, whatever the run's dtype."""
+
+
 def compute(cell) -> dict:
     p = cell.kwargs
     if p["kind"] == "attention":
         return attention_errors(cell)
+    cell = cell.in_dtype(THEORY_DTYPE)
     x, y = pairs(T_GRID if p["kind"] == "t" else (T_FOR_M,), p["d"])
     row = registry.get(p["estimator"])
+    if "m_max" in p:
+        ms = powers_of_two(p["m_min"], p["m_max"])
+        reference = kernels.softmax(x, y)
+        return {"ms": ms, **kernel_errors(cell, row, p["m_max"], x, y, reference, p["replicates"], ms=ms)}
     draw = None
     if _needs_host_draws(cell, row):
         seed = cell.host_rng(1)
@@ -173,10 +219,12 @@ def attention_errors(cell) -> dict:
     exceed the budget (the hybrid maps: 4k(n + 1) wide) estimates Â (L, L) directly and normalizes it.
     """
     p = cell.kwargs
+    row = registry.get(p["estimator"])
+    if row.counts:
+        cell = cell.in_dtype(THEORY_DTYPE)
     target = cell.context.target
     q, k, v = (target.asarray(a) for a in attention_inputs(cell.context.seed, p["draw"], p["L"], p["d"]))
     exact = host(attention.exact(q, k, v))
-    row = registry.get(p["estimator"])
     scale = p["d"] ** -0.25
     q_options, k_options = features.data_options(row.feature, q * scale, k * scale)
     seed = cell.host_rng(1) if _needs_host_draws(cell, row) else cell.rng()
@@ -184,6 +232,7 @@ def attention_errors(cell) -> dict:
     feature_elements = (q.shape[-2] + k.shape[-2]) * row.feature_width(p["m"])
     direct = feature_elements > ELEMENT_BUDGET
     per_replicate = q.shape[-2] * k.shape[-2] if direct else feature_elements
+    xp = namespace(q)
     errors, start = [], 0
     for n in replicate_chunks(p["replicates"], per_replicate):
         chunk = W[start : start + n]
@@ -191,7 +240,7 @@ def attention_errors(cell) -> dict:
         if direct:
             gram = row.estimate_gram(q * scale, k * scale, chunk)
             with np.errstate(divide="ignore", invalid="ignore"):
-                estimate = host(gram @ v) / host(gram).sum(axis=-1, keepdims=True)
+                estimate = host(xp.matmul(gram, v) / xp.sum(gram, axis=-1, keepdims=True))
         else:
             phi_q = row.features(q * scale, chunk, **q_options)
             phi_k = row.features(k * scale, chunk, **k_options)
@@ -226,19 +275,9 @@ def _theory_bias(name, x, y):
         return np.full(x.shape[0], np.nan)
 
 
-COLUMNS = (
-    "kind", "estimator", "d", "m", "t", "value", "ci99", "theory", "bias", "bias_ci99", "theory_bias",
-    "replicates", "claim", "source", "theory_verdict", "empirical_verdict",
-)  # fmt: skip
-
-
-def _row(kind, name, **values) -> dict:
-    return {**dict.fromkeys(COLUMNS, ""), "kind": kind, "estimator": name, **values}
-
-
 def summarize(records, context) -> list[dict]:
     rows = []
-    for (kind, name, m), group in group_records(records, "kind", "estimator", "m").items():
+    for (kind, name, m), group in group_records(point_records(records), "kind", "estimator", "m").items():
         d = group[0]["params"]["d"]
         if kind == "attention":
             n = sum(r["values"]["n"] for r in group)
@@ -248,7 +287,9 @@ def summarize(records, context) -> list[dict]:
             half = 2.576 * math.sqrt(max(s2 / n - mean**2, 0.0) / max(n - 1, 1))
             failed = sum(r["values"]["failed"] for r in group)
             rows.append(
-                _row(kind, name, d=d, m=m, value=mean, ci99=half, replicates=n, claim=f"failed={failed}")
+                shootout_claims.row(
+                    kind, name, d=d, m=m, value=mean, ci99=half, replicates=n, claim=f"failed={failed}"
+                )
             )
             continue
         ts = T_GRID if kind == "t" else (T_FOR_M,)
@@ -258,7 +299,7 @@ def summarize(records, context) -> list[dict]:
         theory_bias = _theory_bias(name, x, y)
         for index, t in enumerate(ts):
             rows.append(
-                _row(
+                shootout_claims.row(
                     kind,
                     name,
                     d=d,
@@ -273,107 +314,7 @@ def summarize(records, context) -> list[dict]:
                     replicates=summary["n"],
                 )
             )
-    return rows + claims(rows)
-
-
-def _points(rows, kind, name, t=None):
-    return [r for r in rows if r["kind"] == kind and r["estimator"] == name and (t is None or r["t"] == t)]
-
-
-def _verdict_ordered(better, worse):
-    """Monte Carlo verdict that ``better`` < ``worse`` (lists of rows with value and ci99), per point.
-
-    "holds" where the 99% intervals separate in the claimed direction, "consistent" where only the
-    point estimates are ordered, "contradicted" where they are reversed; mixed results list the t's.
-    """
-    if not better or not worse:
-        return "not run"
-    statuses = {}
-    for b, w in zip(better, worse, strict=True):
-        if b["value"] + b["ci99"] < w["value"] - w["ci99"]:
-            status = "holds"
-        elif b["value"] < w["value"]:
-            status = "consistent"
-        else:
-            status = "contradicted"
-        statuses.setdefault(status, []).append(b["t"])
-    if len(statuses) == 1:
-        return next(iter(statuses))
-    return "; ".join(f"{status} at t = {', '.join(str(t) for t in ts)}" for status, ts in statuses.items())
-
-
-def _theory_ordered(better, worse):
-    values = [(b["theory"], w["theory"]) for b, w in zip(better, worse, strict=True)]
-    if any(not isinstance(v, float) or math.isnan(v) for pair in values for v in pair):
-        return "no closed form"
-    return "holds" if all(b < w for b, w in values) else "fails"
-
-
-ORDER_CLAIMS = (
-    ("hyperbolic-iid", "positive-iid", "t", "Performers Lemma 2: hyp+ beats PRF with the same projections"),
-    ("positive-iid", "trig-iid", "t-low", "Performers Lemma 2: PRF beats trig where SM is small (t = 0.25)"),
-    ("positive-ort", "positive-iid", "t", "Performers Thm 2: ORF lowers the PRF MSE (m = d)"),
-    ("oprf-iid", "positive-iid", "t", "CRT: OPRF (A*) beats PRF for every t > 0"),
-    ("oprf-ort", "positive-ort", "t", "CRT: FAVOR++ (OPRF + ORF) beats FAVOR+ (PRF + ORF)"),
-    ("oprf-ort", "oprf-iid", "t", "CRT: ORF lowers the OPRF MSE for any d"),
-    ("saderf-iid", "oprf-iid", "t", "FAVOR#: SADERF (Ψ*) beats OPRF"),
-    ("positive-simplex", "positive-ort", "t", "SimRF: simplex coupling beats ORF (m = d)"),
-    ("positive-qmc", "positive-iid", "t", "QMC (Yang et al. 2014, for RFFs): RQMC beats iid MC"),
-    ("positive-sorf-chi", "positive-ort", "t", "SORF (Yu et al. 2016): 'almost no compromise' vs ORF"),
-)
-
-
-def claims(rows) -> list[dict]:
-    """Score the orderings the papers report, on the t-grid at m = d and on attention output."""
-    scored = []
-    for better, worse, where, text in ORDER_CLAIMS:
-        t = T_GRID[0] if where == "t-low" else None
-        first, second = _points(rows, "t", better, t), _points(rows, "t", worse, t)
-        source = "t-grid, m = d" if t is None else f"t = {t}, m = d"
-        verdict = _verdict_ordered(first, second)
-        scored.append(
-            _row(
-                "claim",
-                f"{better} < {worse}",
-                claim=text,
-                source=source,
-                theory_verdict=_theory_ordered(first, second),
-                empirical_verdict=verdict,
-            )
-        )
-    bias = _points(rows, "t", "positive-sorf-fixed")
-    biased = bool(bias) and all(abs(r["bias"]) > r["bias_ci99"] for r in bias if r["t"] >= 1.0)
-    scored.append(
-        _row(
-            "claim",
-            "positive-sorf-fixed",
-            claim="SORF with fixed √d norms is biased for softmax (t ≥ 1)",
-            source="t-grid, m = d",
-            theory_verdict="SMREG-like shortfall (no exact closed form)",
-            empirical_verdict="holds" if biased else "not resolved at this sample size",
-        )
-    )
-    attention_rows = {r["estimator"]: r for r in rows if r["kind"] == "attention"}
-    for better, worse, text in (
-        ("positive-ort", "trig-ort", "Performers Fig. 4: positive beats trig in attention output"),
-        ("oprf-ort", "positive-ort", "CRT: FAVOR++ beats FAVOR+ in attention output"),
-        ("saderf-ort", "oprf-ort", "FAVOR#: SADERF beats FAVOR++ in attention output"),
-    ):
-        if better in attention_rows and worse in attention_rows:
-            verdict = _verdict_ordered([attention_rows[better]], [attention_rows[worse]])
-        else:
-            verdict = "not run"
-        scored.append(
-            _row(
-                "claim",
-                f"{better} < {worse}",
-                claim=text,
-                source="attention output, fixed m",
-                theory_verdict="no closed form",
-                empirical_verdict=verdict,
-            )
-        )
-    return scored
+    return rows + shootout_claims.claims(rows, T_GRID[0])
 
 
 def plot(rows, context, stem) -> None:
@@ -390,6 +331,7 @@ STUDY = Study(
     compute=compute,
     summarize=summarize,
     plot=plot,
+    dtype="float32",
 )
 
 if __name__ == "__main__":

@@ -86,6 +86,29 @@ def test_invalid_rows_are_flagged_and_get_nan_divergences(to_backend):
     assert misses.tolist() == [0.0, 0.0, 1.0, 1.0, 1.0, 0.0]  # signed rows still rank; ∞, NaN, all-0 miss
 
 
+def test_row_metrics_equal_each_metric_computed_alone(to_backend):
+    """Replicates (R, L, M) of random signed weights with invalid rows and zeros, against exact rows
+    with zeros: every entry of :func:`row_metrics` is bit-for-bit the metric's own function."""
+    rng = np.random.default_rng(3)
+    exact = rng.exponential(size=(5, 7)) * (rng.random((5, 7)) > 0.2)
+    exact = to_backend(exact / exact.sum(-1, keepdims=True))
+    raw = rng.exponential(size=(4, 5, 7)) * (rng.random((4, 5, 7)) > 0.2)
+    raw[0, 1, 2], raw[1, 3, :], raw[2, 0, 4] = -0.3, 0.0, np.inf
+    weights = to_backend(raw)
+    together = {name: to_numpy(value) for name, value in metrics.row_metrics(exact, weights, 2).items()}
+    alone = {
+        "invalid": metrics.invalid_rows(weights),
+        "kl": metrics.row_kl(exact, weights),
+        "total_variation": metrics.row_total_variation(exact, weights),
+        "entropy_error": metrics.entropy_error(exact, weights),
+        "top_k_miss": metrics.top_k_miss(exact, weights, 2),
+    }
+    assert together.keys() == alone.keys()
+    assert together["invalid"].sum() == 3
+    for name, value in alone.items():
+        np.testing.assert_array_equal(together[name], to_numpy(value), err_msg=name)
+
+
 def test_kl_conventions_zero_log_zero_and_infinite_where_the_estimate_vanishes(to_backend):
     exact = to_backend(np.array([[0.5, 0.5, 0.0], [0.5, 0.5, 0.0]]))
     weights = to_backend(np.array([[1.0, 1.0, 3.0], [1.0, 0.0, 1.0]]))

@@ -20,12 +20,11 @@ import studies
 from studies import (
     attention_error,
     causal_stability,
-    estimator_shootout,
     orthogonal_gain,
     unbiasedness,
     uniform_convergence,
 )
-from studies.core import captions
+from studies.core import captions, shootout_claims
 from studies.figures import attention_error as attention_error_figures
 from studies.figures import estimator_shootout as shootout_figures
 
@@ -304,17 +303,15 @@ def test_leak_claim_says_exact_zero_only_when_every_draw_is_zero():
 
 def test_shootout_order_claims_report_the_monte_carlo_verdict():
     rows = [
-        estimator_shootout._row("t", "a", t=t, value=v, ci99=0.01, theory=v)
-        for t, v in ((0.5, 1.0), (1.0, 2.0))
+        shootout_claims.row("t", "a", t=t, value=v, ci99=0.01, theory=v) for t, v in ((0.5, 1.0), (1.0, 2.0))
     ] + [
-        estimator_shootout._row("t", "b", t=t, value=v, ci99=0.01, theory=v)
-        for t, v in ((0.5, 2.0), (1.0, 1.0))
+        shootout_claims.row("t", "b", t=t, value=v, ci99=0.01, theory=v) for t, v in ((0.5, 2.0), (1.0, 1.0))
     ]
-    verdict = estimator_shootout._verdict_ordered(
+    verdict = shootout_claims.verdict_ordered(
         [r for r in rows if r["estimator"] == "a"], [r for r in rows if r["estimator"] == "b"]
     )
     assert verdict == "holds at t = 0.5; contradicted at t = 1.0"
-    claim_row = estimator_shootout._row(
+    claim_row = shootout_claims.row(
         "claim",
         "a < b",
         claim="a beats b",

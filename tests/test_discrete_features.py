@@ -25,6 +25,14 @@ def test_uniform_draws_lie_in_the_unit_interval():
     assert U.shape == (50, 3) and np.all((U >= 0) & (U < 1))
 
 
+def test_uniform_draws_rounded_to_float32_stay_below_one(to_backend):
+    U = projections.uniform(50, 3, seed=8, dtype="float32")
+    assert U.dtype == np.float32 and np.all((U >= 0) & (U < 1))
+    rounded_up = to_backend(np.array([0.25, 1.0, 1.0 - 2.0**-30]), "float32")
+    below = np.nextafter(np.float32(1), np.float32(0))
+    assert to_numpy(projections.below_one(rounded_up)).tolist() == [0.25, below, below]
+
+
 def test_discrete_maps_handle_zero_and_negative_coordinates():
     """0⁰ = 1 and 0^k = 0 for k > 0; odd powers of negative coordinates flip the sign."""
     x = np.array([[0.0, -0.8, 0.3, -0.5]])

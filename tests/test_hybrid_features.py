@@ -59,6 +59,22 @@ def test_features_and_gram_equal_the_transcribed_estimator(name):
     assert not np.allclose(phi_x @ same_side.T, expected), "query features on both sides flip the weight"
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_pair_estimates_equal_the_transcribed_estimator(name):
+    """``Estimator.estimate`` (the direct form on pairs) for one W and for a batch of W."""
+    x, y, W = _sets()
+    pairs_x, row = x[:3], registry.get(f"{name}-iid")
+    batch = np.stack([W, W[::-1]])
+    expected = [
+        [_transcription(a, b, w, name == "hybrid-notebook") for a, b in zip(pairs_x, y, strict=True)]
+        for w in batch
+    ]
+    np.testing.assert_allclose(row.estimate(pairs_x, y, W), expected[0], rtol=1e-12)
+    np.testing.assert_allclose(
+        row.estimate(pairs_x[:, None, :], y[:, None, :], batch), np.transpose(expected), rtol=1e-12
+    )
+
+
 @pytest.mark.parametrize("m", [2, 3, 10, 80])
 def test_exact_ends_orientation_is_exact_at_theta_0_and_pi(m):
     rng = np.random.default_rng(m)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from estimators import backends, features, kernels, registry
+from estimators import backends, features, hybrid_features, kernels, registry
 from tests.conftest import to_numpy
 
 
@@ -186,7 +186,8 @@ def test_a_row_must_name_a_known_family(monkeypatch):
 def test_pairs_sharing_a_draw_estimate_what_separate_feature_calls_give(name, backend, to_backend):
     """``estimate`` on pairs (P, d) with W (n, 1, m, d) gives, bit for bit on numpy, φ(x_p)ᵀφ(y_p) from
     one feature call per side and pair (data-dependent parameters per pair, though x and y go through
-    one call where their options agree). Other backends: the same to float64 rounding."""
+    one call where their options agree); hybrid rows, their direct form of each pair alone
+    (:func:`estimators.hybrid_features.gram`). Other backends: the same to float64 rounding."""
     row = registry.get(name)
     rng = np.random.default_rng(12)
     x, y = 0.4 * rng.standard_normal((2, 5, 4))
@@ -195,6 +196,9 @@ def test_pairs_sharing_a_draw_estimate_what_separate_feature_calls_give(name, ba
     separate = []
     for p in range(5):
         x_p, y_p = to_backend(x[p : p + 1]), to_backend(y[p : p + 1])
+        if row.feature in hybrid_features.ORIENTATION:
+            separate.append(to_numpy(hybrid_features.gram(row.feature, x_p, y_p, W)[..., 0, 0]))
+            continue
         x_options, y_options = features.data_options(row.feature, x_p, y_p)
         phi_x, phi_y = row.features(x_p, W, **x_options), row.features(y_p, W, **y_options)
         separate.append(to_numpy(kernels.estimate(phi_x, phi_y)[..., 0]))

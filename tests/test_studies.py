@@ -76,6 +76,14 @@ def test_cell_key_is_stable_and_seed_ignores_backend():
     assert a.rng().random() == b.rng().random()
 
 
+def test_a_cell_in_another_dtype_keeps_its_parameters_and_streams():
+    cell = Cell.build("m", "s", {"a": 2.5}, Context(dtype="float32", seed=4))
+    wide = cell.in_dtype("float64")
+    assert wide.context.dtype == "float64" and wide.context.target.dtype == "float64"
+    assert wide.kwargs == cell.kwargs and wide.seed_key == cell.seed_key
+    assert wide.rng().random() == cell.rng().random()
+
+
 def test_context_rejects_bad_values():
     with pytest.raises(ValueError, match="preset"):
         Context(preset="huge")

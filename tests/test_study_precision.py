@@ -8,7 +8,12 @@ precision adds under 1% of the Monte Carlo uncertainty every interval already sh
 * attention_error: the mean output RMS error and the output MSE over a cell's replicates (standard
   errors from the moment sums), at every m, trig and positive features (iid);
 * uniform_convergence: the 90th percentile and the median of the sup-norm errors (standard errors from
-  their distribution-free 99% intervals, half-width / 2.576), at every m of the longest L.
+  their distribution-free 99% intervals, half-width / 2.576), at every m of the longest L;
+* estimator_shootout: the mean relative output error of an attention cell (standard error from the
+  moment sums), trig, positive and hybrid rows (block-orthogonal, iid);
+* attention_metrics: each metric's mean over a cell's draws (standard error of that mean; a metric
+  without spread, e.g. no invalid row, must be equal), trig, positive and hybrid rows at the smallest
+  and largest m.
 
 A study that declares float32 without a check here fails :func:`test_every_float32_study_is_checked`,
 and a float32 result rounded to 8 significant bits (a bfloat16-like defect) fails the criterion.
@@ -20,7 +25,7 @@ import numpy as np
 import pytest
 
 from estimators import registry
-from studies import attention_error, discover, uniform_convergence
+from studies import attention_error, attention_metrics, discover, estimator_shootout, uniform_convergence
 from studies.core.cells import Context
 
 SHARE_OF_SE = 0.01
@@ -64,6 +69,52 @@ def _uniform_convergence_estimates(values):
     return np.array(estimates), np.array(errors)
 
 
+SHOOTOUT_ROWS = ("trig-ort", "positive-ort", "hybrid-iid")
+
+
+def _shootout_cells(context):
+    return [
+        cell
+        for cell in estimator_shootout.STUDY.make_cells(context)
+        if cell.kwargs["kind"] == "attention"
+        and cell.kwargs["draw"] == 0
+        and cell.kwargs["estimator"] in SHOOTOUT_ROWS
+    ]
+
+
+def _shootout_estimates(values):
+    """The mean relative output error and its standard error from a cell's moment sums."""
+    n = values["n"]
+    mean = values["s1"] / n
+    return np.array([mean]), np.array([np.sqrt((values["s2"] / n - mean**2) / (n - 1))])
+
+
+METRICS_ROWS = ("trig-ort", "positive-ort", "hybrid-iid")
+
+
+def _metrics_cells(context):
+    cells = attention_metrics.STUDY.make_cells(context)
+    ms = [cell.kwargs["m"] for cell in cells]
+    return [
+        cell
+        for cell in cells
+        if cell.kwargs["draw"] == 0
+        and cell.kwargs["m"] in (min(ms), max(ms))
+        and cell.kwargs["estimator"] in METRICS_ROWS
+    ]
+
+
+def _metrics_estimates(values):
+    """Each metric's mean over the draws and its standard error (a metric missing in some draw counts
+    as NaN, so a change in which draws have it fails the criterion)."""
+    estimates, errors = [], []
+    for name in sorted(values):
+        samples = np.array([np.nan if value is None else value for value in values[name]])
+        estimates.append(samples.mean())
+        errors.append(samples.std(ddof=1) / np.sqrt(samples.size))
+    return np.array(estimates), np.array(errors)
+
+
 def _eight_bit(array):
     mantissa, exponent = np.frexp(np.asarray(array, dtype=np.float64))
     return np.ldexp(np.round(mantissa * 256) / 256, exponent)
@@ -89,6 +140,24 @@ def _plant_in_gram_prefixes(monkeypatch):
     monkeypatch.setattr(registry.Estimator, "gram_prefixes", rounded)
 
 
+def _plant_in_output_error(monkeypatch):
+    error = estimator_shootout.attention_metrics.relative_output_error
+
+    def rounded(estimate, exact):
+        return error(_eight_bit(estimate), exact)
+
+    monkeypatch.setattr(estimator_shootout.attention_metrics, "relative_output_error", rounded)
+
+
+def _plant_in_estimate_gram(monkeypatch):
+    estimate_gram = registry.Estimator.estimate_gram
+
+    def rounded(self, *args, **kwargs):
+        return _eight_bit(estimate_gram(self, *args, **kwargs))
+
+    monkeypatch.setattr(registry.Estimator, "estimate_gram", rounded)
+
+
 CHECKS = {
     "attention_error": (
         attention_error,
@@ -101,6 +170,18 @@ CHECKS = {
         _uniform_convergence_cells,
         _uniform_convergence_estimates,
         _plant_in_gram_prefixes,
+    ),
+    "estimator_shootout": (
+        estimator_shootout,
+        _shootout_cells,
+        _shootout_estimates,
+        _plant_in_output_error,
+    ),
+    "attention_metrics": (
+        attention_metrics,
+        _metrics_cells,
+        _metrics_estimates,
+        _plant_in_estimate_gram,
     ),
 }
 
@@ -118,8 +199,17 @@ def largest_share_of_se(name, monkeypatch=None):
     for (reference, standard_error), wide, narrow in zip(references, wide_cells, narrow_cells, strict=True):
         assert wide.kwargs == narrow.kwargs
         estimate, _ = estimates_of(module.compute(narrow))
-        shares.append(np.max(np.abs(estimate - reference) / standard_error))
+        shares.append(np.max(_share_of_se(estimate, reference, standard_error)))
     return max(shares)
+
+
+def _share_of_se(estimate, reference, standard_error):
+    """|estimate − reference| / SE: 0 where they are equal (both NaN included), infinite where they
+    differ and the SE is 0 (no spread) or either is NaN."""
+    equal = (estimate == reference) | (np.isnan(estimate) & np.isnan(reference))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.abs(estimate - reference) / standard_error
+    return np.where(equal, 0.0, np.where(np.isnan(share), np.inf, share))
 
 
 def test_every_float32_study_is_checked():

@@ -163,6 +163,7 @@ def test_summary_statistics_are_those_of_the_raw_estimates(name, monkeypatch):
                 check.value(row, "mean_over_sm", 1 + stat.value[index], stat.value_bound[index] + EPS)
                 check.value(row, "ci99", stat.half[index], stat.half_bound[index])
     elif name == "estimator_shootout":
+        records, draws = _shootout_points(records, draws)
         for (kind, estimator, m), (params, W) in _replayed_groups(
             records, draws, ("kind", "estimator", "m")
         ).items():
@@ -202,6 +203,21 @@ def test_summary_statistics_are_those_of_the_raw_estimates(name, monkeypatch):
             for index, row in enumerate(chosen):
                 check.value(row, f"mse_{projection}", stat.value[index], stat.value_bound[index])
     assert check.seen, "the replay compared columns"
+
+
+def _shootout_points(records, draws):
+    """Shoot-out records and draws with one m each: a nested m-sweep record (values ``ms``) becomes one
+    record per m with the first m rows of its W."""
+    points, prefixes = [], []
+    for record, W in zip(records, draws, strict=True):
+        for m in record["values"].get("ms", [None]):
+            if m is None:
+                points.append(record)
+                prefixes.append(W)
+            else:
+                points.append({**record, "params": {**record["params"], "m": m}})
+                prefixes.append(W[:, :m])
+    return points, prefixes
 
 
 def own_attention(feature, x, y, v, W):

@@ -54,9 +54,24 @@ def _ordered_verdict(better, worse):
     return "; ".join(f"{status} at t = {', '.join(str(t) for t in ts)}" for status, ts in outcome.items())
 
 
+def _points(records):
+    """Records with one m each: a nested m-sweep record (params ``m_min``, ``m_max``; values ``ms`` and
+    moment sums with one entry per m) becomes one record per m with that m's sums."""
+    points = []
+    for record in records:
+        values = record["values"]
+        for position, m in enumerate(values.get("ms", [])):
+            sums = {key: values[key][position] for key in ("s1", "s2", "s4")}
+            assert record["params"]["m_min"] <= m <= record["params"]["m_max"]
+            points.append({"params": {**record["params"], "m": m}, "values": {"n": values["n"], **sums}})
+        if "ms" not in values:
+            points.append(record)
+    return points
+
+
 def check_estimator_shootout(run: Run, check: Checker) -> None:
     module = run.module
-    groups = group_by(run.records, "kind", "estimator", "m")
+    groups = group_by(_points(run.records), "kind", "estimator", "m")
     own = {}
     for (kind, name, m), group in groups.items():
         d = group[0]["params"]["d"]

@@ -106,6 +106,10 @@ class Cell:
         """Spawn key from study and parameters only, so backends share the same portable draws."""
         return _spawn_key([self.study, self.kwargs])
 
+    def in_dtype(self, dtype: str) -> Cell:
+        """This cell computing in ``dtype``: same parameters, so the same seeds and random streams."""
+        return replace(self, context=replace(self.context, dtype=dtype))
+
     def seed_sequence(self, stream: int = 0) -> np.random.SeedSequence:
         """``SeedSequence(root_seed, spawn_key=(*seed_key, stream))``; streams are independent."""
         return np.random.SeedSequence(self.context.seed, spawn_key=(*self.seed_key, stream))
