@@ -27,7 +27,7 @@ computes the same K̂ for all query/key pairs in O(L M m) without the r-wide fea
 
 from __future__ import annotations
 
-from .backends import namespace
+from .backends import framework, namespace
 from .feature_parts import FeatureParts
 from .hybrid_split import split
 
@@ -67,7 +67,7 @@ def parts(x, W, dtype, *, side, orientation):
     symmetric = xp.concat([ones, signs * (2 * n) ** -0.5], axis=-1)
     signed = symmetric if side == "query" else xp.concat([ones, -signs * (2 * n) ** -0.5], axis=-1)
     trig_coin, hyper_coin = (symmetric, signed) if orientation == "exact-ends" else (signed, symmetric)
-    trig = xp.concat([xp.cos(projected), xp.sin(projected)], axis=-1) * k**-0.5
+    trig = framework(projected).cos_and_sin(projected) * k**-0.5
     both = xp.concat([projected, -projected], axis=-1) - half_sq_norm
     hyper_logs = _kron(xp, xp.ones_like(hyper_coin), both)
     trig_logs = xp.zeros_like(hyper_logs) + half_sq_norm
@@ -99,7 +99,7 @@ def gram(name, x, y, W):
 def _trig_rows(projected, half_sq_norm):
     """e^{‖x‖²/2}[cos Ωx, sin Ωx] (…, L, 2k), whose inner products are k·T."""
     xp = namespace(projected)
-    return xp.concat([xp.cos(projected), xp.sin(projected)], axis=-1) * xp.exp(half_sq_norm)
+    return framework(projected).cos_and_sin(projected) * xp.exp(half_sq_norm)
 
 
 def _hyper_rows(projected, half_sq_norm):
