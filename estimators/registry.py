@@ -94,7 +94,7 @@ class Estimator:
         call bit for bit (every operation acts on each batch index alone).
         """
         x_options, y_options = feature_maps.data_options(self.feature, x, y)
-        if not (x_options is y_options or not (x_options or y_options)):
+        if x_options is not y_options and (x_options or y_options):
             return self.features(x, W, **x_options), self.features(y, W, **y_options)
         xp = namespace(x)
         sides = xp.stack(xp.broadcast_arrays(x, y), axis=-3)

@@ -53,8 +53,6 @@ PRESETS = {
 }
 RHO = 1.5
 """Mean ‖x_i + y_j‖² of both input families (the estimator shoot-out's attention regime)."""
-COUNTS_DTYPE = "float64"
-"""Precision of the discretely-induced rows, whatever the run's dtype (rounding U can move a count)."""
 TOP_K_SHARE = 16
 """k = L / TOP_K_SHARE for the top-k miss rate (4 of 64 keys in the quick preset)."""
 
@@ -86,8 +84,7 @@ def compute(cell) -> dict:
     """Per-draw values (lists of length ``replicates``; ``None`` where a value is not finite)."""
     p = cell.kwargs
     row = registry.get(p["estimator"])
-    if row.counts:
-        cell = cell.in_dtype(COUNTS_DTYPE)
+    cell = cell.for_estimator(row)
     target = cell.context.target
     q, k, v = (target.asarray(a) for a in inputs(cell.context.seed, p["family"], p["draw"], p["L"], p["d"]))
     scale = p["d"] ** -0.25

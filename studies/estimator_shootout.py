@@ -220,8 +220,7 @@ def attention_errors(cell) -> dict:
     """
     p = cell.kwargs
     row = registry.get(p["estimator"])
-    if row.counts:
-        cell = cell.in_dtype(THEORY_DTYPE)
+    cell = cell.for_estimator(row)
     target = cell.context.target
     q, k, v = (target.asarray(a) for a in attention_inputs(cell.context.seed, p["draw"], p["L"], p["d"]))
     exact = host(attention.exact(q, k, v))

@@ -32,14 +32,17 @@ SHARE_OF_SE = 0.01
 Z99 = 2.576
 
 
-def _attention_error_cells(context):
+def _first_draw_cells(study, context, kind, estimators):
+    """The cells of ``study`` of ``kind`` at input draw 0 for ``estimators``."""
     return [
         cell
-        for cell in attention_error.STUDY.make_cells(context)
-        if cell.kwargs["kind"] == "monte_carlo"
-        and cell.kwargs["draw"] == 0
-        and cell.kwargs["estimator"] in ("trig-iid", "positive-iid")
+        for cell in study.make_cells(context)
+        if cell.kwargs["kind"] == kind and cell.kwargs["draw"] == 0 and cell.kwargs["estimator"] in estimators
     ]
+
+
+def _attention_error_cells(context):
+    return _first_draw_cells(attention_error.STUDY, context, "monte_carlo", ("trig-iid", "positive-iid"))
 
 
 def _attention_error_estimates(values):
@@ -73,13 +76,7 @@ SHOOTOUT_ROWS = ("trig-ort", "positive-ort", "hybrid-iid")
 
 
 def _shootout_cells(context):
-    return [
-        cell
-        for cell in estimator_shootout.STUDY.make_cells(context)
-        if cell.kwargs["kind"] == "attention"
-        and cell.kwargs["draw"] == 0
-        and cell.kwargs["estimator"] in SHOOTOUT_ROWS
-    ]
+    return _first_draw_cells(estimator_shootout.STUDY, context, "attention", SHOOTOUT_ROWS)
 
 
 def _shootout_estimates(values):

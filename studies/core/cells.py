@@ -78,6 +78,10 @@ def _spawn_key(value) -> tuple[int, ...]:
     return tuple(int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4))
 
 
+COUNTS_DTYPE = "float64"
+"""Precision of the rows that read W through integer counts, whatever the run's dtype."""
+
+
 @dataclass(frozen=True)
 class Cell:
     """One unit of work: a study module, its parameters (sorted key/value pairs) and the run context."""
@@ -109,6 +113,12 @@ class Cell:
     def in_dtype(self, dtype: str) -> Cell:
         """This cell computing in ``dtype``: same parameters, so the same seeds and random streams."""
         return replace(self, context=replace(self.context, dtype=dtype))
+
+    def for_estimator(self, row) -> Cell:
+        """This cell as ``row`` (:class:`estimators.registry.Estimator`) computes it: in
+        :data:`COUNTS_DTYPE` for a row that reads W through integer counts (``row.counts``: rounding
+        U to a narrower dtype can move a count, and the estimate by far more), else as it is."""
+        return self.in_dtype(COUNTS_DTYPE) if row.counts else self
 
     def seed_sequence(self, stream: int = 0) -> np.random.SeedSequence:
         """``SeedSequence(root_seed, spawn_key=(*seed_key, stream))``; streams are independent."""
