@@ -4,11 +4,12 @@ For a W whose first m' rows are a draw of m' rows (iid rows, Haar blocks: see
 :attr:`estimators.registry.Estimator.nests`), a study of the error against m needs the outputs of
 ``favor(q, k, v, W[..., :m', :])`` for several m'. Those differ only in which projections enter the
 sums: with features laid out as (…, r) = (…, f·m) for f functions of each projection, the key sums
-``(K')ᵀ[V | 1]`` (r × (d_v + 1)) are computed once, and the numerators and denominators of every
-prefix are accumulated block by block over the projections between consecutive m'. A map's scale
-m^{-1/2} and the stabilizer shifts cancel in numerator / denominator (Performers Eq. 4), so each
-yielded output equals ``favor`` on the truncated W up to rounding; the cost of all prefixes is about
-that of one ``favor`` call with every row of W.
+``(K')ᵀ[V | 1]`` (r × (d_v + 1)) are computed once (over chunks of
+:data:`~estimators.favor_algebra.BIDIRECTIONAL_CHUNK_SIZE` keys, as in ``favor``), and the
+numerators and denominators of every prefix are accumulated block by block over the projections
+between consecutive m'. A map's scale m^{-1/2} and the stabilizer shifts cancel in numerator /
+denominator (Performers Eq. 4), so each yielded output equals ``favor`` on the truncated W up to
+rounding; the cost of all prefixes is about that of one ``favor`` call with every row of W.
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ from .attention_options import feature_map, side_options
 from .backends import dtype_name, namespace
 from .bidirectional import key_sums
 from .chunks import numerators_and_denominators, with_ones
-from .favor_algebra import check_denominators, normalize, restore_dtype, working_dtype
+from .favor_algebra import (
+    BIDIRECTIONAL_CHUNK_SIZE,
+    check_denominators,
+    normalize,
+    restore_dtype,
+    working_dtype,
+)
 from .validation import check_choice, check_prefix_sizes
 
 STABILIZERS = ("auto", "none")
@@ -51,7 +58,7 @@ def favor_prefixes(
     xp = namespace(v)
     dtype = dtype_name(v)
     values = with_ones(xp, working_dtype(xp, v))
-    totals = key_sums(featurizer, constants, k, values, chunk_size=k.shape[-2])
+    totals = key_sums(featurizer, constants, k, values, chunk_size=BIDIRECTIONAL_CHUNK_SIZE)
     phi_q = featurizer.queries(constants, q)
     by_query = xp.reshape(phi_q, (*phi_q.shape[:-1], -1, m))
     by_key = xp.reshape(totals, (*totals.shape[:-2], -1, m, totals.shape[-1]))

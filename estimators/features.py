@@ -122,10 +122,10 @@ def feature_parts(
     if scale_inputs:
         x = x * x.shape[-1] ** -0.25
     if name in PARAMETERIZED_FEATURES:
-        return PARAMETERIZED_PARTS[name](x, xp.astype(W, x.dtype), dtype, **options)
+        return PARAMETERIZED_PARTS[name](x, xp.astype(W, x.dtype, copy=False), dtype, **options)
     if W is None:
         return FeatureParts(None, f(x), 1.0, dtype)
-    W = xp.astype(W, x.dtype)
+    W = xp.astype(W, x.dtype, copy=False)
     m = W.shape[-2]
     projected = xp.matmul(x, xp.matrix_transpose(W))
     half_sq_norm = xp.sum(x * x, axis=-1, keepdims=True) / 2

@@ -141,7 +141,7 @@ def _place(W, rng, target):
             f"seed is a {rng.space.backend}:{rng.space.device} generator but the target is "
             f"{target.backend}:{target.device}; pass a generator on the target device or an int"
         )
-    return namespace(W).astype(W, target.native_dtype)
+    return namespace(W).astype(W, target.native_dtype, copy=False)
 
 
 # --- Beyond block-orthogonal: simplex, structured (SORF), quasi-Monte Carlo and uniform draws ---

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from estimators import attention, features, registry
+from estimators import favor_prefixes as favor_prefixes_module
 from estimators.favor_prefixes import favor_prefixes
 from tests.conftest import to_numpy
 
@@ -53,8 +54,13 @@ def _bound(row, q, k, v, W, size):
     return np.where(defined, size_factor * spread / np.where(defined, np.abs(denominator), 1.0), np.inf)
 
 
+@pytest.mark.parametrize("key_chunk", [None, 3], ids=["one-key-chunk", "keys-in-chunks-of-3"])
 @pytest.mark.parametrize("name", ROWS)
-def test_every_prefix_equals_favor_on_the_first_rows(name, backend, to_backend):
+def test_every_prefix_equals_favor_on_the_first_rows(name, key_chunk, backend, to_backend, monkeypatch):
+    """With the default key chunk (larger than the 7 keys) and with chunks of 3 keys (three chunks,
+    the key shift rescaled between them, as on long sequences)."""
+    if key_chunk is not None:
+        monkeypatch.setattr(favor_prefixes_module, "BIDIRECTIONAL_CHUNK_SIZE", key_chunk)
     q, k, v, W = _inputs(name)
     yielded = list(
         favor_prefixes(
