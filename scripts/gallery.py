@@ -49,6 +49,12 @@ computed are in its `meta.json`. This page is written by `python scripts/gallery
 """
 OTHER = """## Other results
 
+The paper preset's run (`paper/`) holds each study's `meta.json`, CSV, computed caption and plot from
+`python -m studies all --preset paper --out results/paper` (its records are left out for size). Its
+`meta.json` files name the commit that computed it; `make studies` does not refresh it, so after a
+change to the code it is the record of that commit, and the command above regenerates it. Sizing
+(`python -m studies list --preset paper`) reads its fitted cost models.
+
 Implementation audits (`python -m studies audit --target NAME`) write `audit/<target>/report.md`. The
 CPU speed/memory figure (`speed_memory/`) is drawn from asv results by
 `scripts/speed_memory_figure.py`, the comparison with performer-pytorch and SDPA on a CPU (`peers/`)

@@ -22,10 +22,10 @@ def test_work_multiplies_replicates_features_dimension_and_keys():
     assert sizing.work({"estimator": "x"}) == 1
 
 
-def _meta(folder, per_cell=0.0, per_work=0.0, backend="numpy"):
+def _meta(folder, per_cell=0.0, per_work=0.0, backend="numpy", preset="quick"):
     folder.mkdir(parents=True, exist_ok=True)
     model = {"s_per_cell": per_cell, "s_per_work": per_work}
-    meta = {"backend": backend, "preset": "quick", "computed_by": {"cost_model": model}}
+    meta = {"backend": backend, "preset": preset, "computed_by": {"cost_model": model}}
     (folder / "meta.json").write_text(json.dumps(meta))
 
 
@@ -57,6 +57,21 @@ def test_the_estimate_comes_from_the_cost_model_of_the_same_backend(tmp_path):
     assert cells == 4 and seconds == pytest.approx(4 * 0.5 + 1e-6 * work, rel=1e-12)
     assert sizing.estimate(TINY, Context(backend="torch"), tmp_path)[1] is None
     assert sizing.estimate(TINY, Context(), tmp_path / "none")[1] is None
+
+
+def test_the_estimate_prefers_a_run_of_the_same_preset_then_the_committed_runs(tmp_path, monkeypatch):
+    """``out`` holds a quick run and the committed paper run another model: a paper estimate takes
+    the paper run's, a quick estimate the run in ``out``; with nothing in ``out`` the committed runs
+    serve, and the same preset still comes first."""
+    monkeypatch.chdir(tmp_path)
+    _meta(tmp_path / "out" / TINY.name, per_cell=1.0, preset="quick")
+    _meta(tmp_path / "results" / TINY.name, per_cell=3.0, preset="quick")
+    _meta(tmp_path / "results" / "paper" / TINY.name, per_cell=2.0, preset="paper")
+    paper_cells = len(TINY.cells("paper"))
+    assert sizing.estimate(TINY, Context(preset="paper"), "out") == (paper_cells, 2.0 * paper_cells)
+    assert sizing.estimate(TINY, Context(), "out") == (4, 4.0)
+    assert sizing.estimate(TINY, Context(), "none") == (4, 12.0)
+    assert sizing.estimate(TINY, Context(preset="paper"), "none") == (paper_cells, 2.0 * paper_cells)
 
 
 def test_a_run_records_its_fitted_cost_model(tmp_path):

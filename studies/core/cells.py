@@ -200,6 +200,12 @@ class Study:
         return cells
 
 
+DEFAULT_OUT = "results"
+"""Where runs write unless told (``--out``): the committed quick-preset results."""
+PAPER_RUN_OUT = "results/paper"
+"""The committed run of the paper preset (its meta, CSVs, captions and plots; not its records)."""
+
+
 def study_dir(out: Path | str, study: Study) -> Path:
     """The folder of ``study``'s records, CSV, plot and meta under the output root ``out``."""
     return Path(out) / study.name

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import interrupts, provenance, sizing
-from .cells import Cell, Context, Study, canonical_json, study_dir
+from .cells import DEFAULT_OUT, Cell, Context, Study, canonical_json, study_dir
 from .executors import SerialExecutor
 from .montecarlo import jsonable
 from .records import (
@@ -37,8 +37,6 @@ from .records import (
     write_atomic,
     write_csv,
 )
-
-DEFAULT_OUT = "results"
 
 
 def study_of(cell: Cell) -> Study:

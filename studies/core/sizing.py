@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import nnls
 
-from .cells import Context, Study, study_dir
+from .cells import DEFAULT_OUT, PAPER_RUN_OUT, Context, Study, study_dir
 from .records import read_meta
 
 WORK_FACTORS = (("replicates", "draws"), ("m", "m_max"), ("d",), ("L",))
@@ -68,12 +68,26 @@ def cost_model(meta: dict | None, backend: str) -> dict | None:
 
 
 def estimate(study: Study, context: Context, out: Path | str) -> tuple[int, float | None]:
-    """``(cells, estimated compute seconds or None)`` of ``study`` at ``context``'s preset."""
+    """``(cells, estimated compute seconds or None)`` of ``study`` at ``context``'s preset.
+
+    The model is that of the study's run in ``out``, or else in the committed runs
+    (:data:`~studies.core.cells.DEFAULT_OUT`, :data:`~studies.core.cells.PAPER_RUN_OUT`), on the same
+    backend; a run of the same preset comes first, since a model fitted to one preset's cells is
+    only an extrapolation for another's.
+    """
     cells = study.cells(context.preset)
-    model = cost_model(read_meta(study_dir(out, study) / "meta.json"), context.backend)
+    model = _model(study, context, [out, DEFAULT_OUT, PAPER_RUN_OUT])
     if model is None:
         return len(cells), None
     return len(cells), model["s_per_cell"] * len(cells) + model["s_per_work"] * sum(work(c) for c in cells)
+
+
+def _model(study: Study, context: Context, outs) -> dict | None:
+    metas = [read_meta(study_dir(out, study) / "meta.json") for out in outs]
+    fitted = [(meta.get("preset"), cost_model(meta, context.backend)) for meta in metas if meta]
+    fitted = [(preset, model) for preset, model in fitted if model is not None]
+    same_preset = [model for preset, model in fitted if preset == context.preset]
+    return (same_preset or [model for _, model in fitted] or [None])[0]
 
 
 def describe(seconds: float | None) -> str:
