@@ -184,6 +184,25 @@ def test_delta_claim_says_where_the_first_order_line_holds():
     assert not never.holds and "even at the largest m" in never.sentence
 
 
+def test_the_ratio_panel_names_every_off_scale_point_under_its_axis(tmp_path):
+    """Ratios outside the panel's range are drawn as open triangles at its edge; their values are
+    listed under the x label, grouped by row and regime, none left out."""
+    import matplotlib.pyplot as plt
+
+    rows = _attention_rows(lambda m: {16: 5325.33, 64: 2.27}.get(m, 1.0))
+    rows[2]["mc_over_delta"] = 0.1  # positive-iid, isotropic, m = 256: below the range
+    fig, ax = plt.subplots()
+    attention_error_figures._ratio_panel(ax, rows, {"positive": "C0", "trig": "C1"})
+    label = ax.get_xlabel()
+    plt.close(fig)
+    off_scale = [r for r in rows if r["estimator"].endswith("iid") and not 0.3 <= r["mc_over_delta"] <= 2.0]
+    assert len(off_scale) == 9
+    for r in off_scale:
+        group = f"off scale (open triangles), {r['estimator']}, {r['regime']}:"
+        assert group in label and f"m = {r['m']}: {r['mc_over_delta']:.2f}" in label.split(group)[1]
+    assert label.count("off scale") == 4
+
+
 def test_orthogonal_and_feature_claims_follow_the_ordering():
     rows = _attention_rows(lambda m: 1.0)
     assert attention_error_figures.orthogonal_claim(rows).holds

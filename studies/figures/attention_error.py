@@ -257,19 +257,30 @@ def _ratio_panel(ax, rows, palette) -> None:
         if m_star is not None
         else "outside some 99% CI at every m"
     )
-    verdict += "".join(
-        f"\noff scale (open triangle): {r['estimator']}, {r['regime']}, "
-        f"m = {r['m']}: {r['mc_over_delta']:.2f}"
-        for r in off_scale
-    )
     ax.text(0.97, 0.97, verdict, transform=ax.transAxes, ha="right", va="top", fontsize="small")
     plotting.label(
         ax,
         "Monte Carlo / first-order delta method (iid rows)",
-        "number of random projections m",
+        "number of random projections m" + _off_scale_note(off_scale),
         "output MSE ratio  Monte Carlo / delta method",
         legend_kw={"loc": "lower right", "ncols": 2},
     )
+
+
+def _off_scale_note(off_scale) -> str:
+    """The values of the off-scale points, one line per (estimator, regime), for under the x label
+    (inside the panel the text would cross their error bars)."""
+    groups = {}
+    for r in off_scale:
+        groups.setdefault((r["estimator"], r["regime"]), []).append(f"m = {r['m']}: {r['mc_over_delta']:.2f}")
+    return "".join(
+        f"\noff scale (open triangles), {name}, {regime}:\n" + ",\n".join(_rows_of(values, 3))
+        for (name, regime), values in groups.items()
+    )
+
+
+def _rows_of(values, per_row):
+    return [", ".join(values[start : start + per_row]) for start in range(0, len(values), per_row)]
 
 
 def plot(rows, stem, *, title) -> None:
