@@ -173,8 +173,16 @@ def _sorf_panel(ax, rows, styles, pairs):
     )
 
 
+def _left_edge(chosen) -> float:
+    """The attention panel's left end on its log axis: below every value and every positive lower
+    interval end (an interval reaching 0 is drawn to this edge and marked there)."""
+    ends = [r["value"] - r["ci99"] for r in chosen]
+    return min([r["value"] for r in chosen] + [end for end in ends if end > 0]) / 1.25
+
+
 def _attention_panel(ax, rows):
     from matplotlib.lines import Line2D
+    from matplotlib.ticker import LogLocator, NullFormatter, StrMethodFormatter
 
     chosen = sorted((r for r in rows if r["kind"] == "attention"), key=lambda r: r["value"])
     if not chosen:
@@ -183,17 +191,21 @@ def _attention_panel(ax, rows):
     shown = {registry.get(r["estimator"]).family for r in chosen}
     families = [family for family in registry.FAMILIES if family in shown]
     colors = dict(zip(families, plotting.colors(len(families)), strict=True))
+    edge = _left_edge(chosen)
     for position, r in zip(positions, chosen, strict=True):
-        ax.errorbar(
-            r["value"],
-            position,
-            xerr=r["ci99"],
-            marker="o",
-            color=colors[registry.get(r["estimator"]).family],
-            capsize=2.5,
-        )
+        color = colors[registry.get(r["estimator"]).family]
+        reaches_zero = r["value"] - r["ci99"] <= 0
+        below = r["value"] - edge if reaches_zero else r["ci99"]
+        ax.errorbar(r["value"], position, xerr=[[below], [r["ci99"]]], marker="o", color=color, capsize=2.5)
+        if reaches_zero:
+            ax.plot(edge, position, marker="<", markerfacecolor="none", color=color, linestyle="none")
     ax.set_yticks(positions, [r["estimator"] for r in chosen], fontsize="small")
     ax.set_xscale("log")
+    ax.set_xlim(left=edge / 1.05)
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    to_zero = [r["estimator"] for r in chosen if r["value"] - r["ci99"] <= 0]
     handles = [
         Line2D([], [], color=color, marker="o", label=registry.FAMILIES[family])
         for family, color in colors.items()
@@ -201,6 +213,8 @@ def _attention_panel(ax, rows):
     first = chosen[0]
     notes = contradicted(rows, "attention")
     title = "colour: estimator family (registry)" + "".join(f"\nMonte Carlo: {note}" for note in notes)
+    if to_zero:
+        title += f"\nopen ◁ at the left edge: the 99% interval reaches 0 ({', '.join(to_zero)})"
     ax.legend(
         handles=handles,
         title=title,
