@@ -76,7 +76,7 @@ def estimate(study: Study, context: Context, out: Path | str) -> tuple[int, floa
     only an extrapolation for another's.
     """
     cells = study.cells(context.preset)
-    model = _model(study, context, [out, DEFAULT_OUT, PAPER_RUN_OUT])
+    model = _model(study, context, dict.fromkeys(map(str, (out, DEFAULT_OUT, PAPER_RUN_OUT))))
     if model is None:
         return len(cells), None
     return len(cells), model["s_per_cell"] * len(cells) + model["s_per_work"] * sum(work(c) for c in cells)

@@ -192,9 +192,10 @@ def _attention_panel(ax, rows):
     families = [family for family in registry.FAMILIES if family in shown]
     colors = dict(zip(families, plotting.colors(len(families)), strict=True))
     edge = _left_edge(chosen)
+    to_zero = [r["estimator"] for r in chosen if r["value"] - r["ci99"] <= 0]
     for position, r in zip(positions, chosen, strict=True):
         color = colors[registry.get(r["estimator"]).family]
-        reaches_zero = r["value"] - r["ci99"] <= 0
+        reaches_zero = r["estimator"] in to_zero
         below = r["value"] - edge if reaches_zero else r["ci99"]
         ax.errorbar(r["value"], position, xerr=[[below], [r["ci99"]]], marker="o", color=color, capsize=2.5)
         if reaches_zero:
@@ -205,7 +206,6 @@ def _attention_panel(ax, rows):
     ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
-    to_zero = [r["estimator"] for r in chosen if r["value"] - r["ci99"] <= 0]
     handles = [
         Line2D([], [], color=color, marker="o", label=registry.FAMILIES[family])
         for family, color in colors.items()
