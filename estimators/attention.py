@@ -70,7 +70,7 @@ from .validation import check_choice, check_eps, check_positive_int
 
 STABILIZERS = ("auto", "global", "none")
 DENOMINATORS = ("raise", "zero", "raw")
-IMPLS = ("auto", "reference", "triton")
+IMPLS = ("auto", "reference", "compiled", "triton")
 
 
 def exact(q, k, v, causal=False, key_padding_mask=None):
@@ -150,10 +150,15 @@ def favor(
     chunk_size : int or None
         Positions per chunk C (default 64 causal, 1024 bidirectional); causal work inside a chunk is
         quadratic in C.
-    impl : {"auto", "reference", "triton"}
+    impl : {"auto", "reference", "compiled", "triton"}
         ``"auto"`` uses :mod:`estimators.triton_favor` for CUDA torch tensors when Triton is importable,
         the call uses the defaults it implements, and its ``supports`` accepts the call; otherwise the
         reference path here. ``"triton"`` demands the kernel and raises ``ValueError`` if it cannot run.
+        ``"compiled"`` runs the reference path with each chunk or block step compiled: torch tensors
+        through ``torch.compile`` (Inductor; one graph per step and block shape, compiled on first use,
+        which takes seconds to a minute and needs a C++ compiler on a CPU), JAX arrays as always (the
+        whole call is jitted); other arrays raise ``ValueError``. Same algebra, same outputs up to
+        rounding.
     denominator : {"raise", "zero", "raw"}
         What a visible row with an underflowed or non-positive D̂_i gets (module docstring).
     feature_options : dict, (dict, dict) or None
@@ -182,6 +187,10 @@ def favor(
     check_choice(stabilizer, "stabilizer", STABILIZERS)
     check_choice(denominator, "denominator", DENOMINATORS)
     check_choice(impl, "impl", IMPLS)
+    if impl == "compiled" and not framework(q).compiles_steps:
+        raise ValueError(
+            f"impl='compiled' needs torch or JAX arrays, got {type(q).__name__}; use impl='reference'"
+        )
     eps = check_eps(eps)
     chunk_size = None if chunk_size is None else check_positive_int(chunk_size, "chunk_size")
     check_inputs(q, k, v, key_padding_mask, causal, finite=False)
@@ -203,9 +212,9 @@ def favor(
         out = kernel.favor_triton(q, k, v, W, feature=name, causal=causal)
     else:
         featurizer, constants = feature_map(name, stabilizer, eps, query_options, key_options, W)
-        out = run(
-            featurizer, constants, q, k, v, keep_rows(key_padding_mask), causal, chunk_size, denominator
-        )
+        mask = keep_rows(key_padding_mask)
+        compiled = impl == "compiled"
+        out = run(featurizer, constants, q, k, v, mask, causal, chunk_size, denominator, compiled)
     if not predict_error:
         return out
     return out, _predicted_error(q, k, v, W, name, causal, key_padding_mask)
@@ -265,7 +274,7 @@ def favor_from_features(
 
 def _triton_kernel(impl, call, stabilizer, eps, has_options):
     """The Triton module if ``impl`` selects it for ``call``, else None (``"triton"``: ValueError)."""
-    if impl == "reference":
+    if impl in ("reference", "compiled"):
         return None
     reason = _triton_unavailable(call, stabilizer, eps, has_options)
     if reason is None:

@@ -29,7 +29,9 @@ from .chunks import (
 from .feature_parts import assemble, is_row_constant
 
 
-def bidirectional_sums(featurizer, constants, queries, keys, v, keep=None, *, chunk_size=1024):
+def bidirectional_sums(
+    featurizer, constants, queries, keys, v, keep=None, *, chunk_size=1024, compiled=False
+):
     """Bidirectional FAVOR numerators ``Q'((K')ᵀV)`` and denominators ``Q'((K')ᵀ1)``, chunk by chunk.
 
     Same arguments as :func:`estimators.causal.prefix_sums` (``queries`` (…, L, ·), ``keys`` and ``v``
@@ -39,7 +41,8 @@ def bidirectional_sums(featurizer, constants, queries, keys, v, keep=None, *, ch
     whole-sequence key maximum (one shift per leading index, as the public code). The ``eps`` part of
     each key feature does not depend on the shift and is added at the end, so every key feature is
     exactly ``s·(f·exp(a − max) + eps)``. A pass over the queries then multiplies. Memory per head
-    O((L + M)·(d + d_v) + C·m + m·d_v), never an (L, m) feature matrix.
+    O((L + M)·(d + d_v) + C·m + m·d_v), never an (L, m) feature matrix. With ``compiled``, each key
+    chunk's step and each query chunk's product run compiled (``framework(v).compiled_step``).
 
     Returns numerators (…, L, d_v) and denominators (…, L), both scaled by ``e^{−max}``.
     """
@@ -51,23 +54,31 @@ def bidirectional_sums(featurizer, constants, queries, keys, v, keep=None, *, ch
         return numerators_and_denominators(
             _bidirectional_jax(featurizer, constants, queries, keys, values, keep, chunk)
         )
-    totals = key_sums(featurizer, constants, keys, values, keep, chunk_size=chunk)
+    totals = key_sums(featurizer, constants, keys, values, keep, chunk_size=chunk, compiled=compiled)
+    product = framework(v).compiled_step(_query_product) if compiled else _query_product
     outputs = [
-        xp.matmul(featurizer.queries(constants, piece), totals)
+        product(featurizer, constants, piece, totals)
         for piece in pieces(queries, chunk_bounds(queries.shape[-2], chunk))
     ]
     return numerators_and_denominators(concat_rows(xp, outputs))
 
 
-def key_sums(featurizer, constants, keys, values, keep=None, *, chunk_size):
+def _query_product(featurizer, constants, queries, totals):
+    """``Q'(K')ᵀ[V | 1]`` (…, C, d_v + 1) of one chunk of queries (…, C, ·) and the key sums."""
+    return namespace(totals).matmul(featurizer.queries(constants, queries), totals)
+
+
+def key_sums(featurizer, constants, keys, values, keep=None, *, chunk_size, compiled=False):
     """``(K')ᵀ[V | 1]`` (…, r, d_v + 1) of keys (…, M, ·) and ``values`` [V | 1] (…, M, d_v + 1)
     (``keep`` (…, M, 1) or None), at the whole-sequence key maximum, the eps part included: one pass
-    over chunks of ``chunk_size`` keys (no (M, r) feature matrix; a Python loop, not ``lax.scan``)."""
+    over chunks of ``chunk_size`` keys (no (M, r) feature matrix; a Python loop, not ``lax.scan``),
+    each chunk's step compiled with ``compiled``."""
     step = _KeySumStep(featurizer, constants, namespace(values))
+    call = framework(values).compiled_step(_KeySumStep.__call__) if compiled else _KeySumStep.__call__
     sums = None
     bounds = chunk_bounds(keys.shape[-2], chunk_size)
     for piece in zip(*(pieces(a, bounds) for a in (keys, keep, values)), strict=True):
-        sums, _ = step(sums, piece)
+        sums, _ = call(step, sums, piece)
     return step.totals(sums)
 
 
@@ -99,7 +110,7 @@ class _KeySumStep:
         value_sum = xp.sum(values, axis=-2, keepdims=True) if self.featurizer.eps else None
         if sums is not None:
             old_state, shift, old_value_sum = sums
-            rescale = xp.exp(xp.minimum(finite_or_zero(xp, shift) - finite_or_zero(xp, new_shift), 0.0))
+            rescale = xp.exp(xp.clip(finite_or_zero(xp, shift) - finite_or_zero(xp, new_shift), max=0.0))
             state = old_state * rescale + state
             value_sum = None if value_sum is None else old_value_sum + value_sum
         return (state, new_shift, value_sum), None

@@ -51,7 +51,7 @@ from .feature_parts import assemble
 BLOCK_ROWS = 512
 
 
-def prefix_sums(featurizer, constants, queries, keys, v, keep=None, *, chunk_size=64):
+def prefix_sums(featurizer, constants, queries, keys, v, keep=None, *, chunk_size=64, compiled=False):
     """Causal FAVOR numerators and denominators, features computed chunk by chunk.
 
     Parameters
@@ -70,6 +70,8 @@ def prefix_sums(featurizer, constants, queries, keys, v, keep=None, *, chunk_siz
         False removes key j from numerator and denominator.
     chunk_size : int
         Positions per chunk C.
+    compiled : bool
+        Run each block step compiled (``framework(v).compiled_step``: ``torch.compile`` for torch).
 
     Returns
     -------
@@ -81,8 +83,9 @@ def prefix_sums(featurizer, constants, queries, keys, v, keep=None, *, chunk_siz
     length = queries.shape[-2]
     chunk = min(chunk_size, length)
     sequences = (queries, keys, keep, with_ones(namespace(v), v))
-    run = _scan_jax if framework(v).traces_loops else _loop
-    return numerators_and_denominators(run(featurizer, constants, sequences, chunk, length))
+    if framework(v).traces_loops:
+        return numerators_and_denominators(_scan_jax(featurizer, constants, sequences, chunk, length))
+    return numerators_and_denominators(_loop(featurizer, constants, sequences, chunk, length, compiled))
 
 
 class _BlockStep:
@@ -144,12 +147,12 @@ class _BlockStep:
         ends = key_shift[..., -1:, :]
         end_shifts = finite_or_zero(xp, ends)
         weighted_values = values * xp.exp(
-            xp.where(key_shift > -math.inf, xp.minimum(current - end_shifts, 0.0), -math.inf)
+            xp.where(key_shift > -math.inf, xp.clip(current - end_shifts, max=0.0), -math.inf)
         )
         frames = xp.concat([xp.reshape(shift, (*shift.shape[:-2], 1, 1, 1)), ends[..., :-1, :, :]], axis=-3)
         frame_shifts = finite_or_zero(xp, frames)
-        seen = xp.where(frames > -math.inf, xp.exp(xp.minimum(frame_shifts - current, 0.0)), 0.0)
-        rescale = xp.exp(xp.minimum(frame_shifts - end_shifts, 0.0))
+        seen = xp.where(frames > -math.inf, xp.exp(xp.clip(frame_shifts - current, max=0.0)), 0.0)
+        rescale = xp.exp(xp.clip(frame_shifts - end_shifts, max=0.0))
         carried = []
         for t in range(phi_q.shape[-3]):
             carried.append(xp.matmul(phi_q[..., t, :, :], state))
@@ -214,14 +217,15 @@ def _block_rows(chunk):
     return max(1, BLOCK_ROWS // chunk) * chunk
 
 
-def _loop(featurizer, constants, sequences, chunk, length):
+def _loop(featurizer, constants, sequences, chunk, length, compiled):
     xp = namespace(sequences[-1])
     step = _BlockStep(featurizer, constants, xp, chunk, device_of(sequences[-1]))
+    call = framework(sequences[-1]).compiled_step(_BlockStep.__call__) if compiled else _BlockStep.__call__
     carry = None
     outputs = []
     bounds = _block_bounds(length, chunk, _block_rows(chunk))
     for block in zip(*(pieces(a, bounds) for a in sequences), strict=True):
-        carry, out = step(carry, block)
+        carry, out = call(step, carry, block)
         outputs.append(out)
     return concat_rows(xp, outputs)
 

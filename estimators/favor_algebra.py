@@ -100,14 +100,15 @@ class GivenFeatures:
         return FeatureParts(None, rows, 1.0, dtype_name(rows)), zeros
 
 
-def run(featurizer, constants, queries, keys, v, keep, causal, chunk_size, denominator):
+def run(featurizer, constants, queries, keys, v, keep, causal, chunk_size, denominator, compiled=False):
     """FAVOR output (…, L, d_v); raises :class:`DenominatorError` per ``denominator`` outside tracing.
 
     JAX runs one jitted graph per (featurizer, shapes, options): op-by-op dispatch would compile every
-    primitive separately.
+    primitive separately. ``compiled`` compiles each chunk or block step where the framework can
+    (``framework(v).compiled_step``: ``torch.compile`` for torch).
     """
-    core = framework(v).compiled(_favor_arrays, (0, 6, 7, 8)) if is_hashable(featurizer) else _favor_arrays
-    out, bad = core(featurizer, constants, queries, keys, v, keep, causal, chunk_size, denominator)
+    core = framework(v).compiled(_favor_arrays, (0, 6, 7, 8, 9)) if is_hashable(featurizer) else _favor_arrays
+    out, bad = core(featurizer, constants, queries, keys, v, keep, causal, chunk_size, denominator, compiled)
     check_denominators(bad, denominator, queries, keys, v)
     return out
 
@@ -125,7 +126,7 @@ def check_denominators(bad, denominator, queries, keys, v):
         )
 
 
-def _favor_arrays(featurizer, constants, queries, keys, v, keep, causal, chunk_size, denominator):
+def _favor_arrays(featurizer, constants, queries, keys, v, keep, causal, chunk_size, denominator, compiled):
     """(output (…, L, d_v) guarded per ``denominator``, number of visible rows with a bad D̂)."""
     xp = namespace(v)
     dtype = dtype_name(v)
@@ -136,11 +137,15 @@ def _favor_arrays(featurizer, constants, queries, keys, v, keep, causal, chunk_s
                 global_log_scale=_global_log_scale(featurizer, constants, keys, keep)
             )
         chunk = DEFAULT_CHUNK_SIZE if chunk_size is None else chunk_size
-        numerator, total = prefix_sums(featurizer, constants, queries, keys, v, keep, chunk_size=chunk)
+        numerator, total = prefix_sums(
+            featurizer, constants, queries, keys, v, keep, chunk_size=chunk, compiled=compiled
+        )
         visible = None if keep is None else _seen_any(xp, keep)
     else:
         chunk = BIDIRECTIONAL_CHUNK_SIZE if chunk_size is None else chunk_size
-        numerator, total = bidirectional_sums(featurizer, constants, queries, keys, v, keep, chunk_size=chunk)
+        numerator, total = bidirectional_sums(
+            featurizer, constants, queries, keys, v, keep, chunk_size=chunk, compiled=compiled
+        )
         visible = None if keep is None else xp.any(keep, axis=-2)
     out, bad = normalize(xp, numerator, total, visible, denominator)
     return restore_dtype(xp, out, dtype), bad

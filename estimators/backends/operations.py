@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import warnings
 
 import numpy as np
 
@@ -18,6 +19,9 @@ class _ArrayApiOps:
 
     traces_loops = False
     """True where a loop over chunks must be written as a traced scan (JAX: immutable arrays, jit)."""
+
+    compiles_steps = False
+    """True where :meth:`compiled_step` compiles (torch: ``torch.compile``; JAX: inside ``jax.jit``)."""
 
     @staticmethod
     def stop_gradient(x):
@@ -62,6 +66,12 @@ class _ArrayApiOps:
         return function
 
     @staticmethod
+    def compiled_step(function):
+        """``function``, one chunk or block step of the FAVOR sums, compiled where
+        :attr:`compiles_steps` says so (identity here and under JAX, where the whole call is jitted)."""
+        return function
+
+    @staticmethod
     def is_cuda_tensor(x) -> bool:
         """True for a torch tensor on a CUDA device (what the Triton kernels take)."""
         return False
@@ -82,9 +92,18 @@ class _NumpyOps(_ArrayApiOps):
 
 
 class _TorchOps(_ArrayApiOps):
+    compiles_steps = True
+
     @staticmethod
     def stop_gradient(x):
         return x.detach()
+
+    @staticmethod
+    def compiled_step(function):
+        """``torch.compile(function, dynamic=False)`` (Inductor: fused elementwise work and fewer
+        temporaries; one graph per block shape, reused by every block of that shape), made once per
+        function. A failed compilation (no C++ compiler, say) raises one RuntimeError naming the way out."""
+        return _torch_compiled(function)
 
     @staticmethod
     def exp_of_temporary(x):
@@ -118,6 +137,7 @@ class _TorchOps(_ArrayApiOps):
 
 class _JaxOps(_ArrayApiOps):
     traces_loops = True
+    compiles_steps = True
 
     @staticmethod
     def stop_gradient(x):
@@ -149,6 +169,35 @@ def _jax_jit(function, static_argnums):
     import jax
 
     return jax.jit(function, static_argnums=static_argnums)
+
+
+_TRACED_CACHE_WARNING = "Dynamo detected a call to a `functools.lru_cache`-wrapped function"
+"""What Dynamo says of array_api_compat's class-keyed caches (which array namespace a type has): pure
+functions of the class, which tracing through is exact; a user would otherwise see one per cache."""
+
+
+@functools.cache
+def _torch_compiled(function):
+    import torch
+    from torch._dynamo.exc import BackendCompilerFailed
+
+    compiled = torch.compile(function, dynamic=False)
+
+    @functools.wraps(function)
+    def call(*args):
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=_TRACED_CACHE_WARNING, category=UserWarning)
+                return compiled(*args)
+        except BackendCompilerFailed as error:
+            reason = str(error).strip().splitlines()[0]
+            raise RuntimeError(
+                f"torch.compile could not compile {function.__qualname__} ({reason}); it needs a working "
+                "C++ compiler on a CPU (g++ or clang, or the CXX environment variable): install one, "
+                "or pass impl='reference'"
+            ) from error
+
+    return call
 
 
 _OPS = {"numpy": _NumpyOps, "array_api_strict": _ArrayApiOps, "torch": _TorchOps, "jax": _JaxOps}
