@@ -5,6 +5,8 @@ m = 256 features, float32, bidirectional and causal, forward and forward+backwar
 
 * ``favor-bench``: :func:`estimators.attention.favor` (positive features, block-orthogonal W with
   χ(d) norms; chunked causal prefix sums);
+* ``favor-bench-compiled``: the same call with ``impl="compiled"`` (each chunk or block step through
+  ``torch.compile``; compiled during ``setup``, which the timings exclude);
 * ``performer-pytorch``: ``performer_pytorch.FastAttention(dim_heads=d, nb_features=m, causal=...)``
   (1.1.4, its own W; its causal path without the optional CUDA extension materializes the
   (B, H, L, m, d) prefix sums, so its working set is B·H·L·m·d floats);
@@ -30,7 +32,9 @@ from estimators import projections
 
 from . import common
 
-IMPLEMENTATIONS = ("favor-bench", "performer-pytorch", "sdpa")
+FAVOR_IMPLS = {"favor-bench": "auto", "favor-bench-compiled": "compiled"}
+"""favor-bench's rows: the ``impl`` each passes to :func:`estimators.attention.favor`."""
+IMPLEMENTATIONS = (*FAVOR_IMPLS, "performer-pytorch", "sdpa")
 MODES = ("bidirectional", "causal")
 PASSES = ("forward", "forward+backward")
 LENGTHS = (1024, 4096, 16384, 65536)
@@ -62,10 +66,10 @@ def _implementation(name: str, mode: str, W):
     import torch
 
     causal = mode == "causal"
-    if name == "favor-bench":
+    if name in FAVOR_IMPLS:
         from estimators import attention
 
-        return lambda q, k, v: attention.favor(q, k, v, W, causal=causal)
+        return lambda q, k, v: attention.favor(q, k, v, W, causal=causal, impl=FAVOR_IMPLS[name])
     if name == "sdpa":
         return lambda q, k, v: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal)
     if importlib.util.find_spec("performer_pytorch") is None:
@@ -103,7 +107,8 @@ def peer_call(backend: str, implementation: str, mode: str, attention_pass: str,
 
 
 class PeerAttentionTime(common.HeavyBenchmark):
-    """Time vs L, B = 1, H = 4, d = 64, m = 256, float32: favor-bench vs performer-pytorch vs SDPA."""
+    """Time vs L, B = 1, H = 4, d = 64, m = 256, float32: favor-bench (eager and compiled) vs
+    performer-pytorch vs SDPA."""
 
     params = (common.BACKENDS, IMPLEMENTATIONS, MODES, PASSES, LENGTHS)
     param_names = ("backend", "implementation", "mode", "pass", "L")
