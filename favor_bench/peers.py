@@ -112,6 +112,11 @@ class PeerAttentionTime(common.HeavyBenchmark):
 
     params = (common.BACKENDS, IMPLEMENTATIONS, MODES, PASSES, LENGTHS)
     param_names = ("backend", "implementation", "mode", "pass", "L")
+    rounds = 2
+    """Two processes per combination, in interleaved rounds: at L = 1k a process's own state (where
+    the allocator's heap ends, how its pages fault) moved one implementation's median by up to 1.6x
+    between runs, more than the within-process spread; the median over two processes started a
+    round apart is what the ratios compare."""
 
     def setup(self, probe, backend, implementation, mode, attention_pass, length):
         common.require_backend(probe, backend)
