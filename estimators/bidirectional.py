@@ -23,6 +23,7 @@ from .chunks import (
     from_chunks,
     numerators_and_denominators,
     pieces,
+    step_function,
     to_chunks,
     with_ones,
 )
@@ -55,7 +56,7 @@ def bidirectional_sums(
             _bidirectional_jax(featurizer, constants, queries, keys, values, keep, chunk)
         )
     totals = key_sums(featurizer, constants, keys, values, keep, chunk_size=chunk, compiled=compiled)
-    product = framework(v).compiled_step(_query_product) if compiled else _query_product
+    product = step_function(_query_product, v, compiled)
     outputs = [
         product(featurizer, constants, piece, totals)
         for piece in pieces(queries, chunk_bounds(queries.shape[-2], chunk))
@@ -74,7 +75,7 @@ def key_sums(featurizer, constants, keys, values, keep=None, *, chunk_size, comp
     over chunks of ``chunk_size`` keys (no (M, r) feature matrix; a Python loop, not ``lax.scan``),
     each chunk's step compiled with ``compiled``."""
     step = _KeySumStep(featurizer, constants, namespace(values))
-    call = framework(values).compiled_step(_KeySumStep.__call__) if compiled else _KeySumStep.__call__
+    call = step_function(_KeySumStep.__call__, values, compiled)
     sums = None
     bounds = chunk_bounds(keys.shape[-2], chunk_size)
     for piece in zip(*(pieces(a, bounds) for a in (keys, keep, values)), strict=True):

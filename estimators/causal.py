@@ -43,6 +43,7 @@ from .chunks import (
     from_chunks,
     numerators_and_denominators,
     pieces,
+    step_function,
     to_chunks,
     with_ones,
 )
@@ -220,7 +221,7 @@ def _block_rows(chunk):
 def _loop(featurizer, constants, sequences, chunk, length, compiled):
     xp = namespace(sequences[-1])
     step = _BlockStep(featurizer, constants, xp, chunk, device_of(sequences[-1]))
-    call = framework(sequences[-1]).compiled_step(_BlockStep.__call__) if compiled else _BlockStep.__call__
+    call = step_function(_BlockStep.__call__, sequences[-1], compiled)
     carry = None
     outputs = []
     bounds = _block_bounds(length, chunk, _block_rows(chunk))

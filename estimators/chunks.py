@@ -1,7 +1,7 @@
 """What the chunked FAVOR sums (:mod:`estimators.causal`, :mod:`estimators.bidirectional`) share:
 rows of a sequence cut into chunks, as pieces for a Python loop or as padded stacks for
 ``lax.scan``, the values with a column of ones (one product gives numerators and denominators),
-and the finite reading of a running-maximum shift.
+the finite reading of a running-maximum shift, and a step compiled on request.
 
 Rows are the second-to-last axis: a sequence is an array (…, L, w).
 """
@@ -60,6 +60,12 @@ def concat_rows(xp, outputs):
     return outputs[0] if len(outputs) == 1 else xp.concat(outputs, axis=-2)
 
 
+def step_function(function, like, compiled):
+    """``function`` (a chunk or block step) compiled for ``like``'s framework when ``compiled``
+    (``framework(like).compiled_step``), else as it is."""
+    return framework(like).compiled_step(function) if compiled else function
+
+
 def finite_or_zero(xp, shift):
     """A running-maximum shift with −∞ (no kept key yet) read as 0, for differences of shifts."""
     return xp.where(shift > -math.inf, shift, 0.0)
@@ -72,6 +78,7 @@ __all__ = [
     "from_chunks",
     "numerators_and_denominators",
     "pieces",
+    "step_function",
     "to_chunks",
     "with_ones",
 ]
