@@ -288,7 +288,7 @@ def _floor_panel(ax, rows, ours):
     ax.set_yscale("log")
     ax.set_xlabel("sequence length L")
     ax.set_ylabel("time / floor (measured sgemm and exp rates)")
-    ax.set_title(f"{ours}: distance to the machine's floor")
+    ax.set_title(f"{ours}: time over the floor")
     ax.legend(fontsize=7, loc="best")
 
 
