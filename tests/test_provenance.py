@@ -148,6 +148,18 @@ def test_a_change_of_fingerprint_alone_is_not_called_a_change_of_values(tmp_path
     assert "1 changed, 0 new, 0 gone of 4" in records.compare_records(stale, good.decode())
 
 
+def test_a_value_change_reports_its_size():
+    """The largest relative difference of a changed value, so a rounding-level change (another
+    machine's BLAS) reads apart from a real one; a change of fields is said to be one."""
+    old = records.record_line({"key": "a", "code": "0", "values": {"s": [1.0, 2.0], "n": 3}})
+    rounded = records.record_line({"key": "a", "code": "0", "values": {"s": [1.0, 2.0 + 4e-16], "n": 3}})
+    assert "largest relative difference of a changed value 2.2e-16" in records.compare_records(old, rounded)
+    moved = records.record_line({"key": "a", "code": "0", "values": {"s": [1.0, 3.0], "n": 3}})
+    assert "largest relative difference of a changed value 0.33" in records.compare_records(old, moved)
+    reshaped = records.record_line({"key": "a", "code": "0", "values": {"s": [1.0], "n": 3}})
+    assert "the changed records differ in their fields" in records.compare_records(old, reshaped)
+
+
 def test_an_interrupted_recompute_leaves_the_records_alone_and_resumes(tmp_path, monkeypatch):
     _run(tmp_path)
     path = _folder(tmp_path) / "records.jsonl"

@@ -212,17 +212,45 @@ def compare_records(previous: str | None, new: str) -> str:
     old = {record["key"]: record for record in map(json.loads, previous.splitlines()) if record}
     fresh = {record["key"]: record for record in map(json.loads, new.splitlines()) if record}
     common = fresh.keys() & old.keys()
-    changed = sum(1 for key in common if _values(fresh[key]) != _values(old[key]))
+    changed = [key for key in common if _values(fresh[key]) != _values(old[key])]
     added, removed = len(fresh.keys() - old.keys()), len(old.keys() - fresh.keys())
     if not (changed or added or removed):
         return (
             f"values identical to the previous records; only the code fingerprint changed "
             f"({sum(1 for key in common if fresh[key] != old[key])} of {len(fresh)} records)"
         )
+    size = ""
+    if changed:
+        largest = max(_relative_difference(fresh[key]["values"], old[key]["values"]) for key in changed)
+        size = (
+            "; the changed records differ in their fields"
+            if np.isinf(largest)
+            else f"; largest relative difference of a changed value {largest:.2g}"
+        )
     return (
-        f"DIFFERENT from the previous records ({changed} changed, {added} new, {removed} gone of "
-        f"{len(fresh)}): the previous records were stale, or the computation is not deterministic"
+        f"DIFFERENT from the previous records ({len(changed)} changed, {added} new, {removed} gone of "
+        f"{len(fresh)}{size}): the previous records were stale, the computation is not deterministic, "
+        "or (a difference near the working precision) another machine rounded differently (CPU, BLAS, "
+        "library versions)"
     )
+
+
+def _relative_difference(new, old) -> float:
+    """The largest |new − old| / max(|new|, |old|) over the numbers of two records' values (nested
+    dicts and lists); infinite where their fields or shapes differ, or a non-number differs."""
+    if isinstance(new, dict) and isinstance(old, dict):
+        if new.keys() != old.keys():
+            return np.inf
+        return max((_relative_difference(new[name], old[name]) for name in new), default=0.0)
+    if isinstance(new, list) and isinstance(old, list):
+        if len(new) != len(old):
+            return np.inf
+        return max((_relative_difference(a, b) for a, b in zip(new, old, strict=True)), default=0.0)
+    numbers = (int, float)
+    if isinstance(new, numbers) and isinstance(old, numbers) and not isinstance(new, bool):
+        scale = max(abs(new), abs(old))
+        return 0.0 if scale == 0 else abs(new - old) / scale
+    return 0.0 if new == old else np.inf
 
 
 def _values(record: dict) -> dict:
