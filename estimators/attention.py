@@ -155,10 +155,13 @@ def favor(
         the call uses the defaults it implements, and its ``supports`` accepts the call; otherwise the
         reference path here. ``"triton"`` demands the kernel and raises ``ValueError`` if it cannot run.
         ``"compiled"`` runs the reference path with each chunk or block step compiled: torch tensors
-        through ``torch.compile`` (Inductor; one graph per step and block shape, compiled on first use,
-        which takes seconds to a minute and needs a C++ compiler on a CPU), JAX arrays as always (the
-        whole call is jitted); other arrays raise ``ValueError``. Same algebra, same outputs up to
-        rounding.
+        through ``torch.compile`` (Inductor; compiled on first use, which takes seconds to a minute and
+        needs a C++ compiler on a CPU), JAX arrays as always (the whole call is jitted); other arrays
+        raise ``ValueError``. Same algebra, same outputs up to rounding. A graph is specialized to its
+        pieces' shapes and strides, which depend on L: it pays for many calls of one shape, and each
+        new length compiles again until torch's limit of graphs per function
+        (``torch._dynamo.config.cache_size_limit``), after which torch warns and runs further shapes
+        uncompiled.
     denominator : {"raise", "zero", "raw"}
         What a visible row with an underflowed or non-positive D̂_i gets (module docstring).
     feature_options : dict, (dict, dict) or None

@@ -5,7 +5,8 @@ its outputs and gradients against the float64 reference within float32 rounding,
 compile into graphs without a graph break (a break would silently run part of a step eagerly), that
 numpy is refused by name, that JAX gives its jitted reference, and that a failed compilation says
 what to do. The sizes are small, with blocks and chunks shortened, so that the first, a carried and a
-remainder block (or key chunk) each compile: one graph per step and shape.
+remainder block (or key chunk) each compile, and a second length (new shapes and strides) compiles
+again and is as right.
 
 Tolerance: a float32 FAVOR output sums L key terms of m features, each from a d-term projection, so
 its relative rounding error is at most about (L + m + d)·u with u = 2⁻²⁴ (recursive summation,
@@ -31,20 +32,20 @@ torch = pytest.importorskip("torch")
 HAS_COMPILER = any(shutil.which(name) for name in ("g++", "c++", "clang++"))
 needs_compiler = pytest.mark.skipif(not HAS_COMPILER, reason="torch.compile on a CPU needs a C++ compiler")
 
-B, H, LENGTH, D, M = 1, 2, 72, 16, 32
+B, H, LENGTH, OTHER_LENGTH, D, M = 1, 2, 72, 88, 16, 32
 CHUNK, BLOCK_ROWS = 16, 32
-"""Causal: blocks of 32 rows (the first, one carried) and a remainder of 8; bidirectional key chunks of
-32, 32 and 8 rows (``chunk_size=32``)."""
+"""Causal: blocks of 32 rows (the first, one carried), then 8 rows (L = 72) or 16 and 8 (L = 88);
+bidirectional chunks of 32, 32 and 8 or 24 rows (``chunk_size=32``)."""
 UNIT_ROUNDOFF = 2.0**-24
-BOUND = (LENGTH + M + D) * UNIT_ROUNDOFF
+BOUND = (OTHER_LENGTH + M + D) * UNIT_ROUNDOFF
 
 
-def _inputs(seed=0):
+def _inputs(seed=0, length=LENGTH):
     rng = np.random.default_rng(seed)
-    q, k = (0.5 * rng.standard_normal((B, H, LENGTH, D)) for _ in range(2))
-    v = rng.standard_normal((B, H, LENGTH, D))
+    q, k = (0.5 * rng.standard_normal((B, H, length, D)) for _ in range(2))
+    v = rng.standard_normal((B, H, length, D))
     W = rng.standard_normal((M, D))
-    keep = rng.random((B, 1, LENGTH)) > 0.2
+    keep = rng.random((B, 1, length)) > 0.2
     return q, k, v, W, keep
 
 
@@ -67,17 +68,19 @@ def short_blocks(monkeypatch):
 @needs_compiler
 @pytest.mark.parametrize("causal", [False, True])
 def test_compiled_output_is_the_reference_within_float32_rounding(short_blocks, causal):
-    q, k, v, W, keep = _inputs()
-    expected = to_numpy(_call((q, k, v, W), keep, causal, "reference", torch.float64))
     torch._dynamo.reset()
-    torch._dynamo.utils.counters.clear()
-    compiled = _call((q, k, v, W), keep, causal, "compiled", torch.float32)
-    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 2
-    assert not torch._dynamo.utils.counters["graph_break"], dict(torch._dynamo.utils.counters["graph_break"])
-    eager = _call((q, k, v, W), keep, causal, "reference", torch.float32)
-    assert compiled.dtype == torch.float32 and compiled.shape == (B, H, LENGTH, D)
-    assert _relative(eager, expected) <= BOUND
-    assert _relative(compiled, expected) <= BOUND
+    counters = torch._dynamo.utils.counters
+    counters.clear()
+    for length in (LENGTH, OTHER_LENGTH):
+        q, k, v, W, keep = _inputs(length=length)
+        expected = to_numpy(_call((q, k, v, W), keep, causal, "reference", torch.float64))
+        compiled = _call((q, k, v, W), keep, causal, "compiled", torch.float32)
+        eager = _call((q, k, v, W), keep, causal, "reference", torch.float32)
+        assert compiled.dtype == torch.float32 and compiled.shape == (B, H, length, D)
+        assert _relative(eager, expected) <= BOUND
+        assert _relative(compiled, expected) <= BOUND
+    assert counters["stats"]["unique_graphs"] >= 2
+    assert not counters["graph_break"], dict(counters["graph_break"])
 
 
 @needs_compiler
