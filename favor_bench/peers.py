@@ -113,10 +113,10 @@ class PeerAttentionTime(common.HeavyBenchmark):
     params = (common.BACKENDS, IMPLEMENTATIONS, MODES, PASSES, LENGTHS)
     param_names = ("backend", "implementation", "mode", "pass", "L")
     rounds = 2
-    """Two processes per combination, in interleaved rounds: at L = 1k a process's own state (where
-    the allocator's heap ends, how its pages fault) moved one implementation's median by up to 1.6x
-    between runs, more than the within-process spread; the median over two processes started a
-    round apart is what the ratios compare."""
+    """Two processes per combination, in interleaved rounds: at L = 1k one implementation's median
+    moved by up to 1.6x between runs at one commit while its spread within each process stayed
+    tight, so the variation comes with the process (what in it was not established); the median
+    over two processes started a round apart is what the ratios compare."""
 
     def setup(self, probe, backend, implementation, mode, attention_pass, length):
         common.require_backend(probe, backend)
