@@ -36,7 +36,9 @@ def newest_results_file(results_dir: Path, key: str, machine: str | None = None)
 
 
 def benchmark_rows(data: dict, key: str, names: tuple[str, ...]) -> list[dict]:
-    """One dict per measured parameter combination: its parameters, ``value``, ``q25`` and ``q75``."""
+    """One dict per measured parameter combination: its parameters, ``value`` (the median), ``q25``,
+    ``q75``, and ``ci_low``, ``ci_high``: asv's 99% confidence interval for the median (order
+    statistics of the samples of every round, pooled; None where the file has none)."""
     if key not in data["results"]:
         return []
     columns = dict(zip(data["result_columns"], data["results"][key], strict=False))
@@ -44,11 +46,21 @@ def benchmark_rows(data: dict, key: str, names: tuple[str, ...]) -> list[dict]:
     if len(values) != len(names):
         raise ValueError(f"{key} has {len(values)} parameters, names gives {len(names)}: {names}")
     count = len(columns["result"])
-    q25 = columns.get("stats_q_25") or [None] * count
-    q75 = columns.get("stats_q_75") or [None] * count
+    stats = {
+        field: columns.get(column) or [None] * count
+        for field, column in (
+            ("q25", "stats_q_25"),
+            ("q75", "stats_q_75"),
+            ("ci_low", "stats_ci_99_a"),
+            ("ci_high", "stats_ci_99_b"),
+        )
+    }
     rows = []
-    for combo, value, low, high in zip(itertools.product(*values), columns["result"], q25, q75, strict=True):
+    for position, (combo, value) in enumerate(
+        zip(itertools.product(*values), columns["result"], strict=True)
+    ):
         if value is None or (isinstance(value, float) and math.isnan(value)):
             continue
-        rows.append({**dict(zip(names, combo, strict=True)), "value": float(value), "q25": low, "q75": high})
+        row = {**dict(zip(names, combo, strict=True)), "value": float(value)}
+        rows.append(row | {field: column[position] for field, column in stats.items()})
     return rows

@@ -8,8 +8,9 @@ and claim is given for each.
 * ``peers.csv``: per (backend, mode, pass, L) each implementation's median time, the ratios
   time(peer) / time(ours) (above 1: ours is faster), and for the forward pass the floor time and
   each time / floor;
-* ``claims.csv``: the CPU-speed targets for each of ours, each measured (met, not met, or not
-  attainable where the peer itself runs within the target of the floor, with the number);
+* ``claims.csv``: the CPU-speed targets for each of ours, each measured: met, not met, undecided
+  (the run's interval holds the target), or not attainable where the peer itself runs within the
+  target of the floor, with the numbers and intervals that decide it;
 * ``peers.png`` / ``.svg``: one row of panels per implementation of ours: the ratios against L per
   mode, and its and performer-pytorch's distance to the floor (a peer within a target of the floor
   cannot be beaten by that target);
@@ -18,6 +19,17 @@ and claim is given for each.
 
 The floor of a FAVOR forward with B·H heads: 8·B·H·L·m·d flops at the measured sgemm rate plus
 2·B·H·L·m exponentials at the measured exp rate (``favor_bench/peers.py``).
+
+Intervals and verdicts. asv gives each median a 99% confidence interval (order statistics of the
+samples of every round, pooled). A ratio's interval is the ratio of opposite ends, [a_lo / b_hi,
+a_hi / b_lo]: it holds the ratio of the two medians whenever both intervals hold theirs, so with
+probability at least 98% (Bonferroni; no independence needed). A target at one L is met when the
+whole interval is on its side, missed when the whole interval is on the other, and undecided
+otherwise; a claim over k lengths is met (or missed) only as its lengths say, so a wrong "met" or
+"not met" needs an interval that missed its median: at most 2k% per claim. The floor's rates (the
+best of five runs) are taken as exact. The intervals describe the variation within one run: a
+median can move further between runs (up to 1.6x at L = 1k, ``PeerAttentionTime.rounds``), so a
+verdict is about the run it names.
 
 Run (single thread, CPU time)::
 
@@ -77,10 +89,15 @@ def floor_seconds(length: int, sgemm_gflops: float, exp_rate: float) -> float:
 
 
 def table(times: list[dict], backend: str, sgemm: float | None, exp_rate: float | None) -> list[dict]:
-    """One row per (mode, pass, L): each implementation's time, each peer's time over each of ours, and
-    for the forward pass the floor and each time over it."""
+    """One row per (mode, pass, L): each implementation's time with its 99% interval, each peer's
+    time over each of ours, and for the forward pass the floor and each time over it; every ratio with
+    its interval (``_low``, ``_high``: ratios of opposite ends, see the module docstring)."""
     by_key = {
-        (r["implementation"], r["mode"], r["pass"], r["L"]): r["value"]
+        (r["implementation"], r["mode"], r["pass"], r["L"]): (
+            r["value"],
+            r.get("ci_low") or r["value"],
+            r.get("ci_high") or r["value"],
+        )
         for r in times
         if r["backend"] == backend
     }
@@ -92,18 +109,44 @@ def table(times: list[dict], backend: str, sgemm: float | None, exp_rate: float 
                 floor = None
                 if attention_pass == "forward" and sgemm and exp_rate:
                     floor = floor_seconds(length, sgemm, exp_rate)
+                times_of = {}
                 for name in peers.IMPLEMENTATIONS:
-                    row[f"{name}_s"] = by_key.get((name, mode, attention_pass, length))
+                    times_of[name] = by_key.get((name, mode, attention_pass, length), (None, None, None))
+                    row[f"{name}_s"], row[f"{name}_low_s"], row[f"{name}_high_s"] = times_of[name]
                 for ours in OURS:
                     for peer in PEERS:
-                        theirs, mine = row[f"{peer}_s"], row[f"{ours}_s"]
-                        row[f"{peer}_over_{ours}"] = theirs / mine if theirs and mine else None
+                        row |= _ratio_columns(f"{peer}_over_{ours}", times_of[peer], times_of[ours])
                 row["floor_s"] = floor
                 for name in (*OURS, *PEERS):
-                    time = row[f"{name}_s"]
-                    row[f"{name}_over_floor"] = time / floor if time and floor else None
+                    fixed = (floor, floor, floor) if floor else (None, None, None)
+                    row |= _ratio_columns(f"{name}_over_floor", times_of[name], fixed)
                 rows.append(row)
     return rows
+
+
+def _ratio_columns(name: str, numerator: tuple, denominator: tuple) -> dict:
+    """``{name, name_low, name_high}``: the ratio of two (median, low, high) triples and its interval
+    [low / high', high / low'] (None where either is missing). asv extends an interval it cannot
+    bound by order statistics (fewer than 6 samples) with a posterior that can reach below zero; a
+    time's interval is cut at zero, so such an end of the ratio is 0 or inf (unbounded)."""
+    (a, a_low, a_high), (b, b_low, b_high) = numerator, denominator
+    if not (a and b):
+        return {name: None, f"{name}_low": None, f"{name}_high": None}
+    low = a_low / b_high if a_low > 0 else 0.0
+    high = a_high / b_low if b_low > 0 else math.inf
+    return {name: a / b, f"{name}_low": low, f"{name}_high": high}
+
+
+def side_of(low: float, high: float, target: float, at_least: bool) -> str:
+    """Where an interval [low, high] lies against a target ``ratio >= target`` (``at_least``) or
+    ``ratio <= target``: "met" (wholly on its side), "missed" (wholly on the other) or "undecided"."""
+    if at_least:
+        return "met" if low >= target else "missed" if high < target else "undecided"
+    return "met" if high <= target else "missed" if low > target else "undecided"
+
+
+def _interval(value: float, low: float, high: float) -> str:
+    return f"{value:.2f} (99% interval {low:.2f}-{high:.2f})"
 
 
 def crossover(rows: list[dict], mode: str, attention_pass: str, ours: str = "favor-bench") -> str:
@@ -122,42 +165,64 @@ def crossover(rows: list[dict], mode: str, attention_pass: str, ours: str = "fav
 def peer_claim(rows: list[dict], peer: str, mode: str, target: float, ours: str = "favor-bench") -> dict:
     """``{ours}: {mode} forward >= target x peer`` at every measured L, with its verdict.
 
-    No implementation of the forward runs below the floor, so no implementation is faster than the
-    peer by more than time(peer) / floor. Where the target is missed only at lengths where that bound
-    is itself below the target, the verdict is "not attainable" (the peer runs within ``target`` of
-    the floor there), and the measured text names those lengths and bounds.
+    Each length is met, missed or undecided by its ratio's interval (:func:`side_of`). No
+    implementation of the forward runs below the floor, so none is faster than the peer by more than
+    time(peer) / floor: a length where that bound is below the target cannot be met. Verdict: "not
+    met" where some length with room is missed; else "not attainable" where some length without room
+    is not met; else "undecided" where some length is; else "met". The measured text gives the least
+    ratio with its interval and names the lengths that decide a verdict other than "met".
     """
-    points = [
-        r
-        for r in rows
-        if (r["mode"], r["pass"]) == (mode, "forward") and r[f"{peer}_over_{ours}"] is not None
-    ]
+    column = f"{peer}_over_{ours}"
+    points = [r for r in rows if (r["mode"], r["pass"]) == (mode, "forward") and r[column] is not None]
     claim = f"{ours}: {mode} forward >= {target:g}x {peer} at every measured L >= 1024"
     if not points:
         return {"claim": claim, "measured": "n/a", "verdict": "n/a"}
-    worst = min(r[f"{peer}_over_{ours}"] for r in points)
-    measured = f"least ratio {worst:.2f} over {len(points)} lengths"
-    missed = [r for r in points if r[f"{peer}_over_{ours}"] < target]
-    if not missed:
-        return {"claim": claim, "measured": measured, "verdict": "met"}
-    bounded = [r for r in missed if r[f"{peer}_over_floor"] is not None and r[f"{peer}_over_floor"] < target]
-    if len(bounded) < len(missed):
-        return {"claim": claim, "measured": measured, "verdict": "not met"}
-    bounds = ", ".join(f"{r[f'{peer}_over_floor']:.2f} at L = {r['L']}" for r in bounded)
-    measured += f"; missed only where {peer} itself runs within {target:g}x of the floor ({bounds})"
-    return {"claim": claim, "measured": measured, "verdict": "not attainable"}
+    worst = min(points, key=lambda r: r[column])
+    measured = (
+        f"least ratio {_interval(worst[column], worst[f'{column}_low'], worst[f'{column}_high'])} "
+        f"at L = {worst['L']}, over {len(points)} lengths"
+    )
+    sides = {r["L"]: side_of(r[f"{column}_low"], r[f"{column}_high"], target, at_least=True) for r in points}
+    room = {r["L"]: r[f"{peer}_over_floor"] is None or r[f"{peer}_over_floor"] >= target for r in points}
+    missed = [length for length, side in sides.items() if side == "missed" and room[length]]
+    bounded = [r for r in points if sides[r["L"]] != "met" and not room[r["L"]]]
+    undecided = [length for length, side in sides.items() if side == "undecided"]
+    if missed:
+        verdict = "not met"
+        measured += "; missed at " + _lengths(missed)
+    elif bounded:
+        verdict = "not attainable"
+        bounds = ", ".join(f"{r[f'{peer}_over_floor']:.2f} at L = {r['L']}" for r in bounded)
+        measured += f"; not met only where {peer} itself runs within {target:g}x of the floor ({bounds})"
+    elif undecided:
+        verdict = "undecided"
+        measured += f"; the interval holds {target:g} at " + _lengths(undecided)
+    else:
+        verdict = "met"
+    return {"claim": claim, "measured": measured, "verdict": verdict}
 
 
-def _bounded_claim(claim: str, values: list[float], describe: str, target: float) -> dict:
-    """``claim`` met when the largest of ``values`` is at most ``target`` (n/a without values)."""
-    if not values:
+def _lengths(lengths: list[int]) -> str:
+    return "L = " + ", ".join(str(length) for length in lengths)
+
+
+def _bounded_claim(claim: str, points: list[tuple], describe: str, target: float) -> dict:
+    """``claim``: every (L, value, low, high) in ``points`` at most ``target``; "not met" where some
+    interval lies wholly above it, "undecided" where some holds it (:func:`side_of`), n/a without
+    points."""
+    if not points:
         return {"claim": claim, "measured": "n/a", "verdict": "n/a"}
-    largest = max(values)
-    return {
-        "claim": claim,
-        "measured": f"{describe} {largest:.2f}",
-        "verdict": "met" if largest <= target else "not met",
-    }
+    length, value, low, high = max(points, key=lambda point: point[1])
+    sides = {point[0]: side_of(point[2], point[3], target, at_least=False) for point in points}
+    measured = f"{describe} {_interval(value, low, high)} at L = {length}"
+    missed = [length for length, side in sides.items() if side == "missed"]
+    undecided = [length for length, side in sides.items() if side == "undecided"]
+    if missed:
+        return {"claim": claim, "measured": f"{measured}; missed at {_lengths(missed)}", "verdict": "not met"}
+    if undecided:
+        measured += f"; the interval holds {target:g} at {_lengths(undecided)}"
+        return {"claim": claim, "measured": measured, "verdict": "undecided"}
+    return {"claim": claim, "measured": measured, "verdict": "met"}
 
 
 def claims(rows: list[dict]) -> list[dict]:
@@ -165,21 +230,27 @@ def claims(rows: list[dict]) -> list[dict]:
     out = []
     for ours in OURS:
         out += [peer_claim(rows, peer, mode, target, ours) for (peer, mode), target in TARGETS.items()]
+        column = f"{ours}_over_floor"
         floor = [
-            r[f"{ours}_over_floor"]
+            (r["L"], r[column], r[f"{column}_low"], r[f"{column}_high"])
             for r in rows
             if (r["mode"], r["pass"]) == ("bidirectional", "forward")
             and r["L"] >= FLOOR_FROM
-            and r[f"{ours}_over_floor"] is not None
+            and r[column] is not None
         ]
         claim = f"{ours}: bidirectional forward within {FLOOR_TARGET:g}x of the floor at L >= {FLOOR_FROM}"
         out.append(_bounded_claim(claim, floor, "largest time/floor", FLOOR_TARGET))
-        forward = {(r["mode"], r["L"]): r[f"{ours}_s"] for r in rows if r["pass"] == "forward"}
-        causal_ratios = [
-            forward[("causal", length)] / forward[("bidirectional", length)]
-            for length in peers.LENGTHS
-            if forward.get(("causal", length)) and forward.get(("bidirectional", length))
-        ]
+        forward = {
+            (r["mode"], r["L"]): (r[f"{ours}_s"], r[f"{ours}_low_s"], r[f"{ours}_high_s"])
+            for r in rows
+            if r["pass"] == "forward"
+        }
+        causal_ratios = []
+        for length in peers.LENGTHS:
+            pair = forward.get(("causal", length)), forward.get(("bidirectional", length))
+            ratio = _ratio_columns("r", *pair) if all(pair) else {"r": None}
+            if ratio["r"] is not None:
+                causal_ratios.append((length, ratio["r"], ratio["r_low"], ratio["r_high"]))
         claim = f"{ours}: causal forward <= {CAUSAL_OVER_BIDIRECTIONAL:g}x bidirectional at every measured L"
         out.append(
             _bounded_claim(claim, causal_ratios, "largest causal/bidirectional", CAUSAL_OVER_BIDIRECTIONAL)
@@ -215,32 +286,66 @@ def plot(rows: list[dict], stem: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, grid = plt.subplots(len(OURS), 3, figsize=(13.5, 4.0 * len(OURS)), constrained_layout=True)
+    fig, grid = plt.subplots(len(OURS), 3, figsize=(13.5, 4.8 * len(OURS)), constrained_layout=True)
     for axes, ours in zip(grid, OURS, strict=True):
         for ax, mode in zip(axes[:2], peers.MODES, strict=True):
             _ratio_panel(ax, rows, ours, mode)
         _floor_panel(axes[2], rows, ours)
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(
+        f"{title}\nerror bars: 99% intervals (ratios: of opposite ends); {UNBOUNDED_NOTE}", fontsize=9
+    )
     for suffix in (".png", ".svg"):
         fig.savefig(stem.with_suffix(suffix), dpi=150)
     plt.close(fig)
 
 
-def _points(rows, mode, attention_pass, column):
-    return [
-        (r["L"], r[column]) for r in rows if (r["mode"], r["pass"]) == (mode, attention_pass) and r[column]
+UNBOUNDED_NOTE = "open marker: 99% interval unbounded on one side (bar drawn on the other)"
+
+
+def _errorbar(ax, rows, mode, attention_pass, column, style, offset, **options):
+    """``column`` against L with its 99% interval as error bars, each series moved ``offset`` octaves
+    along L so that bars at one L do not cover each other; an end at 0 or inf (unbounded) is not
+    drawn and its point is an open marker."""
+    points = [
+        (r["L"] * 2.0**offset, r[column], r[f"{column}_low"], r[f"{column}_high"])
+        for r in rows
+        if (r["mode"], r["pass"]) == (mode, attention_pass) and r[column]
     ]
+    if not points:
+        return
+    x, y, low, high = (list(values) for values in zip(*points, strict=True))
+    below = [value - end if end > 0 else 0.0 for value, end in zip(y, low, strict=True)]
+    above = [end - value if math.isfinite(end) else 0.0 for value, end in zip(y, high, strict=True)]
+    unbounded = [a <= 0 or not math.isfinite(b) for a, b in zip(low, high, strict=True)]
+    bounded = [position for position, flag in enumerate(unbounded) if not flag]
+    line = ax.errorbar(x, y, yerr=[below, above], fmt=style, capsize=3, markevery=bounded, **options)
+    if any(unbounded):
+        u, v = zip(*((u, v) for u, v, flag in zip(x, y, unbounded, strict=True) if flag), strict=True)
+        color = line.lines[0].get_color()
+        ax.plot(u, v, linestyle="none", marker=options.get("marker"), markerfacecolor="white", color=color)
+
+
+def _offset(position: int, count: int, step: float = 0.08) -> float:
+    """Octaves to move series ``position`` of ``count`` along L, centred on the true L."""
+    return (position - (count - 1) / 2) * step
 
 
 def _ratio_panel(ax, rows, ours, mode):
-    """time(peer) / time(ours) against L, both passes, with the target line."""
-    for peer in PEERS:
-        for attention_pass in peers.PASSES:
-            points = _points(rows, mode, attention_pass, f"{peer}_over_{ours}")
-            if points:
-                x, y = zip(*points, strict=True)
-                style = PASS_STYLE[attention_pass]
-                ax.plot(x, y, style, marker="o", color=PEER_STYLE[peer], label=f"{peer}, {attention_pass}")
+    """time(peer) / time(ours) against L with 99% intervals, both passes, with the target line."""
+    series = [(peer, attention_pass) for peer in PEERS for attention_pass in peers.PASSES]
+    for position, (peer, attention_pass) in enumerate(series):
+        _errorbar(
+            ax,
+            rows,
+            mode,
+            attention_pass,
+            f"{peer}_over_{ours}",
+            PASS_STYLE[attention_pass],
+            _offset(position, len(series)),
+            marker="o",
+            color=PEER_STYLE[peer],
+            label=f"{peer}, {attention_pass}",
+        )
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.annotate(
         f"above 1: {ours} faster",
@@ -269,17 +374,30 @@ def _ratio_panel(ax, rows, ours, mode):
     ax.set_xlabel("sequence length L")
     ax.set_ylabel(f"time(peer) / time({ours})")
     ax.set_title(f"{ours}, {mode}")
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
 
 
 def _floor_panel(ax, rows, ours):
-    """time / floor of ``ours`` and performer-pytorch, forward, both modes."""
-    for mode, line, marker in zip(peers.MODES, ("-", "--"), ("o", "s"), strict=True):
-        for name, color in ((ours, "tab:blue"), ("performer-pytorch", PEER_STYLE["performer-pytorch"])):
-            points = _points(rows, mode, "forward", f"{name}_over_floor")
-            if points:
-                x, y = zip(*points, strict=True)
-                ax.plot(x, y, line, marker=marker, color=color, label=f"{name} {mode} forward")
+    """time / floor of ``ours`` and performer-pytorch with 99% intervals, forward, both modes."""
+    names = ((ours, "tab:blue"), ("performer-pytorch", PEER_STYLE["performer-pytorch"]))
+    series = [
+        (mode, line, marker, name, color)
+        for mode, line, marker in zip(peers.MODES, ("-", "--"), ("o", "s"), strict=True)
+        for name, color in names
+    ]
+    for position, (mode, line, marker, name, color) in enumerate(series):
+        _errorbar(
+            ax,
+            rows,
+            mode,
+            "forward",
+            f"{name}_over_floor",
+            line,
+            _offset(position, len(series)),
+            marker=marker,
+            color=color,
+            label=f"{name} {mode} forward",
+        )
     ax.axhline(
         FLOOR_TARGET, color="gray", linestyle=":", linewidth=1.0, label=f"target: {FLOOR_TARGET:g}x floor"
     )
@@ -289,7 +407,7 @@ def _floor_panel(ax, rows, ours):
     ax.set_xlabel("sequence length L")
     ax.set_ylabel("time / floor (measured sgemm and exp rates)")
     ax.set_title(f"{ours}: time over the floor")
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
 
 
 def main(argv=None) -> int:
