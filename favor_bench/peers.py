@@ -117,6 +117,12 @@ class PeerAttentionTime(common.HeavyBenchmark):
     moved by up to 1.6x between runs at one commit while its spread within each process stayed
     tight, so the variation comes with the process (what in it was not established); the median
     over two processes started a round apart is what the ratios compare."""
+    repeat = (1, 15, 4.0)
+    """Up to 15 samples a round within four seconds (one at least): the verdicts in
+    ``scripts/peers_figure.py`` use asv's 99% interval for each median. From order statistics it
+    needs 8 samples (asv falls back to a posterior below that) and is the whole sample range up to
+    10; over 30 samples (two rounds) it is the 8th to the 23rd smallest. Calls over four seconds
+    still take one sample a round."""
 
     def setup(self, probe, backend, implementation, mode, attention_pass, length):
         common.require_backend(probe, backend)
