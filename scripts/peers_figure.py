@@ -162,6 +162,17 @@ def crossover(rows: list[dict], mode: str, attention_pass: str, ours: str = "fav
     return "never (in the measured range)" if faster_from is None else f"L = {faster_from}"
 
 
+def _crossover_text(rows: list[dict], mode: str, attention_pass: str, ours: str) -> str:
+    """:func:`crossover` with SDPA's time over ours at that L and its 99% interval."""
+    found = crossover(rows, mode, attention_pass, ours)
+    column = f"sdpa_over_{ours}"
+    for row in rows:
+        if (row["mode"], row["pass"]) == (mode, attention_pass) and found == f"L = {row['L']}":
+            ratio = _interval(row[column], row[f"{column}_low"], row[f"{column}_high"])
+            return f"{found}; sdpa/{ours} there {ratio}"
+    return found
+
+
 def peer_claim(rows: list[dict], peer: str, mode: str, target: float, ours: str = "favor-bench") -> dict:
     """``{ours}: {mode} forward >= target x peer`` at every measured L, with its verdict.
 
@@ -260,7 +271,7 @@ def claims(rows: list[dict]) -> list[dict]:
                 out.append(
                     {
                         "claim": f"{ours}: crossover with SDPA, {mode} {attention_pass}: faster from",
-                        "measured": crossover(rows, mode, attention_pass, ours),
+                        "measured": _crossover_text(rows, mode, attention_pass, ours),
                         "verdict": "reported",
                     }
                 )

@@ -98,6 +98,8 @@ def test_rows_ratios_floor_and_crossover_follow_the_times(tmp_path):
     assert figure.crossover(rows, "bidirectional", "forward") == "L = 4096"
     assert figure.crossover(rows, "bidirectional", "forward", "favor-bench-compiled") == "L = 1024"
     verdicts = {c["claim"]: c for c in figure.claims(rows)}
+    crossing = verdicts["favor-bench: crossover with SDPA, bidirectional forward: faster from"]["measured"]
+    assert crossing == "L = 4096; sdpa/favor-bench there 2.05 (99% interval 2.05-2.05)"
     for ours in figure.OURS:
         bidirectional = f"{ours}: bidirectional forward >= 2x performer-pytorch at every measured L >= 1024"
         assert verdicts[bidirectional]["verdict"] == "met"
