@@ -369,16 +369,12 @@ def _ratio_panel(ax, rows, ours, mode):
     )
     target = TARGETS.get(("performer-pytorch", mode))
     if target:
-        ax.axhline(target, color=PEER_STYLE["performer-pytorch"], linestyle=":", linewidth=1.0)
-        ax.annotate(
-            f"target vs performer: {target:g}x",
-            (0.98, target),
-            xycoords=ax.get_yaxis_transform(),
-            xytext=(-2, -9),
-            textcoords="offset points",
-            ha="right",
-            fontsize=7,
+        ax.axhline(
+            target,
             color=PEER_STYLE["performer-pytorch"],
+            linestyle=":",
+            linewidth=1.0,
+            label=f"target vs performer-pytorch: {target:g}x",
         )
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
