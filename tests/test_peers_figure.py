@@ -1,5 +1,5 @@
-"""scripts/peers_figure.py: asv rows to ratios, floor, crossover and claims, on a synthetic results file
-whose times are chosen so each number is known in advance."""
+"""scripts/peers_figure.py and favor_bench/peer_verdicts.py: asv rows to ratios, floor, crossover
+and claims, on a synthetic results file whose times are chosen so each number is known in advance."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from favor_bench import peers
+from favor_bench import peer_verdicts, peers
 from favor_bench.asv_results import benchmark_rows, newest_results_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,12 +95,12 @@ def test_rows_ratios_floor_and_crossover_follow_the_times(tmp_path):
                 assert row[f"{name}_over_floor"] == pytest.approx(row[f"{name}_s"] / floor, rel=1e-12)
         else:
             assert row["floor_s"] is None
-    assert figure.crossover(rows, "bidirectional", "forward") == "L = 4096"
-    assert figure.crossover(rows, "bidirectional", "forward", "favor-bench-compiled") == "L = 1024"
-    verdicts = {c["claim"]: c for c in figure.claims(rows)}
+    assert peer_verdicts.crossover(rows, "bidirectional", "forward") == "L = 4096"
+    assert peer_verdicts.crossover(rows, "bidirectional", "forward", "favor-bench-compiled") == "L = 1024"
+    verdicts = {c["claim"]: c for c in peer_verdicts.claims(rows)}
     crossing = verdicts["favor-bench: crossover with SDPA, bidirectional forward: faster from"]["measured"]
     assert crossing == "L = 4096; sdpa/favor-bench there 2.05 (99% interval 2.05-2.05)"
-    for ours in figure.OURS:
+    for ours in peer_verdicts.OURS:
         bidirectional = f"{ours}: bidirectional forward >= 2x performer-pytorch at every measured L >= 1024"
         assert verdicts[bidirectional]["verdict"] == "met"
         causal_peer = verdicts[f"{ours}: causal forward >= 10x performer-pytorch at every measured L >= 1024"]
@@ -122,9 +122,9 @@ def test_crossover_needs_every_larger_length_to_be_faster():
         }
         for length, ratio in ((1024, 2.0), (4096, 0.5), (16384, 3.0))
     ]
-    assert figure.crossover(rows, "causal", "forward") == "L = 16384"
+    assert peer_verdicts.crossover(rows, "causal", "forward") == "L = 16384"
     rows[-1]["sdpa_over_favor-bench"] = 0.9
-    assert figure.crossover(rows, "causal", "forward") == "never (in the measured range)"
+    assert peer_verdicts.crossover(rows, "causal", "forward") == "never (in the measured range)"
 
 
 def test_the_figure_script_writes_its_outputs(tmp_path):
@@ -143,15 +143,15 @@ def test_a_missed_ratio_is_not_attainable_only_where_the_peer_runs_near_the_floo
         _ratio_row(length, r, r, r, bound)
         for length, r, bound in ((1024, 1.5, 1.8), (4096, 2.5, 4.0), (16384, 3.0, 5.0))
     ]
-    verdict = figure.peer_claim(rows, "p", "bidirectional", 2.0)
+    verdict = peer_verdicts.peer_claim(rows, "p", "bidirectional", 2.0)
     assert verdict["verdict"] == "not attainable"
     assert verdict["measured"].endswith("(1.80 at L = 1024)")
     rows[1] = _ratio_row(4096, 1.9, 1.9, 1.9, 4.0)
-    assert figure.peer_claim(rows, "p", "bidirectional", 2.0)["verdict"] == "not met"
+    assert peer_verdicts.peer_claim(rows, "p", "bidirectional", 2.0)["verdict"] == "not met"
     rows[1] = _ratio_row(4096, 2.5, 2.5, 2.5, 4.0)
     rows[0]["p_over_floor"] = 2.2
-    assert figure.peer_claim(rows, "p", "bidirectional", 2.0)["verdict"] == "not met"
-    assert figure.peer_claim(rows, "p", "causal", 2.0)["verdict"] == "n/a"
+    assert peer_verdicts.peer_claim(rows, "p", "bidirectional", 2.0)["verdict"] == "not met"
+    assert peer_verdicts.peer_claim(rows, "p", "causal", 2.0)["verdict"] == "n/a"
 
 
 def _ratio_row(length, ratio, low, high, peer_over_floor=None):
@@ -167,45 +167,45 @@ def _ratio_row(length, ratio, low, high, peer_over_floor=None):
 
 
 def test_a_ratio_interval_is_the_ratio_of_opposite_ends_and_open_where_asv_could_not_bound_it():
-    columns = figure._ratio_columns("r", (6.0, 5.0, 8.0), (2.0, 1.0, 4.0))
+    columns = peer_verdicts.ratio_columns("r", (6.0, 5.0, 8.0), (2.0, 1.0, 4.0))
     assert columns == {"r": 3.0, "r_low": 5.0 / 4.0, "r_high": 8.0}
-    columns = figure._ratio_columns("r", (6.0, -0.1, 8.0), (2.0, -0.5, 4.0))
+    columns = peer_verdicts.ratio_columns("r", (6.0, -0.1, 8.0), (2.0, -0.5, 4.0))
     assert columns["r_low"] == 0.0 and columns["r_high"] == float("inf")
-    assert figure._ratio_columns("r", (None, None, None), (2.0, 1.0, 4.0))["r"] is None
+    assert peer_verdicts.ratio_columns("r", (None, None, None), (2.0, 1.0, 4.0))["r"] is None
 
 
 def test_a_verdict_follows_the_interval_not_the_median():
     """A median past the target with an interval that holds it is undecided, not met (the point
     verdict's error: it flipped between runs at L = 1k); an interval wholly past it decides."""
     rows = [_ratio_row(1024, 2.5, 1.8, 3.4), _ratio_row(4096, 3.0, 2.6, 3.5)]
-    verdict = figure.peer_claim(rows, "p", "bidirectional", 2.0)
+    verdict = peer_verdicts.peer_claim(rows, "p", "bidirectional", 2.0)
     assert verdict["verdict"] == "undecided"
     assert verdict["measured"] == (
         "least ratio 2.50 (99% interval 1.80-3.40) at L = 1024, over 2 lengths; "
         "the interval holds 2 at L = 1024"
     )
     rows[0] = _ratio_row(1024, 2.5, 2.1, 3.4)
-    assert figure.peer_claim(rows, "p", "bidirectional", 2.0)["verdict"] == "met"
+    assert peer_verdicts.peer_claim(rows, "p", "bidirectional", 2.0)["verdict"] == "met"
     rows[0] = _ratio_row(1024, 1.5, 1.2, 1.9, peer_over_floor=5.0)
     rows[1] = _ratio_row(4096, 1.9, 1.5, 2.4)
-    verdict = figure.peer_claim(rows, "p", "bidirectional", 2.0)
+    verdict = peer_verdicts.peer_claim(rows, "p", "bidirectional", 2.0)
     assert verdict["verdict"] == "not met" and verdict["measured"].endswith("; missed at L = 1024")
     rows[0] = _ratio_row(1024, 1.5, 1.2, 1.9, peer_over_floor=1.6)
-    assert figure.peer_claim(rows, "p", "bidirectional", 2.0)["verdict"] == "not attainable"
+    assert peer_verdicts.peer_claim(rows, "p", "bidirectional", 2.0)["verdict"] == "not attainable"
 
 
 def test_an_upper_bound_claim_is_met_missed_or_undecided_by_its_intervals():
     claim = "c"
     points = [(1024, 1.4, 1.2, 1.45), (4096, 1.3, 1.1, 1.4)]
-    assert figure._bounded_claim(claim, points, "largest", 1.5)["verdict"] == "met"
+    assert peer_verdicts.bounded_claim(claim, points, "largest", 1.5)["verdict"] == "met"
     points[0] = (1024, 1.45, 1.2, 1.7)
-    verdict = figure._bounded_claim(claim, points, "largest", 1.5)
+    verdict = peer_verdicts.bounded_claim(claim, points, "largest", 1.5)
     assert verdict["verdict"] == "undecided" and verdict["measured"].endswith("holds 1.5 at L = 1024")
     points[1] = (4096, 1.8, 1.6, 2.0)
-    verdict = figure._bounded_claim(claim, points, "largest", 1.5)
+    verdict = peer_verdicts.bounded_claim(claim, points, "largest", 1.5)
     assert verdict["verdict"] == "not met"
     assert verdict["measured"] == "largest 1.80 (99% interval 1.60-2.00) at L = 4096; missed at L = 4096"
-    assert figure._bounded_claim(claim, [], "largest", 1.5)["verdict"] == "n/a"
+    assert peer_verdicts.bounded_claim(claim, [], "largest", 1.5)["verdict"] == "n/a"
 
 
 def test_the_intervals_come_from_the_results_file(tmp_path):
@@ -222,5 +222,5 @@ def test_the_intervals_come_from_the_results_file(tmp_path):
     assert row["performer-pytorch_over_favor-bench_low"] == pytest.approx(3.0 / 4, rel=1e-12)
     assert row["performer-pytorch_over_favor-bench_high"] == pytest.approx(3.0 * 4, rel=1e-12)
     assert row["favor-bench_over_floor_high"] == pytest.approx(2.0 * row["favor-bench_over_floor"], rel=1e-12)
-    verdicts = {c["claim"]: c["verdict"] for c in figure.claims(rows)}
+    verdicts = {c["claim"]: c["verdict"] for c in peer_verdicts.claims(rows)}
     assert verdicts["favor-bench: causal forward <= 1.5x bidirectional at every measured L"] == "undecided"
