@@ -57,28 +57,33 @@ def _interval(value: float, low: float, high: float) -> str:
     return f"{value:.2f} (99% interval {low:.2f}-{high:.2f})"
 
 
-def crossover(rows: list[dict], mode: str, attention_pass: str, ours: str = "favor-bench") -> str:
-    """The smallest measured L from which ``ours`` beats SDPA at every larger measured L."""
+def _crossover_row(rows: list[dict], mode: str, attention_pass: str, ours: str) -> dict | None:
+    """The row of the smallest measured L from which ``ours`` beats SDPA at every larger measured L."""
     points = [r for r in rows if (r["mode"], r["pass"]) == (mode, attention_pass) and r[f"{ours}_s"]]
     faster_from = None
     for row in sorted(points, key=lambda r: r["L"], reverse=True):
         ratio = row[f"sdpa_over_{ours}"]
         if ratio is not None and ratio > 1:
-            faster_from = row["L"]
+            faster_from = row
         elif ratio is not None:
             break
-    return "never (in the measured range)" if faster_from is None else f"L = {faster_from}"
+    return faster_from
+
+
+def crossover(rows: list[dict], mode: str, attention_pass: str, ours: str = "favor-bench") -> str:
+    """``"L = …"``: the smallest measured L from which ``ours`` beats SDPA at every larger one."""
+    row = _crossover_row(rows, mode, attention_pass, ours)
+    return "never (in the measured range)" if row is None else f"L = {row['L']}"
 
 
 def _crossover_text(rows: list[dict], mode: str, attention_pass: str, ours: str) -> str:
     """:func:`crossover` with SDPA's time over ours at that L and its 99% interval."""
-    found = crossover(rows, mode, attention_pass, ours)
+    row = _crossover_row(rows, mode, attention_pass, ours)
+    if row is None:
+        return crossover(rows, mode, attention_pass, ours)
     column = f"sdpa_over_{ours}"
-    for row in rows:
-        if (row["mode"], row["pass"]) == (mode, attention_pass) and found == f"L = {row['L']}":
-            ratio = _interval(row[column], row[f"{column}_low"], row[f"{column}_high"])
-            return f"{found}; sdpa/{ours} there {ratio}"
-    return found
+    ratio = _interval(row[column], row[f"{column}_low"], row[f"{column}_high"])
+    return f"L = {row['L']}; sdpa/{ours} there {ratio}"
 
 
 def peer_claim(rows: list[dict], peer: str, mode: str, target: float, ours: str = "favor-bench") -> dict:
@@ -164,10 +169,11 @@ def claims(rows: list[dict]) -> list[dict]:
             for r in rows
             if r["pass"] == "forward"
         }
+        missing = (None, None, None)
         causal_ratios = []
         for length in peers.LENGTHS:
-            pair = forward.get(("causal", length)), forward.get(("bidirectional", length))
-            ratio = ratio_columns("r", *pair) if all(pair) else {"r": None}
+            pair = (forward.get((mode, length), missing) for mode in ("causal", "bidirectional"))
+            ratio = ratio_columns("r", *pair)
             if ratio["r"] is not None:
                 causal_ratios.append((length, ratio["r"], ratio["r_low"], ratio["r_high"]))
         claim = f"{ours}: causal forward <= {CAUSAL_OVER_BIDIRECTIONAL:g}x bidirectional at every measured L"

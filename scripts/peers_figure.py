@@ -86,8 +86,8 @@ def table(times: list[dict], backend: str, sgemm: float | None, exp_rate: float 
     by_key = {
         (r["implementation"], r["mode"], r["pass"], r["L"]): (
             r["value"],
-            r.get("ci_low") or r["value"],
-            r.get("ci_high") or r["value"],
+            r["value"] if r.get("ci_low") is None else r["ci_low"],
+            r["value"] if r.get("ci_high") is None else r["ci_high"],
         )
         for r in times
         if r["backend"] == backend
@@ -266,7 +266,8 @@ def main(argv=None) -> int:
         raise SystemExit(f"no favor-bench timings for {args.backend} in {path}")
     args.out.mkdir(parents=True, exist_ok=True)
     write_csv(args.out / "peers.csv", rows)
-    write_csv(args.out / "claims.csv", claims(rows))
+    verdicts = claims(rows)
+    write_csv(args.out / "claims.csv", verdicts)
     versions = data.get("params", {})
     title = (
         f"{args.backend}, B={peers.BATCH}, H={peers.HEADS}, d={peers.D}, m={peers.M}, float32; one asv run "
@@ -287,7 +288,7 @@ def main(argv=None) -> int:
         "exp_rate_1e9_per_s": exp_rate.get(args.backend),
     }
     (args.out / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    for claim in claims(rows):
+    for claim in verdicts:
         print(f"{claim['verdict']:>8}  {claim['claim']}: {claim['measured']}")
     return 0
 
