@@ -13,7 +13,8 @@ otherwise; a claim over k lengths is met (or missed) only as its lengths say, so
 "not met" needs an interval that missed its median: at most 2k% per claim. The floor's rates (the
 best of five runs) are taken as exact. The intervals describe the variation within one run: a
 median can move further between runs (up to 1.6x at L = 1k, ``PeerAttentionTime.rounds``), so a
-verdict is about the run it names.
+verdict is about the run it names. ``scripts/process_timings.py`` decides a target with the same
+rule over many fresh processes, each process one sample.
 """
 
 from __future__ import annotations

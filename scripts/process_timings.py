@@ -1,0 +1,202 @@
+"""Peers timed with the process as the unit: a median per fresh process, its page faults, and the
+CPU-speed targets decided over processes.
+
+asv's interval for a median (``scripts/peers_figure.py``) pools the samples of its two processes
+as if they were independent, but a call's time moves more between processes than within one. Here
+each of ``--processes`` rounds starts one fresh Python process per implementation (interleaved:
+every implementation once per round; round ``i`` with ``PYTHONHASHSEED=i``, so a run repeats). A
+process builds the call as the asv benchmark does (:func:`favor_bench.peers.peer_call`, one
+thread), runs it once, then times ``--calls`` calls with process CPU time and counts its minor page
+faults (``getrusage``: first touches of freshly mapped memory; how many a repeated call takes can
+depend on what the process freed before, as glibc's mmap threshold rises to the largest mapped block
+freed so far, mallopt(3)).
+
+Printed, per implementation: each process's median and faults per call; the median over processes
+with its 99% interval from order statistics (``asv_runner.statistics.quantile_ci``; distribution-free,
+valid for independent processes; unbounded below 8 processes); Spearman's rank correlation of faults
+against medians over the processes, with its two-sided p-value (null hypothesis: no monotone
+association). Then each peer over each favor-bench call: the ratio of the two medians with the
+interval [peer_lo / ours_hi, peer_hi / ours_lo] (coverage >= 98% by Bonferroni), and where the
+peer has a target for the mode (:data:`favor_bench.peer_verdicts.TARGETS`) its verdict by
+:func:`favor_bench.peer_verdicts.side_of`: met, missed or undecided. ``--malloc hold`` starts every
+process with glibc's thresholds fixed where its dynamic rule ends (``MALLOC_MMAP_THRESHOLD_=33554432
+MALLOC_TRIM_THRESHOLD_=67108864``).
+
+Run::
+
+    python scripts/process_timings.py --mode bidirectional --length 1024 --processes 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+from asv_runner.statistics import quantile_ci
+from scipy import stats
+
+from favor_bench import peer_verdicts, peers
+
+HELD_HEAP = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(64 << 20)}
+"""glibc's thresholds as its dynamic rule leaves them after a 32 MiB block is freed (the most it reaches)."""
+CONFIDENCE = 0.99
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--implementations",
+        nargs="+",
+        choices=peers.IMPLEMENTATIONS,
+        default=["favor-bench", "performer-pytorch"],
+    )
+    parser.add_argument("--mode", choices=peers.MODES, default="bidirectional")
+    parser.add_argument("--pass", dest="attention_pass", choices=peers.PASSES, default="forward")
+    parser.add_argument("--length", type=positive_int, default=1024, help="sequence length L")
+    parser.add_argument("--processes", type=positive_int, default=16, help="rounds of fresh processes (>= 3)")
+    parser.add_argument("--calls", type=positive_int, default=12, help="timed calls per process")
+    parser.add_argument("--malloc", choices=("default", "hold"), default="default")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.processes < 3:
+        parser.error(f"--processes must be at least 3 for a rank correlation, got {args.processes}")
+    if len(set(args.implementations)) != len(args.implementations):
+        parser.error(f"--implementations must not repeat a name, got {args.implementations}")
+    return args
+
+
+def positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def minor_faults():
+    """Minor page faults of this process so far."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def faults_and_times(call, calls):
+    """(minor faults per call, process-time seconds of each call) over ``calls`` calls of ``call``."""
+    times = []
+    before = minor_faults()
+    for _ in range(calls):
+        start = time.process_time()
+        call()
+        times.append(time.process_time() - start)
+    return (minor_faults() - before) / calls, times
+
+
+def child(args):
+    """One process: the peers call of ``args.implementations[0]`` built, run once, then timed;
+    prints a JSON line."""
+    import torch
+
+    from favor_bench import common
+
+    torch.set_num_threads(1)
+    implementation = args.implementations[0]
+    run = peers.peer_call("torch:cpu", implementation, args.mode, args.attention_pass, args.length)
+    faults, times = faults_and_times(lambda: common.sync(run()), args.calls)
+    print(json.dumps({"faults_per_call": faults, "median_ms": 1e3 * statistics.median(times)}))
+
+
+def spawn(args, implementation, index):
+    """Run :func:`child` for ``implementation`` in a fresh process with ``PYTHONHASHSEED=index``."""
+    env = {**os.environ, "PYTHONHASHSEED": str(index), "OMP_NUM_THREADS": "1"}
+    if args.malloc == "hold":
+        env.update(HELD_HEAP)
+    command = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--child",
+        *("--implementations", implementation, "--mode", args.mode, "--pass", args.attention_pass),
+        *("--length", str(args.length), "--calls", str(args.calls)),
+    ]
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(
+            f"{implementation}, process {index} failed (exit {done.returncode}): {done.stderr.strip()[-500:]}"
+        )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def association(records):
+    """Spearman's rho of faults per call against median time over ``records``, and its p-value
+    (NaN when either column is constant: no ranks to associate)."""
+    faults = [r["faults_per_call"] for r in records]
+    medians = [r["median_ms"] for r in records]
+    if len(set(faults)) < 2 or len(set(medians)) < 2:
+        return float("nan"), float("nan")
+    result = stats.spearmanr(faults, medians)
+    return float(result.statistic), float(result.pvalue)
+
+
+def median_interval(records):
+    """(median over processes, low, high): the median of the per-process medians and its
+    ``CONFIDENCE`` interval from order statistics (±inf ends where too few processes bound it)."""
+    median, (low, high) = quantile_ci([r["median_ms"] for r in records], 0.5, alpha_min=1 - CONFIDENCE)
+    return median, low, high
+
+
+def comparisons(args, timings):
+    """One line per (peer, favor-bench call) pair in ``timings``: the ratio peer / ours over
+    processes with its interval, and the verdict where the peer has a target in this mode."""
+    lines = []
+    for peer in (name for name in timings if name in peer_verdicts.PEERS):
+        for ours in (name for name in timings if name in peer_verdicts.OURS):
+            ratio = peer_verdicts.ratio_columns(
+                "r", median_interval(timings[peer]), median_interval(timings[ours])
+            )
+            line = f"{peer} / {ours}: {ratio['r']:.2f} (interval {ratio['r_low']:.2f}-{ratio['r_high']:.2f})"
+            target = peer_verdicts.TARGETS.get((peer, args.mode))
+            if target is not None and args.attention_pass == "forward":
+                verdict = peer_verdicts.side_of(ratio["r_low"], ratio["r_high"], target, at_least=True)
+                line += f"; target >= {target:g}: {verdict}"
+            lines.append(line)
+    return lines
+
+
+def report(args, timings):
+    """The printed tables, one per implementation, then the comparisons."""
+    lines = [
+        f"{args.mode} {args.attention_pass}, L = {args.length}, {args.processes} processes per "
+        f"implementation, {args.calls} calls each, malloc {args.malloc}"
+    ]
+    for name, records in timings.items():
+        lines += [f"{name}", f"{'process':>7}  {'median ms':>9}  {'faults/call':>11}"]
+        lines += [
+            f"{i:>7}  {r['median_ms']:>9.2f}  {r['faults_per_call']:>11.1f}" for i, r in enumerate(records)
+        ]
+        median, low, high = median_interval(records)
+        rho, p = association(records)
+        lines.append(
+            f"  median over processes {median:.2f} ms (99% interval {low:.2f}-{high:.2f}); "
+            f"Spearman rho(faults, median) = {rho:.2f}, p = {p:.3g}"
+        )
+    return "\n".join(lines + comparisons(args, timings))
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.child:
+        child(args)
+        return
+    timings = {name: [] for name in args.implementations}
+    for index in range(args.processes):
+        for name in args.implementations:
+            timings[name].append(spawn(args, name, index))
+    print(report(args, timings))
+
+
+if __name__ == "__main__":
+    main()

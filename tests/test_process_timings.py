@@ -1,0 +1,131 @@
+"""``scripts/process_timings.py``: the fault counter, the interval over processes, the verdicts,
+the rank association, and one run end to end."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import math
+import mmap
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("process_timings", ROOT / "scripts" / "process_timings.py")
+process_timings = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(process_timings)
+
+on_linux = pytest.mark.skipif(sys.platform != "linux", reason="minor faults are read from Linux's getrusage")
+
+BLOCK = 16 << 20
+HUGE_PAGE = 2 << 20
+
+
+def touch_fresh_block():
+    """Map a fresh anonymous 16 MiB block and write one byte per 4 KiB page."""
+    with mmap.mmap(-1, BLOCK) as block:
+        for offset in range(0, BLOCK, 4096):
+            block[offset] = 1
+
+
+@on_linux
+def test_fresh_pages_count_as_faults():
+    """A fresh mapping faults at least once per 2 MiB (once per 4 KiB without transparent huge
+    pages); a call that maps nothing faults less than that. A counter reading the wrong field
+    (major faults, or nothing) fails the first assertion."""
+    fresh, times = process_timings.faults_and_times(touch_fresh_block, 3)
+    idle, _ = process_timings.faults_and_times(lambda: None, 3)
+    assert len(times) == 3 and all(t >= 0 for t in times)
+    assert fresh >= BLOCK / HUGE_PAGE
+    assert idle < BLOCK / HUGE_PAGE
+
+
+def records(medians, faults=None):
+    faults = faults if faults is not None else [0.0] * len(medians)
+    return [{"median_ms": m, "faults_per_call": f} for m, f in zip(medians, faults, strict=True)]
+
+
+def test_median_interval_is_the_order_statistics_of_the_processes():
+    """16 processes: the 99% interval of the median is [X(3), X(14)] (P(K <= 2) = 0.0021 <= 0.005 <
+    P(K <= 3) = 0.0106 for K ~ Bin(16, 1/2)); below 8 processes no order statistic bounds it."""
+    assert process_timings.median_interval(records([float(i) for i in range(16, 0, -1)])) == (8.5, 3.0, 14.0)
+    _, low, high = process_timings.median_interval(records([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]))
+    assert (low, high) == (-math.inf, math.inf)
+
+
+def arguments(mode="bidirectional", attention_pass="forward"):
+    return argparse.Namespace(mode=mode, attention_pass=attention_pass)
+
+
+def spread(center, count=16):
+    """``count`` process medians around ``center``, 1% apart."""
+    return records([center * (1 + 0.01 * (i - count / 2)) for i in range(count)])
+
+
+@pytest.mark.parametrize(
+    ("peer_ms", "verdict"),
+    [(30.0, "met"), (15.0, "missed"), (21.0, "undecided")],
+)
+def test_a_target_is_decided_by_the_interval_over_processes(peer_ms, verdict):
+    """performer-pytorch over favor-bench against the bidirectional 2x target, ours at 10 ms: ratio
+    3 met, 1.5 missed, 2.1 undecided (its interval, about 1.87-2.36, holds 2). A verdict taken from
+    the ratio of medians alone would call 2.1 met."""
+    timings = {"favor-bench": spread(10.0), "performer-pytorch": spread(peer_ms)}
+    (line,) = process_timings.comparisons(arguments(), timings)
+    assert line.startswith("performer-pytorch / favor-bench: ")
+    assert line.endswith(f"target >= 2: {verdict}")
+
+
+def test_no_verdict_without_a_target():
+    """SDPA has no target, and the targets are for the forward pass only."""
+    timings = {"favor-bench": spread(10.0), "sdpa": spread(30.0), "performer-pytorch": spread(30.0)}
+    lines = process_timings.comparisons(arguments(attention_pass="forward+backward"), timings)
+    assert len(lines) == 2 and not any("target" in line for line in lines)
+    (sdpa_line, _) = process_timings.comparisons(arguments(), timings)
+    assert sdpa_line.startswith("sdpa / favor-bench: 3.00") and "target" not in sdpa_line
+
+
+def test_association_ranks_faults_against_medians():
+    monotone = records([10 + f / 100 for f in (0, 5, 50, 500, 900)], [0, 5, 50, 500, 900])
+    rho, p = process_timings.association(monotone)
+    assert rho == pytest.approx(1.0)
+    assert p < 0.05
+    reversed_ = records([-r["median_ms"] for r in monotone], [r["faults_per_call"] for r in monotone])
+    assert process_timings.association(reversed_)[0] == pytest.approx(-1.0)
+    constant = records([1.0, 2.0, 3.0], [0.0, 0.0, 0.0])
+    assert all(math.isnan(x) for x in process_timings.association(constant))
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--processes", "2"], "--processes must be at least 3"),
+        (["--implementations", "sdpa", "sdpa"], "--implementations must not repeat"),
+    ],
+)
+def test_bad_arguments_are_refused(capsys, argv, message):
+    with pytest.raises(SystemExit):
+        process_timings.parse_args(argv)
+    assert message in capsys.readouterr().err
+
+
+@on_linux
+def test_one_run_end_to_end(capsys):
+    """Three rounds of fresh processes time SDPA and favor-bench at L = 64 (with the held heap):
+    one row per process, finite positive medians, non-negative fault counts, the summary lines
+    (an interval unbounded with three processes) and SDPA's ratio without a verdict."""
+    sizes = ["--length", "64", "--processes", "3", "--calls", "2", "--malloc", "hold"]
+    process_timings.main(["--implementations", "sdpa", "favor-bench", *sizes])
+    lines = capsys.readouterr().out.splitlines()
+    for start in (1, 7):
+        rows = [line.split() for line in lines[start + 2 : start + 5]]
+        assert [int(row[0]) for row in rows] == [0, 1, 2]
+        assert all(0 < float(row[1]) < 1e3 and float(row[2]) >= 0 for row in rows)
+        assert (
+            lines[start + 5].startswith("  median over processes ")
+            and "interval -inf-inf" in lines[start + 5]
+        )
+    assert [lines[1], lines[7]] == ["sdpa", "favor-bench"]
+    assert lines[-1].startswith("sdpa / favor-bench: ") and lines[-1].endswith("(interval 0.00-inf)")
