@@ -22,6 +22,10 @@ peer has a target for the mode (:data:`favor_bench.peer_verdicts.TARGETS`) its v
 process with glibc's thresholds fixed where its dynamic rule ends (``MALLOC_MMAP_THRESHOLD_=33554432
 MALLOC_TRIM_THRESHOLD_=67108864``).
 
+With ``--out FILE``, one JSON line per run is appended to FILE: the arguments, every process's
+record, the summaries and verdicts, the commit (and whether estimators/, favor_bench/ or this
+script differ from it), the package versions, the platform and the date.
+
 Run::
 
     python scripts/process_timings.py --mode bidirectional --length 1024 --processes 16
@@ -30,18 +34,25 @@ Run::
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import math
 import os
+import platform
 import resource
 import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from asv_runner.statistics import quantile_ci
 from scipy import stats
 
 from favor_bench import peer_verdicts, peers
+from studies.core.provenance import git_state_of, package_versions
+
+ROOT = Path(__file__).resolve().parents[1]
 
 HELD_HEAP = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(64 << 20)}
 """glibc's thresholds as its dynamic rule leaves them after a 32 MiB block is freed (the most it reaches)."""
@@ -64,6 +75,7 @@ def parse_args(argv=None):
     parser.add_argument("--processes", type=positive_int, default=16, help="rounds of fresh processes (>= 3)")
     parser.add_argument("--calls", type=positive_int, default=12, help="timed calls per process")
     parser.add_argument("--malloc", choices=("default", "hold"), default="default")
+    parser.add_argument("--out", type=Path, help="a JSON-lines file to append this run's record to")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.processes < 3:
@@ -186,6 +198,30 @@ def report(args, timings):
     return "\n".join(lines + comparisons(args, timings))
 
 
+def run_record(args, timings):
+    """The JSON record of one run (``--out``): what ran, where, on which code, and what it gave. An
+    interval end that no order statistic bounds, and a correlation of a constant column, are null."""
+    sources = [Path(__file__).resolve(), *sorted((ROOT / "estimators").rglob("*.py"))]
+    sources += sorted((ROOT / "favor_bench").glob("*.py"))
+    summaries = {}
+    for name, records in timings.items():
+        median, low, high = median_interval(records)
+        rho, p = association(records)
+        values = {"median_ms": median, "low_ms": low, "high_ms": high, "spearman_rho": rho, "p": p}
+        summaries[name] = {key: value if math.isfinite(value) else None for key, value in values.items()}
+    settings = {key: value for key, value in vars(args).items() if key not in ("child", "out")}
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        **git_state_of(sources, ROOT),
+        "packages": package_versions("torch:cpu"),
+        "platform": platform.platform(),
+        "settings": settings,
+        "processes": timings,
+        "summaries": summaries,
+        "comparisons": comparisons(args, timings),
+    }
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.child:
@@ -196,6 +232,10 @@ def main(argv=None):
         for name in args.implementations:
             timings[name].append(spawn(args, name, index))
     print(report(args, timings))
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with args.out.open("a") as file:
+            file.write(json.dumps(run_record(args, timings), allow_nan=False) + "\n")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import math
 import mmap
 import sys
@@ -112,11 +113,13 @@ def test_bad_arguments_are_refused(capsys, argv, message):
 
 
 @on_linux
-def test_one_run_end_to_end(capsys):
+def test_one_run_end_to_end(capsys, tmp_path):
     """Three rounds of fresh processes time SDPA and favor-bench at L = 64 (with the held heap):
     one row per process, finite positive medians, non-negative fault counts, the summary lines
-    (an interval unbounded with three processes) and SDPA's ratio without a verdict."""
-    sizes = ["--length", "64", "--processes", "3", "--calls", "2", "--malloc", "hold"]
+    (an interval unbounded with three processes) and SDPA's ratio without a verdict; the record
+    appended to ``--out`` holds the same processes, the unbounded ends as null, and the commit."""
+    out = tmp_path / "runs" / "timings.jsonl"
+    sizes = ["--length", "64", "--processes", "3", "--calls", "2", "--malloc", "hold", "--out", str(out)]
     process_timings.main(["--implementations", "sdpa", "favor-bench", *sizes])
     lines = capsys.readouterr().out.splitlines()
     for start in (1, 7):
@@ -129,3 +132,17 @@ def test_one_run_end_to_end(capsys):
         )
     assert [lines[1], lines[7]] == ["sdpa", "favor-bench"]
     assert lines[-1].startswith("sdpa / favor-bench: ") and lines[-1].endswith("(interval 0.00-inf)")
+    (record,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert (
+        record["settings"]["implementations"] == ["sdpa", "favor-bench"]
+        and record["settings"]["length"] == 64
+    )
+    printed = [float(row.split()[1]) for row in lines[3:6]]
+    recorded = [r["median_ms"] for r in record["processes"]["sdpa"]]
+    assert all(abs(a - b) <= 0.005 + 1e-9 for a, b in zip(recorded, printed, strict=True))
+    assert (
+        record["summaries"]["favor-bench"]["low_ms"] is None
+        and record["summaries"]["favor-bench"]["median_ms"] > 0
+    )
+    assert record["comparisons"] == [lines[-1]]
+    assert len(record["commit"]) == 40 and isinstance(record["dirty"], bool)
