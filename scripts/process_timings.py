@@ -198,11 +198,18 @@ def report(args, timings):
     return "\n".join(lines + comparisons(args, timings))
 
 
-def run_record(args, timings):
-    """The JSON record of one run (``--out``): what ran, where, on which code, and what it gave. An
-    interval end that no order statistic bounds, and a correlation of a constant column, are null."""
+def code_state():
+    """``{"commit", "dirty"}`` of estimators/, favor_bench/ and this script, read when a run starts
+    (as the studies read theirs), so a commit made while it measures is not named as its author."""
     sources = [Path(__file__).resolve(), *sorted((ROOT / "estimators").rglob("*.py"))]
     sources += sorted((ROOT / "favor_bench").glob("*.py"))
+    return git_state_of(sources, ROOT)
+
+
+def run_record(args, timings, code):
+    """The JSON record of one run (``--out``): what ran, where, on which code (``code``, from
+    :func:`code_state`), and what it gave. An interval end that no order statistic bounds, and a
+    correlation of a constant column, are null."""
     summaries = {}
     for name, records in timings.items():
         median, low, high = median_interval(records)
@@ -212,7 +219,7 @@ def run_record(args, timings):
     settings = {key: value for key, value in vars(args).items() if key not in ("child", "out")}
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        **git_state_of(sources, ROOT),
+        **code,
         "packages": package_versions("torch:cpu"),
         "platform": platform.platform(),
         "settings": settings,
@@ -227,15 +234,34 @@ def main(argv=None):
     if args.child:
         child(args)
         return
+    code = code_state()
     timings = {name: [] for name in args.implementations}
-    for index in range(args.processes):
-        for name in args.implementations:
-            timings[name].append(spawn(args, name, index))
+    try:
+        for index in range(args.processes):
+            for name in args.implementations:
+                timings[name].append(spawn(args, name, index))
+    except KeyboardInterrupt:
+        rounds = min(len(records) for records in timings.values())
+        raise SystemExit(
+            f"interrupted after {rounds} of {args.processes} rounds; nothing was written: rerun the command"
+        ) from None
     print(report(args, timings))
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        with args.out.open("a") as file:
-            file.write(json.dumps(run_record(args, timings), allow_nan=False) + "\n")
+        append_record(args.out, run_record(args, timings, code))
+
+
+def append_record(path, record):
+    """Append ``record`` as one JSON line to ``path`` (its folder made if needed); one line saying
+    what to do when it cannot be written (the printed report is complete by then)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as file:
+            file.write(json.dumps(record, allow_nan=False) + "\n")
+    except OSError as error:
+        raise SystemExit(
+            f"cannot append to {path} ({error.strerror or error}); the report above is complete: "
+            "rerun with --out set to a writable file"
+        ) from None
 
 
 if __name__ == "__main__":

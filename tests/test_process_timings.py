@@ -146,3 +146,20 @@ def test_one_run_end_to_end(capsys, tmp_path):
     )
     assert record["comparisons"] == [lines[-1]]
     assert len(record["commit"]) == 40 and isinstance(record["dirty"], bool)
+
+
+def test_an_unwritable_out_is_one_line_saying_what_to_do(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(SystemExit) as stop:
+        process_timings.append_record(blocker / "timings.jsonl", {"x": 1})
+    message = str(stop.value)
+    assert message.startswith(f"cannot append to {blocker / 'timings.jsonl'} (")
+    assert message.endswith("rerun with --out set to a writable file") and "\n" not in message
+
+
+def test_records_append_one_line_each(tmp_path):
+    out = tmp_path / "new" / "timings.jsonl"
+    for value in (1, 2):
+        process_timings.append_record(out, {"run": value})
+    assert [json.loads(line) for line in out.read_text().splitlines()] == [{"run": 1}, {"run": 2}]
