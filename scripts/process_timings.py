@@ -4,7 +4,7 @@ CPU-speed targets decided over processes.
 asv's interval for a median (``scripts/peers_figure.py``) pools the samples of its two processes
 as if they were independent, but a call's time moves more between processes than within one. Here
 each of ``--processes`` rounds starts one fresh Python process per implementation (interleaved:
-every implementation once per round; round ``i`` with ``PYTHONHASHSEED=i``, so a run repeats). A
+every implementation once per round; round ``i`` with ``PYTHONHASHSEED=i``, the same in every run). A
 process builds the call as the asv benchmark does (:func:`favor_bench.peers.peer_call`, one
 thread), runs it once, then times ``--calls`` calls with process CPU time and counts its minor page
 faults (``getrusage``: first touches of freshly mapped memory; how many a repeated call takes can
