@@ -71,17 +71,20 @@ def _crossover_row(rows: list[dict], mode: str, attention_pass: str, ours: str) 
     return faster_from
 
 
+NO_CROSSOVER = "never (in the measured range)"
+
+
 def crossover(rows: list[dict], mode: str, attention_pass: str, ours: str = "favor-bench") -> str:
     """``"L = …"``: the smallest measured L from which ``ours`` beats SDPA at every larger one."""
     row = _crossover_row(rows, mode, attention_pass, ours)
-    return "never (in the measured range)" if row is None else f"L = {row['L']}"
+    return NO_CROSSOVER if row is None else f"L = {row['L']}"
 
 
 def _crossover_text(rows: list[dict], mode: str, attention_pass: str, ours: str) -> str:
     """:func:`crossover` with SDPA's time over ours at that L and its 99% interval."""
     row = _crossover_row(rows, mode, attention_pass, ours)
     if row is None:
-        return crossover(rows, mode, attention_pass, ours)
+        return NO_CROSSOVER
     column = f"sdpa_over_{ours}"
     ratio = _interval(row[column], row[f"{column}_low"], row[f"{column}_high"])
     return f"L = {row['L']}; sdpa/{ours} there {ratio}"

@@ -160,15 +160,29 @@ def median_interval(records):
     return median, low, high
 
 
-def comparisons(args, timings):
-    """One line per (peer, favor-bench call) pair in ``timings``: the ratio peer / ours over
-    processes with its interval, and the verdict where the peer has a target in this mode."""
+def summarize(timings):
+    """Per implementation of ``timings``: ``median_ms``, ``low_ms``, ``high_ms`` (:func:`median_interval`),
+    ``spearman_rho`` and ``p`` (:func:`association`), computed once for the report and the record."""
+    out = {}
+    for name, records in timings.items():
+        median, low, high = median_interval(records)
+        rho, p = association(records)
+        out[name] = {"median_ms": median, "low_ms": low, "high_ms": high, "spearman_rho": rho, "p": p}
+    return out
+
+
+def comparisons(args, summaries):
+    """One line per (peer, favor-bench call) pair in ``summaries`` (:func:`summarize`): the ratio
+    peer / ours over processes with its interval, and the verdict where the peer has a target in
+    this mode."""
     lines = []
-    for peer in (name for name in timings if name in peer_verdicts.PEERS):
-        for ours in (name for name in timings if name in peer_verdicts.OURS):
-            ratio = peer_verdicts.ratio_columns(
-                "r", median_interval(timings[peer]), median_interval(timings[ours])
+    for peer in (name for name in summaries if name in peer_verdicts.PEERS):
+        for ours in (name for name in summaries if name in peer_verdicts.OURS):
+            peer_time, our_time = (
+                (summaries[name]["median_ms"], summaries[name]["low_ms"], summaries[name]["high_ms"])
+                for name in (peer, ours)
             )
+            ratio = peer_verdicts.ratio_columns("r", peer_time, our_time)
             line = f"{peer} / {ours}: {ratio['r']:.2f} (interval {ratio['r_low']:.2f}-{ratio['r_high']:.2f})"
             target = peer_verdicts.TARGETS.get((peer, args.mode))
             if target is not None and args.attention_pass == "forward":
@@ -178,8 +192,8 @@ def comparisons(args, timings):
     return lines
 
 
-def report(args, timings):
-    """The printed tables, one per implementation, then the comparisons."""
+def report(args, timings, summaries, compared):
+    """The printed tables, one per implementation with its summary, then the ``compared`` lines."""
     lines = [
         f"{args.mode} {args.attention_pass}, L = {args.length}, {args.processes} processes per "
         f"implementation, {args.calls} calls each, malloc {args.malloc}"
@@ -189,13 +203,13 @@ def report(args, timings):
         lines += [
             f"{i:>7}  {r['median_ms']:>9.2f}  {r['faults_per_call']:>11.1f}" for i, r in enumerate(records)
         ]
-        median, low, high = median_interval(records)
-        rho, p = association(records)
+        summary = summaries[name]
         lines.append(
-            f"  median over processes {median:.2f} ms (99% interval {low:.2f}-{high:.2f}); "
-            f"Spearman rho(faults, median) = {rho:.2f}, p = {p:.3g}"
+            f"  median over processes {summary['median_ms']:.2f} ms "
+            f"(99% interval {summary['low_ms']:.2f}-{summary['high_ms']:.2f}); "
+            f"Spearman rho(faults, median) = {summary['spearman_rho']:.2f}, p = {summary['p']:.3g}"
         )
-    return "\n".join(lines + comparisons(args, timings))
+    return "\n".join(lines + compared)
 
 
 def code_state():
@@ -206,16 +220,10 @@ def code_state():
     return git_state_of(sources, ROOT)
 
 
-def run_record(args, timings, code):
+def run_record(args, timings, summaries, compared, code):
     """The JSON record of one run (``--out``): what ran, where, on which code (``code``, from
     :func:`code_state`), and what it gave. An interval end that no order statistic bounds, and a
     correlation of a constant column, are null."""
-    summaries = {}
-    for name, records in timings.items():
-        median, low, high = median_interval(records)
-        rho, p = association(records)
-        values = {"median_ms": median, "low_ms": low, "high_ms": high, "spearman_rho": rho, "p": p}
-        summaries[name] = {key: value if math.isfinite(value) else None for key, value in values.items()}
     settings = {key: value for key, value in vars(args).items() if key not in ("child", "out")}
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -224,8 +232,11 @@ def run_record(args, timings, code):
         "platform": platform.platform(),
         "settings": settings,
         "processes": timings,
-        "summaries": summaries,
-        "comparisons": comparisons(args, timings),
+        "summaries": {
+            name: {key: value if math.isfinite(value) else None for key, value in summary.items()}
+            for name, summary in summaries.items()
+        },
+        "comparisons": compared,
     }
 
 
@@ -245,9 +256,11 @@ def main(argv=None):
         raise SystemExit(
             f"interrupted after {rounds} of {args.processes} rounds; nothing was written: rerun the command"
         ) from None
-    print(report(args, timings))
+    summaries = summarize(timings)
+    compared = comparisons(args, summaries)
+    print(report(args, timings, summaries, compared))
     if args.out is not None:
-        append_record(args.out, run_record(args, timings, code))
+        append_record(args.out, run_record(args, timings, summaries, compared, code))
 
 
 def append_record(path, record):

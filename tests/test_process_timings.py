@@ -74,7 +74,7 @@ def test_a_target_is_decided_by_the_interval_over_processes(peer_ms, verdict):
     3 met, 1.5 missed, 2.1 undecided (its interval, about 1.87-2.36, holds 2). A verdict taken from
     the ratio of medians alone would call 2.1 met."""
     timings = {"favor-bench": spread(10.0), "performer-pytorch": spread(peer_ms)}
-    (line,) = process_timings.comparisons(arguments(), timings)
+    (line,) = process_timings.comparisons(arguments(), process_timings.summarize(timings))
     assert line.startswith("performer-pytorch / favor-bench: ")
     assert line.endswith(f"target >= 2: {verdict}")
 
@@ -82,9 +82,11 @@ def test_a_target_is_decided_by_the_interval_over_processes(peer_ms, verdict):
 def test_no_verdict_without_a_target():
     """SDPA has no target, and the targets are for the forward pass only."""
     timings = {"favor-bench": spread(10.0), "sdpa": spread(30.0), "performer-pytorch": spread(30.0)}
-    lines = process_timings.comparisons(arguments(attention_pass="forward+backward"), timings)
+    lines = process_timings.comparisons(
+        arguments(attention_pass="forward+backward"), process_timings.summarize(timings)
+    )
     assert len(lines) == 2 and not any("target" in line for line in lines)
-    (sdpa_line, _) = process_timings.comparisons(arguments(), timings)
+    (sdpa_line, _) = process_timings.comparisons(arguments(), process_timings.summarize(timings))
     assert sdpa_line.startswith("sdpa / favor-bench: 3.00") and "target" not in sdpa_line
 
 
