@@ -1,5 +1,5 @@
-"""Peers timed with the process as the unit: a median per fresh process, its page faults, and the
-CPU-speed targets decided over processes.
+"""Peers timed with the process as the unit: a median per fresh process, its page faults, the
+CPU-speed targets decided over processes, and the effect of glibc's allocator thresholds.
 
 asv's interval for a median (``scripts/peers_figure.py``) pools the samples of its two processes
 as if they were independent, but a call's time moves more between processes than within one. Here
@@ -11,16 +11,27 @@ faults (``getrusage``: first touches of freshly mapped memory; how many a repeat
 depend on what the process freed before, as glibc's mmap threshold rises to the largest mapped block
 freed so far, mallopt(3)).
 
-Printed, per implementation: each process's median and faults per call; the median over processes
-with its 99% interval from order statistics (``asv_runner.statistics.quantile_ci``; distribution-free,
-valid for independent processes; unbounded below 8 processes); Spearman's rank correlation of faults
-against medians over the processes, with its two-sided p-value (null hypothesis: no monotone
-association). Then each peer over each favor-bench call: the ratio of the two medians with the
-interval [peer_lo / ours_hi, peer_hi / ours_lo] (coverage >= 98% by Bonferroni), and where the
+Printed, per ``--malloc`` setting and implementation: each process's median and faults per call;
+the median over processes with its 99% interval from order statistics
+(``asv_runner.statistics.quantile_ci``; distribution-free, valid for independent processes;
+unbounded below 8 processes); Spearman's rank correlation of faults against medians over the
+processes, with its two-sided p-value (null hypothesis: no monotone association). Then each peer
+over each favor-bench call: the ratio of the two medians with the interval
+[peer_lo / ours_hi, peer_hi / ours_lo] (coverage >= 98% by Bonferroni), and where the
 peer has a target for the mode (:data:`favor_bench.peer_verdicts.TARGETS`) its verdict by
-:func:`favor_bench.peer_verdicts.side_of`: met, missed or undecided. ``--malloc hold`` starts every
-process with glibc's thresholds fixed where its dynamic rule ends (``MALLOC_MMAP_THRESHOLD_=33554432
-MALLOC_TRIM_THRESHOLD_=67108864``).
+:func:`favor_bench.peer_verdicts.side_of`: met, missed or undecided, within each setting.
+
+``--malloc`` names one or both allocator settings: ``default`` (glibc as a user gets it) and
+``hold`` (every process started with glibc's thresholds fixed where its dynamic rule ends,
+``MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=67108864``: blocks under 32 MiB come from
+the heap, whose free top goes back to the system only beyond 64 MiB). With both, every round
+runs every implementation under each setting (interleaved), and per implementation the time under
+``default`` over the time under ``hold`` is printed with its interval from opposite ends (>= 98%)
+and what it shows: "faster with the heap held" (wholly above 1), "slower with the heap held" (wholly
+below 1) or "no change shown"; with the median faults per call under each. Null hypothesis: the
+setting does not change the median over processes; a change is named only when the interval excludes
+1 (per implementation at most 2% false positives; per run at most 2% times the number of
+implementations).
 
 With ``--out FILE``, one JSON line per run is appended to FILE: the arguments, every process's
 record, the summaries and verdicts, the commit (and whether estimators/, favor_bench/ or this
@@ -29,6 +40,7 @@ script differ from it), the package versions, the platform and the date.
 Run::
 
     python scripts/process_timings.py --mode bidirectional --length 1024 --processes 16
+    python scripts/process_timings.py --malloc default hold --processes 12
 """
 
 from __future__ import annotations
@@ -54,6 +66,7 @@ from studies.core.provenance import git_state_of, package_versions
 
 ROOT = Path(__file__).resolve().parents[1]
 
+MALLOC_SETTINGS = ("default", "hold")
 HELD_HEAP = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(64 << 20)}
 """glibc's thresholds as its dynamic rule leaves them after a 32 MiB block is freed (the most it reaches)."""
 CONFIDENCE = 0.99
@@ -74,7 +87,13 @@ def parse_args(argv=None):
     parser.add_argument("--length", type=positive_int, default=1024, help="sequence length L")
     parser.add_argument("--processes", type=positive_int, default=16, help="rounds of fresh processes (>= 3)")
     parser.add_argument("--calls", type=positive_int, default=12, help="timed calls per process")
-    parser.add_argument("--malloc", choices=("default", "hold"), default="default")
+    parser.add_argument(
+        "--malloc",
+        nargs="+",
+        choices=MALLOC_SETTINGS,
+        default=["default"],
+        help="allocator settings, each timed in every round (default: default)",
+    )
     parser.add_argument("--out", type=Path, help="a JSON-lines file to append this run's record to")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -82,6 +101,8 @@ def parse_args(argv=None):
         parser.error(f"--processes must be at least 3 for a rank correlation, got {args.processes}")
     if len(set(args.implementations)) != len(args.implementations):
         parser.error(f"--implementations must not repeat a name, got {args.implementations}")
+    if len(set(args.malloc)) != len(args.malloc):
+        parser.error(f"--malloc must not repeat a setting, got {args.malloc}")
     return args
 
 
@@ -122,10 +143,12 @@ def child(args):
     print(json.dumps({"faults_per_call": faults, "median_ms": 1e3 * statistics.median(times)}))
 
 
-def spawn(args, implementation, index):
-    """Run :func:`child` for ``implementation`` in a fresh process with ``PYTHONHASHSEED=index``."""
-    env = {**os.environ, "PYTHONHASHSEED": str(index), "OMP_NUM_THREADS": "1"}
-    if args.malloc == "hold":
+def spawn(args, implementation, malloc, index):
+    """Run :func:`child` for ``implementation`` in a fresh process with ``PYTHONHASHSEED=index``,
+    under allocator setting ``malloc``."""
+    env = {key: value for key, value in os.environ.items() if key not in HELD_HEAP}
+    env.update({"PYTHONHASHSEED": str(index), "OMP_NUM_THREADS": "1"})
+    if malloc == "hold":
         env.update(HELD_HEAP)
     command = [
         sys.executable,
@@ -137,7 +160,8 @@ def spawn(args, implementation, index):
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(
-            f"{implementation}, process {index} failed (exit {done.returncode}): {done.stderr.strip()[-500:]}"
+            f"{implementation} (malloc {malloc}), process {index} failed (exit {done.returncode}): "
+            f"{done.stderr.strip()[-500:]}"
         )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -192,23 +216,56 @@ def comparisons(args, summaries):
     return lines
 
 
+def allocator_effects(timings, summaries):
+    """Per implementation, when ``timings`` and ``summaries`` (keyed by setting, then
+    implementation) hold both ``default`` and ``hold``: the default time over the held time with
+    its interval, what it shows, and the median faults per call under each (an empty list with one
+    setting)."""
+    if set(MALLOC_SETTINGS) - set(summaries):
+        return []
+    lines = []
+    for name in summaries["default"]:
+        default, held = (
+            (summaries[s][name]["median_ms"], summaries[s][name]["low_ms"], summaries[s][name]["high_ms"])
+            for s in MALLOC_SETTINGS
+        )
+        ratio = peer_verdicts.ratio_columns("r", default, held)
+        low, high = ratio["r_low"], ratio["r_high"]
+        shown = (
+            "faster with the heap held"
+            if low > 1
+            else "slower with the heap held"
+            if high < 1
+            else "no change shown"
+        )
+        faults = (statistics.median(r["faults_per_call"] for r in timings[s][name]) for s in MALLOC_SETTINGS)
+        lines.append(
+            f"{name}, default / hold: {ratio['r']:.2f} (interval {low:.2f}-{high:.2f}): {shown}; "
+            "median faults per call {:.0f} / {:.0f}".format(*faults)
+        )
+    return lines
+
+
 def report(args, timings, summaries, compared):
-    """The printed tables, one per implementation with its summary, then the ``compared`` lines."""
+    """The printed tables, per setting one per implementation with its summary, then the
+    ``compared`` lines (comparisons within a setting, then the allocator effects)."""
     lines = [
         f"{args.mode} {args.attention_pass}, L = {args.length}, {args.processes} processes per "
-        f"implementation, {args.calls} calls each, malloc {args.malloc}"
+        f"implementation and setting, {args.calls} calls each"
     ]
-    for name, records in timings.items():
-        lines += [f"{name}", f"{'process':>7}  {'median ms':>9}  {'faults/call':>11}"]
-        lines += [
-            f"{i:>7}  {r['median_ms']:>9.2f}  {r['faults_per_call']:>11.1f}" for i, r in enumerate(records)
-        ]
-        summary = summaries[name]
-        lines.append(
-            f"  median over processes {summary['median_ms']:.2f} ms "
-            f"(99% interval {summary['low_ms']:.2f}-{summary['high_ms']:.2f}); "
-            f"Spearman rho(faults, median) = {summary['spearman_rho']:.2f}, p = {summary['p']:.3g}"
-        )
+    for malloc, by_name in timings.items():
+        for name, records in by_name.items():
+            lines += [f"{name}, malloc {malloc}", f"{'process':>7}  {'median ms':>9}  {'faults/call':>11}"]
+            lines += [
+                f"{i:>7}  {r['median_ms']:>9.2f}  {r['faults_per_call']:>11.1f}"
+                for i, r in enumerate(records)
+            ]
+            summary = summaries[malloc][name]
+            lines.append(
+                f"  median over processes {summary['median_ms']:.2f} ms "
+                f"(99% interval {summary['low_ms']:.2f}-{summary['high_ms']:.2f}); "
+                f"Spearman rho(faults, median) = {summary['spearman_rho']:.2f}, p = {summary['p']:.3g}"
+            )
     return "\n".join(lines + compared)
 
 
@@ -222,8 +279,9 @@ def code_state():
 
 def run_record(args, timings, summaries, compared, code):
     """The JSON record of one run (``--out``): what ran, where, on which code (``code``, from
-    :func:`code_state`), and what it gave. An interval end that no order statistic bounds, and a
-    correlation of a constant column, are null."""
+    :func:`code_state`), and what it gave: processes and summaries keyed by allocator setting, then
+    implementation; the printed comparison and allocator lines. An interval end that no order
+    statistic bounds, and a correlation of a constant column, are null."""
     settings = {key: value for key, value in vars(args).items() if key not in ("child", "out")}
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -233,8 +291,11 @@ def run_record(args, timings, summaries, compared, code):
         "settings": settings,
         "processes": timings,
         "summaries": {
-            name: {key: value if math.isfinite(value) else None for key, value in summary.items()}
-            for name, summary in summaries.items()
+            malloc: {
+                name: {key: value if math.isfinite(value) else None for key, value in summary.items()}
+                for name, summary in by_name.items()
+            }
+            for malloc, by_name in summaries.items()
         },
         "comparisons": compared,
     }
@@ -246,18 +307,22 @@ def main(argv=None):
         child(args)
         return
     code = code_state()
-    timings = {name: [] for name in args.implementations}
+    timings = {malloc: {name: [] for name in args.implementations} for malloc in args.malloc}
     try:
         for index in range(args.processes):
             for name in args.implementations:
-                timings[name].append(spawn(args, name, index))
+                for malloc in args.malloc:
+                    timings[malloc][name].append(spawn(args, name, malloc, index))
     except KeyboardInterrupt:
-        rounds = min(len(records) for records in timings.values())
+        rounds = min(len(records) for by_name in timings.values() for records in by_name.values())
         raise SystemExit(
             f"interrupted after {rounds} of {args.processes} rounds; nothing was written: rerun the command"
         ) from None
-    summaries = summarize(timings)
-    compared = comparisons(args, summaries)
+    summaries = {malloc: summarize(by_name) for malloc, by_name in timings.items()}
+    compared = [
+        f"malloc {malloc}: {line}" for malloc in args.malloc for line in comparisons(args, summaries[malloc])
+    ]
+    compared += allocator_effects(timings, summaries)
     print(report(args, timings, summaries, compared))
     if args.out is not None:
         append_record(args.out, run_record(args, timings, summaries, compared, code))

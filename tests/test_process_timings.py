@@ -1,5 +1,5 @@
 """``scripts/process_timings.py``: the fault counter, the interval over processes, the verdicts,
-the rank association, and one run end to end."""
+the rank association, the allocator effect, and one run end to end."""
 
 from __future__ import annotations
 
@@ -101,11 +101,63 @@ def test_association_ranks_faults_against_medians():
     assert all(math.isnan(x) for x in process_timings.association(constant))
 
 
+def by_setting(default, held):
+    """Timings keyed by allocator setting, then implementation."""
+    return {"default": default, "hold": held}
+
+
+@pytest.mark.parametrize(
+    ("default_ms", "held_ms", "shown"),
+    [
+        (20.0, 10.0, "faster with the heap held"),
+        (10.0, 20.0, "slower with the heap held"),
+        (10.5, 10.0, "no change shown"),
+    ],
+)
+def test_the_allocator_effect_is_decided_by_the_interval(default_ms, held_ms, shown):
+    """Default over held: 2 (interval about 1.8-2.3) is a change, 0.5 the opposite one, 1.05
+    (about 0.94-1.17) none. Reading the effect from the ratio of medians alone would call 1.05 a
+    change."""
+    timings = by_setting(
+        {"performer-pytorch": records([default_ms * (1 + 0.01 * (i - 8)) for i in range(16)], [900.0] * 16)},
+        {"performer-pytorch": records([held_ms * (1 + 0.01 * (i - 8)) for i in range(16)], [40.0] * 16)},
+    )
+    summaries = {malloc: process_timings.summarize(by_name) for malloc, by_name in timings.items()}
+    (line,) = process_timings.allocator_effects(timings, summaries)
+    assert line.startswith(f"performer-pytorch, default / hold: {default_ms / held_ms:.2f} (interval ")
+    assert line.endswith(f"{shown}; median faults per call 900 / 40")
+
+
+def test_no_allocator_effect_from_one_setting():
+    timings = {"hold": {"sdpa": spread(10.0)}}
+    summaries = {"hold": process_timings.summarize(timings["hold"])}
+    assert process_timings.allocator_effects(timings, summaries) == []
+
+
+def test_the_default_setting_drops_held_thresholds_from_the_environment(monkeypatch):
+    """A ``default`` process runs with glibc's own thresholds even when the caller's environment
+    holds them; a ``hold`` process gets them."""
+    seen = []
+
+    def fake_run(command, env, **_):
+        seen.append({key: env.get(key) for key in process_timings.HELD_HEAP})
+        return argparse.Namespace(returncode=0, stdout='{"faults_per_call": 0, "median_ms": 1}\n')
+
+    monkeypatch.setattr(process_timings.subprocess, "run", fake_run)
+    for key, value in process_timings.HELD_HEAP.items():
+        monkeypatch.setenv(key, value)
+    args = process_timings.parse_args(["--length", "64"])
+    for malloc in ("default", "hold"):
+        process_timings.spawn(args, "sdpa", malloc, 0)
+    assert seen == [dict.fromkeys(process_timings.HELD_HEAP), process_timings.HELD_HEAP]
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["--processes", "2"], "--processes must be at least 3"),
         (["--implementations", "sdpa", "sdpa"], "--implementations must not repeat"),
+        (["--malloc", "hold", "hold"], "--malloc must not repeat"),
     ],
 )
 def test_bad_arguments_are_refused(capsys, argv, message):
@@ -116,15 +168,18 @@ def test_bad_arguments_are_refused(capsys, argv, message):
 
 @on_linux
 def test_one_run_end_to_end(capsys, tmp_path):
-    """Three rounds of fresh processes time SDPA and favor-bench at L = 64 (with the held heap):
-    one row per process, finite positive medians, non-negative fault counts, the summary lines
-    (an interval unbounded with three processes) and SDPA's ratio without a verdict; the record
-    appended to ``--out`` holds the same processes, the unbounded ends as null, and the commit."""
+    """Three rounds of fresh processes time SDPA and favor-bench at L = 64 under both allocator
+    settings: one row per process, finite positive medians, non-negative fault counts, the summary
+    lines (an interval unbounded with three processes), SDPA's ratio in each setting without a
+    verdict, and each implementation's allocator line (no change shown by an unbounded interval);
+    the record appended to ``--out`` holds the same processes by setting, the unbounded ends as null,
+    the printed lines and the commit."""
     out = tmp_path / "runs" / "timings.jsonl"
-    sizes = ["--length", "64", "--processes", "3", "--calls", "2", "--malloc", "hold", "--out", str(out)]
-    process_timings.main(["--implementations", "sdpa", "favor-bench", *sizes])
+    sizes = ["--length", "64", "--processes", "3", "--calls", "2", "--out", str(out)]
+    process_timings.main(["--implementations", "sdpa", "favor-bench", "--malloc", "default", "hold", *sizes])
     lines = capsys.readouterr().out.splitlines()
-    for start in (1, 7):
+    starts = (1, 7, 13, 19)
+    for start in starts:
         rows = [line.split() for line in lines[start + 2 : start + 5]]
         assert [int(row[0]) for row in rows] == [0, 1, 2]
         assert all(0 < float(row[1]) < 1e3 and float(row[2]) >= 0 for row in rows)
@@ -132,21 +187,32 @@ def test_one_run_end_to_end(capsys, tmp_path):
             lines[start + 5].startswith("  median over processes ")
             and "interval -inf-inf" in lines[start + 5]
         )
-    assert [lines[1], lines[7]] == ["sdpa", "favor-bench"]
-    assert lines[-1].startswith("sdpa / favor-bench: ") and lines[-1].endswith("(interval 0.00-inf)")
+    assert [lines[start] for start in starts] == [
+        f"{name}, malloc {malloc}" for malloc in ("default", "hold") for name in ("sdpa", "favor-bench")
+    ]
+    compared = lines[25:]
+    assert [line.split(": ")[0] for line in compared] == [
+        "malloc default",
+        "malloc hold",
+        "sdpa, default / hold",
+        "favor-bench, default / hold",
+    ]
+    assert all(line.endswith("(interval 0.00-inf)") for line in compared[:2])
+    assert all(
+        "(interval 0.00-inf): no change shown; median faults per call " in line for line in compared[2:]
+    )
     (record,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert (
         record["settings"]["implementations"] == ["sdpa", "favor-bench"]
+        and record["settings"]["malloc"] == ["default", "hold"]
         and record["settings"]["length"] == 64
     )
-    printed = [float(row.split()[1]) for row in lines[3:6]]
-    recorded = [r["median_ms"] for r in record["processes"]["sdpa"]]
+    printed = [float(row.split()[1]) for row in lines[15:18]]
+    recorded = [r["median_ms"] for r in record["processes"]["hold"]["sdpa"]]
     assert all(abs(a - b) <= 0.005 + 1e-9 for a, b in zip(recorded, printed, strict=True))
-    assert (
-        record["summaries"]["favor-bench"]["low_ms"] is None
-        and record["summaries"]["favor-bench"]["median_ms"] > 0
-    )
-    assert record["comparisons"] == [lines[-1]]
+    favor = record["summaries"]["default"]["favor-bench"]
+    assert favor["low_ms"] is None and favor["median_ms"] > 0
+    assert record["comparisons"] == compared
     assert len(record["commit"]) == 40 and isinstance(record["dirty"], bool)
 
 
