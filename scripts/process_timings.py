@@ -24,14 +24,16 @@ peer has a target for the mode (:data:`favor_bench.peer_verdicts.TARGETS`) its v
 ``--malloc`` names one or both allocator settings: ``default`` (glibc as a user gets it) and
 ``hold`` (every process started with glibc's thresholds fixed where its dynamic rule ends,
 ``MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=67108864``: blocks under 32 MiB come from
-the heap, whose free top goes back to the system only beyond 64 MiB). With both, every round
-runs every implementation under each setting (interleaved), and per implementation the time under
+the heap, whose free top goes back to the system only beyond 64 MiB). With both, every round runs
+every implementation under each setting (interleaved), and per implementation the time under
 ``default`` over the time under ``hold`` is printed with its interval from opposite ends (>= 98%)
 and what it shows: "faster with the heap held" (wholly above 1), "slower with the heap held" (wholly
-below 1) or "no change shown"; with the median faults per call under each. Null hypothesis: the
-setting does not change the median over processes; a change is named only when the interval excludes
-1 (per implementation at most 2% false positives; per run at most 2% times the number of
-implementations).
+below 1) or "no change shown"; then the Mann-Whitney rank-sum p-value of the two settings' process
+medians, and the median faults per call under each. Null hypotheses: the setting does not change the
+median over processes (a change is named only when the interval excludes 1: at most 2% false per
+implementation, 2% times the number of implementations per run); the two settings' process medians
+come from one distribution (the rank-sum test: for a rate alpha over a family of k such tests, read
+p < alpha / k).
 
 With ``--out FILE``, one JSON line per run is appended to FILE: the arguments, every process's
 record, the summaries and verdicts, the commit (and whether estimators/, favor_bench/ or this
@@ -219,8 +221,9 @@ def comparisons(args, summaries):
 def allocator_effects(timings, summaries):
     """Per implementation, when ``timings`` and ``summaries`` (keyed by setting, then
     implementation) hold both ``default`` and ``hold``: the default time over the held time with
-    its interval, what it shows, and the median faults per call under each (an empty list with one
-    setting)."""
+    its interval, what it shows, the two-sided Mann-Whitney rank-sum p-value of the two settings'
+    process medians (null hypothesis: one distribution; a test of the setting that needs no
+    interval), and the median faults per call under each (an empty list with one setting)."""
     if set(MALLOC_SETTINGS) - set(summaries):
         return []
     lines = []
@@ -238,10 +241,12 @@ def allocator_effects(timings, summaries):
             if high < 1
             else "no change shown"
         )
+        medians = [[r["median_ms"] for r in timings[s][name]] for s in MALLOC_SETTINGS]
+        p = stats.mannwhitneyu(*medians).pvalue
         faults = (statistics.median(r["faults_per_call"] for r in timings[s][name]) for s in MALLOC_SETTINGS)
         lines.append(
             f"{name}, default / hold: {ratio['r']:.2f} (interval {low:.2f}-{high:.2f}): {shown}; "
-            "median faults per call {:.0f} / {:.0f}".format(*faults)
+            f"rank-sum p = {p:.2g}; " + "median faults per call {:.0f} / {:.0f}".format(*faults)
         )
     return lines
 

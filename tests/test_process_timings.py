@@ -125,7 +125,20 @@ def test_the_allocator_effect_is_decided_by_the_interval(default_ms, held_ms, sh
     summaries = {malloc: process_timings.summarize(by_name) for malloc, by_name in timings.items()}
     (line,) = process_timings.allocator_effects(timings, summaries)
     assert line.startswith(f"performer-pytorch, default / hold: {default_ms / held_ms:.2f} (interval ")
-    assert line.endswith(f"{shown}; median faults per call 900 / 40")
+    assert f"): {shown}; rank-sum p = " in line and line.endswith("; median faults per call 900 / 40")
+    p = float(line.split("rank-sum p = ")[1].split(";")[0])
+    assert p < 1e-4 if shown != "no change shown" else p > 1e-3
+
+
+def test_the_rank_sum_test_finds_nothing_between_identical_settings():
+    """Identical process medians under both settings: ratio 1, p = 1 (a p-value computed from the
+    wrong columns, the faults say, would not be 1 here)."""
+    same = records([10.0 + i for i in range(8)], [float(100 * i) for i in range(8)])
+    other_faults = records([10.0 + i for i in range(8)], [0.0] * 8)
+    timings = by_setting({"sdpa": same}, {"sdpa": other_faults})
+    summaries = {malloc: process_timings.summarize(by_name) for malloc, by_name in timings.items()}
+    (line,) = process_timings.allocator_effects(timings, summaries)
+    assert "default / hold: 1.00 " in line and "no change shown; rank-sum p = 1;" in line
 
 
 def test_no_allocator_effect_from_one_setting():
@@ -198,9 +211,7 @@ def test_one_run_end_to_end(capsys, tmp_path):
         "favor-bench, default / hold",
     ]
     assert all(line.endswith("(interval 0.00-inf)") for line in compared[:2])
-    assert all(
-        "(interval 0.00-inf): no change shown; median faults per call " in line for line in compared[2:]
-    )
+    assert all("(interval 0.00-inf): no change shown; rank-sum p = " in line for line in compared[2:])
     (record,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert (
         record["settings"]["implementations"] == ["sdpa", "favor-bench"]
