@@ -197,6 +197,11 @@ def summarize(timings):
     return out
 
 
+def time_with_interval(summary):
+    """(median, low, high) of one :func:`summarize` entry, as :func:`peer_verdicts.ratio_columns` takes it."""
+    return summary["median_ms"], summary["low_ms"], summary["high_ms"]
+
+
 def comparisons(args, summaries):
     """One line per (peer, favor-bench call) pair in ``summaries`` (:func:`summarize`): the ratio
     peer / ours over processes with its interval, and the verdict where the peer has a target in
@@ -204,11 +209,9 @@ def comparisons(args, summaries):
     lines = []
     for peer in (name for name in summaries if name in peer_verdicts.PEERS):
         for ours in (name for name in summaries if name in peer_verdicts.OURS):
-            peer_time, our_time = (
-                (summaries[name]["median_ms"], summaries[name]["low_ms"], summaries[name]["high_ms"])
-                for name in (peer, ours)
+            ratio = peer_verdicts.ratio_columns(
+                "r", *(time_with_interval(summaries[n]) for n in (peer, ours))
             )
-            ratio = peer_verdicts.ratio_columns("r", peer_time, our_time)
             line = f"{peer} / {ours}: {ratio['r']:.2f} (interval {ratio['r_low']:.2f}-{ratio['r_high']:.2f})"
             target = peer_verdicts.TARGETS.get((peer, args.mode))
             if target is not None and args.attention_pass == "forward":
@@ -228,11 +231,9 @@ def allocator_effects(timings, summaries):
         return []
     lines = []
     for name in summaries["default"]:
-        default, held = (
-            (summaries[s][name]["median_ms"], summaries[s][name]["low_ms"], summaries[s][name]["high_ms"])
-            for s in MALLOC_SETTINGS
+        ratio = peer_verdicts.ratio_columns(
+            "r", *(time_with_interval(summaries[s][name]) for s in MALLOC_SETTINGS)
         )
-        ratio = peer_verdicts.ratio_columns("r", default, held)
         low, high = ratio["r_low"], ratio["r_high"]
         shown = (
             "faster with the heap held"
