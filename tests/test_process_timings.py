@@ -60,9 +60,9 @@ def arguments(mode="bidirectional", attention_pass="forward"):
     return argparse.Namespace(mode=mode, attention_pass=attention_pass)
 
 
-def spread(center, count=16):
-    """``count`` process medians around ``center``, 1% apart."""
-    return records([center * (1 + 0.01 * (i - count / 2)) for i in range(count)])
+def spread(center, count=16, faults=0.0):
+    """``count`` process medians around ``center``, 1% apart, each with ``faults`` per call."""
+    return records([center * (1 + 0.01 * (i - count / 2)) for i in range(count)], [faults] * count)
 
 
 @pytest.mark.parametrize(
@@ -119,8 +119,8 @@ def test_the_allocator_effect_is_decided_by_the_interval(default_ms, held_ms, sh
     (about 0.94-1.17) none. Reading the effect from the ratio of medians alone would call 1.05 a
     change."""
     timings = by_setting(
-        {"performer-pytorch": records([default_ms * (1 + 0.01 * (i - 8)) for i in range(16)], [900.0] * 16)},
-        {"performer-pytorch": records([held_ms * (1 + 0.01 * (i - 8)) for i in range(16)], [40.0] * 16)},
+        {"performer-pytorch": spread(default_ms, faults=900.0)},
+        {"performer-pytorch": spread(held_ms, faults=40.0)},
     )
     summaries = {malloc: process_timings.summarize(by_name) for malloc, by_name in timings.items()}
     (line,) = process_timings.allocator_effects(timings, summaries)
